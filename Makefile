@@ -1,0 +1,37 @@
+# DL-ENS: `make demo` and `make test` bootstrap everything (uv via pip if missing, then a frozen sync).
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+RUN := $(UV) run --frozen
+STORE ?= data/demo.zarr
+DAYS ?= 3
+
+.PHONY: setup demo test test-fast lint bench clean
+
+setup: .venv/.synced
+
+.venv/.synced: pyproject.toml uv.lock libs/common/pyproject.toml services/ingest/pyproject.toml
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+	$(UV) sync --frozen --all-packages
+	@touch $@
+
+demo: setup  ## synthetic ingest of a few days on the demo domain into a local store, then status + validation
+	$(RUN) dlens-ingest synthetic --store $(STORE) --start 2025-07-01 --days $(DAYS) --domain demo --seed 0
+	$(RUN) dlens-ingest status --store $(STORE)
+	$(RUN) dlens-ingest validate --store $(STORE) --deep
+
+lint: setup
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) lint-imports
+
+test: lint  ## lint, then the whole suite (slow tests included)
+	$(RUN) pytest
+
+test-fast: setup
+	$(RUN) pytest -m "not slow"
+
+bench: setup
+	$(RUN) python bench/ingest.py
+
+clean:
+	rm -rf data/demo.zarr bench/results .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""DL-ENS shared library."""

@@ -1,0 +1,43 @@
+"""One source of truth for DL-ENS configuration: environment (prefix ``DLENS_``), then defaults.
+
+Command-line flags override these values; a flag left unset never overrides a value set in the
+environment (the CLI passes only the flags the user gave).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """DL-ENS settings, read from ``DLENS_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="DLENS_", extra="ignore")
+
+    store: str = Field("data/store.zarr", description="Store root: a local path or s3://bucket/prefix")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint; when unset the standard AWS_ENDPOINT_URL applies"
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster address; when unset RAY_ADDRESS applies, else a local Ray starts"
+    )
+    domain: str = Field("demo", description="Named domain (full, demo, tiny) or S,N,W,E")
+    leads: str = Field("0:96:3", description="Lead hours kept in the store, start:stop:step inclusive")
+    levels: str = Field("0", description="Comma-separated levels in metres kept in the store")
+    seed: int = Field(0, description="Synthetic generator seed")
+    compressor: Literal["zstd", "lz4", "none"] = Field(
+        "zstd", description="Lossless codec of the store's arrays (blosc with byte shuffle)"
+    )
+    compression_level: int = Field(1, ge=0, le=9)
+    log_level: str = Field("INFO")
+    progress: bool = Field(True, description="Show progress bars on long work")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (environment read once)."""
+    return Settings()

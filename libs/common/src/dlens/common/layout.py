@@ -1,0 +1,70 @@
+"""The store's layout (DESIGN §3): groups, dimensions, chunking, ingest-status codes.
+
+Writers (services/ingest) build the store from these definitions and `schema.validate_store`
+checks a store against them, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+SCHEMA_VERSION = 1
+
+FORECASTS, ANALYSIS, METEO, STATIC, PRODUCTS = "forecasts", "analysis", "meteo", "static", "products"
+
+#: Coordinate encodings understood by xarray's CF decoding.
+TIME_UNITS = "hours since 1970-01-01 00:00:00"
+TIME_ATTRS = {"units": TIME_UNITS, "calendar": "proleptic_gregorian"}
+
+FORECAST_DIMS = ("run", "lead", "member", "level", "latitude", "longitude")
+ANALYSIS_DIMS = ("time", "level", "latitude", "longitude")
+METEO_DIMS = ("run", "lead", "latitude", "longitude")
+PRODUCT_DIMS = ("run", "lead", "level", "latitude", "longitude")
+STATIC_DIMS = ("latitude", "longitude")
+
+#: Per (run, member, species) for forecasts and (time, species) for the analysis.
+STATUS = "ingest_status"
+#: Per (run|time, species, stat): additive sums for normalisation statistics.
+STATS = "ingest_stats"
+STAT_NAMES = ("n", "sum", "sumsq", "logsum", "logsumsq", "min", "max")
+
+#: Status/stats arrays are written by the coordinator only, in chunks this long along run/time.
+AXIS_CHUNK = 1024
+#: Above this many cells a field is tiled into 2 x 2 chunks grouped in one shard.
+TILE_ABOVE_CELLS = 256 * 256
+
+
+class Status(IntEnum):
+    """Ingest status of one cell: readers trust only COMPLETE and ABSENT."""
+
+    PENDING = 0  # nothing committed (never written, or a crash before the commit)
+    COMPLETE = 1  # data written, then marked
+    ABSENT = 2  # the source had no data for it (a missing member): the field stays NaN
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """Chunk and shard shapes for one array."""
+
+    chunks: tuple[int, ...]
+    shards: tuple[int, ...] | None
+
+
+def field_chunking(leading: tuple[int, ...], nlat: int, nlon: int) -> Chunking:
+    """Chunking of an array whose last two dims are (latitude, longitude).
+
+    `leading` holds the chunk lengths of the other dims (one sample: one run, lead, level, all
+    members). Small domains are one spatial chunk; large ones (the full grid) are 2 x 2 tiles
+    grouped in a shard that holds the whole field, so one writer owns the shard of its field.
+    """
+    if nlat * nlon > TILE_ABOVE_CELLS and nlat % 2 == 0 and nlon % 2 == 0:
+        return Chunking((*leading, nlat // 2, nlon // 2), (*leading, nlat, nlon))
+    return Chunking((*leading, nlat, nlon), None)
+
+#: IFS-like weather predictors of the meteo group, with units.
+METEO_VARIABLES: dict[str, str] = {"t2m": "K", "blh": "m", "u10": "m s-1", "v10": "m s-1", "ssrd": "W m-2"}
+#: Fields of the static group.
+STATIC_VARIABLES: dict[str, str] = {"land_sea_mask": "1", "orography": "m"}
+#: Where the operational CAMS median product goes when ingested: a reference, never a model input.
+CAMS_ENSEMBLE_PRODUCT = f"{PRODUCTS}/cams-ensemble"

@@ -1,0 +1,135 @@
+"""`validate_store`: check a store against the layout of DESIGN §3 and say precisely what is wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from dlens.common.grid import domain_of
+from dlens.common.layout import (
+    ANALYSIS,
+    ANALYSIS_DIMS,
+    CAMS_ENSEMBLE_PRODUCT,
+    FORECAST_DIMS,
+    FORECASTS,
+    METEO,
+    METEO_DIMS,
+    METEO_VARIABLES,
+    PRODUCT_DIMS,
+    SCHEMA_VERSION,
+    STATIC,
+    STATIC_DIMS,
+    STATIC_VARIABLES,
+    STATUS,
+    Status,
+)
+from dlens.common.species import MEMBERS, SPECIES_NAMES
+from dlens.common.store import open_dataset, open_store
+
+EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    FORECASTS: (SPECIES_NAMES, FORECAST_DIMS),
+    ANALYSIS: (SPECIES_NAMES, ANALYSIS_DIMS),
+    METEO: (tuple(METEO_VARIABLES), METEO_DIMS),
+    CAMS_ENSEMBLE_PRODUCT: (SPECIES_NAMES, PRODUCT_DIMS),
+    STATIC: (tuple(STATIC_VARIABLES), STATIC_DIMS),
+}
+
+
+class StoreInvalidError(ValueError):
+    """The store does not follow the schema; the message lists every problem."""
+
+
+def validate_store(url: str, deep: bool = False) -> list[str]:
+    """Problems found in the store at `url` (empty when it is valid).
+
+    The shallow check reads metadata and coordinates; `deep` also reads every committed cell and
+    checks that complete cells hold finite, non-negative values and absent ones only NaN.
+    """
+    try:
+        root = open_store(url, mode="r")
+    except (FileNotFoundError, ValueError) as exc:
+        return [f"cannot open store: {exc}"]
+    attrs = root.attrs.asdict()
+    if attrs.get("schema_version") != SCHEMA_VERSION:
+        return [f"root: schema_version is {attrs.get('schema_version')!r}, expected {SCHEMA_VERSION}"]
+    problems: list[str] = []
+    for path, (variables, dims) in EXPECTED.items():
+        try:
+            ds = open_dataset(url, path)
+        except Exception as exc:  # a missing or unreadable group is a finding, not a crash
+            problems.append(f"{path}: cannot open group ({type(exc).__name__}: {exc})")
+            continue
+        problems += _check_group(path, ds, variables, dims, attrs)
+        if deep and STATUS in ds:
+            problems += _check_committed(path, ds, variables)
+    return problems
+
+
+def check_store(url: str, deep: bool = False) -> None:
+    """Raise StoreInvalidError listing every problem, if any."""
+    problems = validate_store(url, deep=deep)
+    if problems:
+        raise StoreInvalidError(f"store {url!r} is invalid:\n  " + "\n  ".join(problems))
+
+
+def _check_group(path: str, ds: xr.Dataset, variables, dims, root_attrs: dict) -> list[str]:
+    problems = []
+    for var in variables:
+        if var not in ds:
+            problems.append(f"{path}: variable {var!r} is missing")
+        elif ds[var].dims != dims:
+            problems.append(f"{path}/{var}: dims {ds[var].dims}, expected {dims}")
+        elif ds[var].dtype != np.float32:
+            problems.append(f"{path}/{var}: dtype {ds[var].dtype}, expected float32")
+    try:
+        dom = domain_of(ds["latitude"].values, ds["longitude"].values)
+        if list(dom.bounds) != list(root_attrs["domain"]["bounds_snwe"]):
+            problems.append(f"{path}: grid {dom.spec()} differs from the store's {root_attrs['domain']['bounds_snwe']}")
+    except (KeyError, ValueError) as exc:
+        problems.append(f"{path}: latitude/longitude are not ascending MACCGE01 cells ({exc})")
+    if "lead" in dims and list(ds["lead"].values) != list(root_attrs["leads"]):
+        problems.append(f"{path}: leads {list(ds['lead'].values)} differ from the store's {root_attrs['leads']}")
+    if "member" in dims and tuple(ds["member"].values) != MEMBERS:
+        problems.append(f"{path}: members {tuple(ds['member'].values)}, expected {MEMBERS}")
+    for axis in ("run", "time"):
+        if axis in dims:
+            values = ds[axis].values
+            if not np.issubdtype(values.dtype, np.datetime64):
+                problems.append(f"{path}: {axis} is not a datetime coordinate")
+            elif len(np.unique(values)) != len(values):
+                problems.append(f"{path}: {axis} has duplicated values")
+            if STATUS not in ds:
+                problems.append(f"{path}: {STATUS} array is missing")
+            elif ds[STATUS].sizes[axis] != ds.sizes[axis]:
+                problems.append(f"{path}: {STATUS} has {ds[STATUS].sizes[axis]} {axis}s, coordinate has {ds.sizes[axis]}")
+            elif not np.isin(ds[STATUS].values, [s.value for s in Status]).all():
+                problems.append(f"{path}: {STATUS} holds values outside {[s.value for s in Status]}")
+    return problems
+
+
+def _check_committed(path: str, ds: xr.Dataset, variables) -> list[str]:
+    """Deep check: committed cells hold what their status says (one read per axis position)."""
+    problems = []
+    status = ds[STATUS]
+    axis = status.dims[0]
+    label_dim = next(d for d in status.dims[1:] if d in ("species", "variable"))
+    signed = set(variables) & {"u10", "v10"}
+    for var in variables:
+        cells = status.sel({label_dim: var})
+        for pos in range(cells.sizes[axis]):
+            row = cells.isel({axis: pos})
+            if not (row.values != Status.PENDING).any():
+                continue
+            block = ds[var].isel({axis: pos})
+            for idx in np.ndindex(row.shape):
+                value = int(row.values[idx])
+                where = dict(zip(row.dims, idx))
+                data = block.isel(where).values
+                label = ", ".join([f"{axis}={ds[axis].values[pos]}"] + [f"{d}={row[d].values[i]}" for d, i in where.items()])
+                if value == Status.COMPLETE and not np.isfinite(data).all():
+                    problems.append(f"{path}/{var} [{label}]: marked complete but holds NaN")
+                elif value == Status.COMPLETE and var not in signed and (data < 0).any():
+                    problems.append(f"{path}/{var} [{label}]: marked complete but holds negative values")
+                elif value == Status.ABSENT and not np.isnan(data).all():
+                    problems.append(f"{path}/{var} [{label}]: marked absent but holds values")
+    return problems

@@ -1,0 +1,76 @@
+"""Species, members, levels and EU thresholds: the vocabulary every service shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+SpeciesName = Literal["o3", "no2", "so2", "pm10"]
+
+
+@dataclass(frozen=True)
+class Species:
+    """One pollutant, with the names it goes by in CAMS products."""
+
+    name: str
+    ads_name: str
+    forecast_variable: str
+    long_name: str
+    threshold_ugm3: float
+    threshold_averaging: Literal["1h", "24h"]
+    threshold_kind: str
+    alert_ugm3: float | None = None
+
+    units: str = "µg/m3"
+
+
+SPECIES: dict[str, Species] = {
+    s.name: s
+    for s in (
+        Species("o3", "ozone", "o3_conc", "ozone", 180.0, "1h", "information", alert_ugm3=240.0),
+        Species("no2", "nitrogen_dioxide", "no2_conc", "nitrogen dioxide", 200.0, "1h", "limit"),
+        Species("so2", "sulphur_dioxide", "so2_conc", "sulphur dioxide", 350.0, "1h", "limit"),
+        Species("pm10", "particulate_matter_10um", "pm10_conc", "PM10 aerosol", 50.0, "24h", "limit"),
+    )
+}
+SPECIES_NAMES: tuple[str, ...] = tuple(SPECIES)
+
+#: CAMS Regional members in store order, by their ADS API names.
+MEMBERS: tuple[str, ...] = (
+    "chimere", "dehm", "emep", "euradim", "gemaq", "lotos",
+    "match", "minni", "mocage", "monarch", "silam",
+)  # fmt: skip
+#: The operational median product: ingested as a reference product, never as a model input.
+ENSEMBLE_MEMBER = "ensemble"
+
+#: Heights above ground in metres at which CAMS Regional publishes fields.
+LEVELS_M: tuple[int, ...] = (0, 50, 100, 250, 500, 750, 1000, 2000, 3000, 5000)
+
+
+def parse_species(text: str) -> list[str]:
+    """Parse a comma-separated species list, checking each name."""
+    names = [s.strip().lower() for s in text.split(",") if s.strip()]
+    unknown = [s for s in names if s not in SPECIES]
+    if unknown or not names:
+        raise ValueError(f"unknown species {unknown or text!r}; expected a subset of {','.join(SPECIES_NAMES)}")
+    return [s for s in SPECIES_NAMES if s in names]
+
+
+def parse_leads(text: str) -> list[int]:
+    """Parse lead hours given as ``start:stop:step`` (inclusive) or a comma list."""
+    try:
+        if ":" in text:
+            parts = [int(p) for p in text.split(":")]
+            if len(parts) not in (2, 3):
+                raise ValueError
+            start, stop, step = parts[0], parts[1], parts[2] if len(parts) == 3 else 1
+            if step <= 0 or stop < start or stop > 96:
+                raise ValueError
+            leads = list(range(start, stop + 1, step))
+        else:
+            leads = sorted({int(p) for p in text.split(",")})
+    except ValueError:
+        raise ValueError(f"leads {text!r}: expected start:stop:step hours, e.g. 0:96:3") from None
+    if not leads or leads[0] < 0 or leads[-1] > 96:
+        raise ValueError(f"leads {text!r}: hours must lie in 0..96")
+    return leads

@@ -1,0 +1,61 @@
+"""Opening the shared Zarr store: a local directory or an ``s3://bucket/prefix`` URL.
+
+S3 endpoint and credentials come from the standard AWS environment (``AWS_ENDPOINT_URL``,
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``) or from
+``DLENS_S3_ENDPOINT_URL``; they are never logged. fsspec/s3fs objects are not fork-safe: call these
+functions inside each process that needs the store (DataLoader workers, Ray tasks), never pass
+an opened store across processes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import xarray as xr
+import zarr
+from zarr.storage import FsspecStore, LocalStore
+
+from dlens.common.config import get_settings
+
+AccessMode = Literal["r", "r+", "a", "w"]
+
+
+def is_s3(url: str) -> bool:
+    return url.startswith("s3://")
+
+
+def s3_storage_options() -> dict:
+    """fsspec options for s3fs built from the environment and settings (credentials stay in env)."""
+    endpoint = get_settings().s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    options: dict = {"asynchronous": True}
+    if endpoint:
+        options["client_kwargs"] = {"endpoint_url": endpoint}
+    return options
+
+
+def zarr_store(url: str, read_only: bool = False) -> zarr.abc.store.Store:
+    """The zarr store object behind `url` (local path or s3:// URL)."""
+    if is_s3(url):
+        return FsspecStore.from_url(url, storage_options=s3_storage_options(), read_only=read_only)
+    if "://" in url and not url.startswith("file://"):
+        raise ValueError(f"store {url!r}: expected a local path or an s3://bucket/prefix URL")
+    path = Path(url.removeprefix("file://")).expanduser()
+    if read_only and not path.exists():
+        raise FileNotFoundError(f"store {url!r} does not exist")
+    return LocalStore(path, read_only=read_only)
+
+
+def open_store(url: str | None = None, mode: AccessMode = "r") -> zarr.Group:
+    """Open the root group of the store at `url` (default: the configured store)."""
+    url = url or get_settings().store
+    return zarr.open_group(zarr_store(url, read_only=mode == "r"), mode=mode, zarr_format=3)
+
+
+def open_dataset(url: str | None, group: str) -> xr.Dataset:
+    """Lazy xarray view of one group of the store (e.g. ``forecasts``, ``analysis``)."""
+    url = url or get_settings().store
+    return xr.open_zarr(
+        zarr_store(url, read_only=True), group=group, consolidated=False, zarr_format=3, chunks=None
+    )

@@ -1,0 +1,1 @@
+"""DL-ENS ingest service."""

@@ -1,0 +1,197 @@
+"""`dlens-ingest`: fill and inspect the shared store.
+
+Flags override the ``DLENS_*`` settings; a flag you leave out never overrides them.
+Exit status: 0 all done, 1 some input was rejected or some unit failed (the rest landed),
+2 bad command line or unusable store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+from dlens.common.config import get_settings
+from dlens.common.grid import parse_domain
+from dlens.common.logging import get_logger, setup_logging
+from dlens.common.schema import validate_store
+from dlens.common.species import SPECIES_NAMES, parse_leads, parse_species
+
+log = get_logger(__name__)
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        return sorted({int(v) for v in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"levels {text!r}: expected metres, e.g. 0 or 0,50,100") from None
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"date {text!r}: expected YYYY-MM-DD") from None
+
+
+def _checked(parse):
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dlens-ingest", description=__doc__.split("\n")[0])
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default: DLENS_LOG_LEVEL or INFO)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def store_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--store", help="local path or s3://bucket/prefix (default: DLENS_STORE)")
+
+    def grid_args(p: argparse.ArgumentParser, defaults: bool) -> None:
+        p.add_argument("--domain", type=_checked(parse_domain), help="full, demo, tiny or S,N,W,E (default: DLENS_DOMAIN)" if defaults else "crop for a new store (default: the first file's grid)")
+        p.add_argument("--leads", type=_checked(parse_leads), help="lead hours start:stop:step, inclusive (default: DLENS_LEADS, 0:96:3)" if defaults else "leads a new store keeps (default: the first forecast's)")
+        p.add_argument("--levels", type=_levels, help="levels in metres (default: DLENS_LEVELS, 0)" if defaults else "levels a new store keeps (default: the first file's)")
+
+    syn = sub.add_parser("synthetic", help="generate synthetic members, analysis and meteo into the store")
+    store_arg(syn)
+    syn.add_argument("--start", type=_day, default=date(2025, 7, 1), help="first run date (default 2025-07-01)")
+    syn.add_argument("--days", type=int, default=1, help="number of daily 00 UTC runs (default 1)")
+    syn.add_argument("--species", type=_checked(parse_species), default=list(SPECIES_NAMES), help="comma list (default all)")
+    syn.add_argument("--seed", type=int, help="generator seed (default: DLENS_SEED, 0)")
+    grid_args(syn, defaults=True)
+
+    files = sub.add_parser("files", help="ingest CAMS NetCDF/GRIB files or zips of them")
+    store_arg(files)
+    files.add_argument("paths", nargs="+", type=Path, help="files, zips or directories")
+    grid_args(files, defaults=False)
+
+    fetch = sub.add_parser("fetch", help="request a period from the ADS (cdsapi) and ingest it")
+    store_arg(fetch)
+    fetch.add_argument("--start", type=_day, required=True)
+    fetch.add_argument("--days", type=int, default=1)
+    fetch.add_argument("--species", type=_checked(parse_species), default=list(SPECIES_NAMES))
+    fetch.add_argument("--download-dir", type=Path, default=Path("data/ads"), help="where ADS files land (kept: re-runs reuse them)")
+    fetch.add_argument("--dry-run", action="store_true", help="print the requests, send nothing")
+    grid_args(fetch, defaults=True)
+
+    status = sub.add_parser("status", help="table of what the store holds")
+    store_arg(status)
+
+    validate = sub.add_parser("validate", help="check the store against the schema")
+    store_arg(validate)
+    validate.add_argument("--deep", action="store_true", help="also read every committed cell")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    if args.no_progress:
+        settings.progress = False
+    setup_logging(args.log_level or settings.log_level)
+    store = args.store or settings.store
+    try:
+        return COMMANDS[args.command](args, store)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"dlens-ingest: {exc}", file=sys.stderr)
+        return 2
+
+
+def _spec_args(args: argparse.Namespace):
+    settings = get_settings()
+    domain = args.domain or parse_domain(settings.domain)
+    leads = tuple(args.leads or parse_leads(settings.leads))
+    levels = tuple(args.levels or _levels(settings.levels))
+    return domain, leads, levels
+
+
+def cmd_synthetic(args: argparse.Namespace, store: str) -> int:
+    from dlens.ingest.store_writer import StoreSpec
+    from dlens.ingest.synthetic_ingest import SyntheticRequest, ingest_synthetic
+
+    if args.days < 1:
+        raise ValueError("--days must be at least 1")
+    domain, leads, levels = _spec_args(args)
+    if levels != (0,):
+        raise ValueError("the synthetic generator produces level 0 only: use --levels 0")
+    seed = args.seed if args.seed is not None else get_settings().seed
+    start = datetime.combine(args.start, datetime.min.time())
+    req = SyntheticRequest(store, StoreSpec(domain, leads, levels), start, args.days, tuple(args.species), seed)
+    report = ingest_synthetic(req)
+    for line in report.failed:
+        print(f"error: {line}", file=sys.stderr)
+    print(f"synthetic: {report.done} units written to {store} ({len(report.failed)} failed)")
+    return 1 if report.failed else 0
+
+
+def cmd_files(args: argparse.Namespace, store: str) -> int:
+    from dlens.ingest.files_ingest import ingest_files
+
+    paths = _expand(args.paths)
+    report = ingest_files(store, paths, args.domain, args.leads, args.levels)
+    for line in report.errors:
+        print(f"error: {line}", file=sys.stderr)
+    print(f"files: {len(paths)} paths, {report.units} units written to {store}, {len(report.errors)} rejected")
+    return 1 if report.errors else 0
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file())
+        elif p.exists():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file")
+    return out
+
+
+def cmd_fetch(args: argparse.Namespace, store: str) -> int:
+    import json
+
+    from dlens.ingest.fetch import build_requests, retrieve
+
+    domain, leads, levels = _spec_args(args)
+    requests = build_requests(args.start, args.days, args.species, leads, levels, domain)
+    if args.dry_run:
+        for req in requests:
+            print(json.dumps({"dataset": req.dataset, "target": req.target, "request": req.request}))
+        return 0
+    paths = retrieve(requests, args.download_dir)
+    args.paths, args.domain, args.leads, args.levels = paths, domain, list(leads), list(levels)
+    return cmd_files(args, store)
+
+
+def cmd_status(args: argparse.Namespace, store: str) -> int:
+    from dlens.ingest.status import status_table
+
+    print(status_table(store))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, store: str) -> int:
+    problems = validate_store(store, deep=args.deep)
+    for line in problems:
+        print(f"invalid: {line}")
+    print(f"store {store}: {'valid' if not problems else f'{len(problems)} problems'}")
+    return 1 if problems else 0
+
+
+COMMANDS = {
+    "synthetic": cmd_synthetic,
+    "files": cmd_files,
+    "fetch": cmd_fetch,
+    "status": cmd_status,
+    "validate": cmd_validate,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

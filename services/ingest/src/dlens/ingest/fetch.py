@@ -1,0 +1,77 @@
+"""`dlens-ingest fetch`: ADS requests (cdsapi) for a period; what arrives is ingested as files.
+
+One request per day and product type, all members and species at once: the ADS answers with a
+zip holding one NetCDF per model, which `dlens-ingest files` reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from dlens.common.grid import Domain
+from dlens.common.species import ENSEMBLE_MEMBER, MEMBERS, SPECIES
+
+FORECAST_DATASET = "cams-europe-air-quality-forecasts"
+
+
+@dataclass(frozen=True)
+class AdsRequest:
+    """One cdsapi retrieve call."""
+
+    dataset: str
+    request: dict
+    target: str
+
+
+def build_requests(
+    start: date,
+    days: int,
+    species: Sequence[str],
+    leads: Sequence[int],
+    levels: Sequence[int],
+    domain: Domain,
+    with_ensemble: bool = True,
+    with_analysis: bool = True,
+) -> list[AdsRequest]:
+    """The ADS requests that cover `days` runs from `start` on `domain`."""
+    south, north, west, east = domain.bounds
+    common = {
+        "variable": [SPECIES[s].ads_name for s in species],
+        "level": [str(lv) for lv in levels],
+        "area": [north, west, south, east],
+        "data_format": "netcdf_zip",
+    }
+    models = list(MEMBERS) + ([ENSEMBLE_MEMBER] if with_ensemble else [])
+    requests = []
+    for d in range(days):
+        day = (start + timedelta(days=d)).isoformat()
+        forecast = {
+            **common, "model": models, "date": [f"{day}/{day}"], "type": ["forecast"], "time": ["00:00"],
+            "leadtime_hour": [str(h) for h in leads],
+        }  # fmt: skip
+        requests.append(AdsRequest(FORECAST_DATASET, forecast, f"forecast_{day}.zip"))
+        if with_analysis:
+            analysis = {
+                **common, "model": [ENSEMBLE_MEMBER], "date": [f"{day}/{day}"], "type": ["analysis"],
+                "time": [f"{h:02d}:00" for h in range(24)], "leadtime_hour": ["0"],
+            }  # fmt: skip
+            requests.append(AdsRequest(FORECAST_DATASET, analysis, f"analysis_{day}.zip"))
+    return requests
+
+
+def retrieve(requests: Sequence[AdsRequest], directory: Path) -> list[Path]:
+    """Send the requests with cdsapi (ADS key from ~/.cdsapirc or CDSAPI_URL/CDSAPI_KEY)."""
+    import cdsapi  # imported here: building requests must not need an ADS key
+
+    client = cdsapi.Client()
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for req in requests:
+        target = directory / req.target
+        if not target.exists():
+            client.retrieve(req.dataset, req.request, str(target))
+        paths.append(target)
+    return paths

@@ -1,0 +1,78 @@
+"""Fan work units out over Ray tasks, with a progress bar, committing each result as it arrives."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from tqdm import tqdm
+
+from dlens.common.config import get_settings
+from dlens.common.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass
+class FanOutReport:
+    """What a fan-out did: units done, skipped and failed (with one-line reasons)."""
+
+    done: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def ensure_ray() -> None:
+    """Connect to RAY_ADDRESS / DLENS_RAY_ADDRESS if set, else start a small local Ray."""
+    if ray.is_initialized():
+        return
+    address = get_settings().ray_address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+    else:
+        ray.init(
+            include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+            object_store_memory=256 * 1024**2,
+        )  # fmt: skip
+    log.info("ray: %s CPUs available", ray.cluster_resources().get("CPU", 0))
+
+
+Unit = tuple[Callable[..., Any], tuple]
+
+
+def _call(function: Callable[..., Any], args: tuple) -> Any:
+    """The one Ray entry point: runs a unit's function on its arguments."""
+    return function(*args)
+
+
+def fan_out(
+    units: Sequence[Unit],
+    on_result: Callable[[Any], None],
+    describe: Callable[[Unit], str],
+    desc: str,
+) -> FanOutReport:
+    """Run each unit `(function, args)` as a Ray task; call `on_result` in the driver as each ends.
+
+    A unit that raises is reported (not retried: writes are idempotent, a re-run redoes it);
+    a worker that dies is retried by Ray.
+    """
+    report = FanOutReport()
+    if not units:
+        return report
+    ensure_ray()
+    remote = ray.remote(num_cpus=1, max_retries=2, retry_exceptions=False)(_call)
+    pending = {remote.remote(*unit): unit for unit in units}
+    with tqdm(total=len(units), desc=desc, unit="unit", disable=not get_settings().progress) as bar:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            unit = pending.pop(ready[0])
+            try:
+                on_result(ray.get(ready[0]))
+                report.done += 1
+            except Exception as exc:  # a failed unit must not stop the others
+                cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause else exc
+                report.failed.append(f"{describe(unit)}: {str(cause).strip().splitlines()[-1]}")
+            bar.update()
+    return report

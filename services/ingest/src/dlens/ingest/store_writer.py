@@ -1,0 +1,317 @@
+"""Building the store and committing ingested work (DESIGN §3).
+
+Only the coordinator (the process that runs a CLI command) creates groups, grows the run/time
+axes and writes ingest-status, statistics and attributes. Workers (Ray tasks) write data into
+regions of a pre-sized axis through `write_field`; every region they write is a whole shard, so
+no two writers ever touch the same object. A cell is marked complete only after its worker has
+returned, so a crash leaves it PENDING and a re-run rewrites it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import zarr
+import zarr.codecs
+
+from dlens.common.config import get_settings
+from dlens.common.grid import Domain, domain_from_bounds
+from dlens.common.layout import (
+    ANALYSIS,
+    ANALYSIS_DIMS,
+    AXIS_CHUNK,
+    CAMS_ENSEMBLE_PRODUCT,
+    FORECAST_DIMS,
+    FORECASTS,
+    METEO,
+    METEO_DIMS,
+    METEO_VARIABLES,
+    PRODUCT_DIMS,
+    SCHEMA_VERSION,
+    STAT_NAMES,
+    STATIC,
+    STATIC_DIMS,
+    STATIC_VARIABLES,
+    STATS,
+    STATUS,
+    TIME_ATTRS,
+    Status,
+    field_chunking,
+)
+from dlens.common.species import MEMBERS, SPECIES, SPECIES_NAMES
+from dlens.common.store import open_store
+
+
+class StoreMismatchError(ValueError):
+    """The store exists with another grid, leads or levels than the ones asked for."""
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """What a store holds along its fixed axes."""
+
+    domain: Domain
+    leads: tuple[int, ...]
+    levels: tuple[int, ...]
+
+    def to_attrs(self) -> dict:
+        return {"domain": self.domain.to_attrs(), "leads": list(self.leads), "levels": list(self.levels)}
+
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> StoreSpec:
+        s, n, w, e = attrs["domain"]["bounds_snwe"]
+        return cls(
+            domain_from_bounds(s, n, w, e, name=attrs["domain"]["name"]),
+            tuple(attrs["leads"]),
+            tuple(attrs["levels"]),
+        )
+
+
+@dataclass(frozen=True)
+class AxisGroup:
+    """A group that grows along one axis (run or time) with a status array over labelled dims."""
+
+    path: str
+    axis: str
+    variables: tuple[str, ...]
+    dims: tuple[str, ...]
+    status_dims: tuple[str, ...]
+
+    @property
+    def has_stats(self) -> bool:
+        return "species" in self.status_dims
+
+
+GROUPS: dict[str, AxisGroup] = {
+    g.path: g
+    for g in (
+        AxisGroup(FORECASTS, "run", SPECIES_NAMES, FORECAST_DIMS, ("member", "species")),
+        AxisGroup(ANALYSIS, "time", SPECIES_NAMES, ANALYSIS_DIMS, ("species",)),
+        AxisGroup(METEO, "run", tuple(METEO_VARIABLES), METEO_DIMS, ("variable",)),
+        AxisGroup(CAMS_ENSEMBLE_PRODUCT, "run", SPECIES_NAMES, PRODUCT_DIMS, ("species",)),
+    )
+}
+
+LABELS: dict[str, tuple[str, ...]] = {
+    "member": MEMBERS,
+    "species": SPECIES_NAMES,
+    "variable": tuple(METEO_VARIABLES),
+    "stat": STAT_NAMES,
+}
+
+
+def _hours(times: Sequence[datetime]) -> np.ndarray:
+    return np.array([int(np.datetime64(t, "h").astype(np.int64)) for t in times], dtype=np.int64)
+
+
+def _compressors() -> list:
+    settings = get_settings()
+    if settings.compressor == "none":
+        return []
+    return [
+        zarr.codecs.BloscCodec(
+            cname=settings.compressor, clevel=settings.compression_level, shuffle="shuffle", typesize=4
+        )
+    ]
+
+
+class StoreCoordinator:
+    """The single writer of a store's structure, status, statistics and attributes."""
+
+    def __init__(self, url: str, spec: StoreSpec | None = None):
+        self.url = url
+        root = open_store(url, mode="a")
+        if "schema_version" not in root.attrs:
+            if spec is None:
+                raise FileNotFoundError(f"store {url!r} is empty: give a domain to create it")
+            self._create(root, spec)
+        existing = StoreSpec.from_attrs(root.attrs.asdict())
+        if spec is not None and spec != existing:
+            raise StoreMismatchError(
+                f"store {url!r} holds domain {existing.domain.spec()}, leads {list(existing.leads)}, "
+                f"levels {list(existing.levels)}; asked for domain {spec.domain.spec()}, "
+                f"leads {list(spec.leads)}, levels {list(spec.levels)}"
+            )
+        self.spec = existing
+        self.root = root
+
+    # ----------------------------------------------------------------- creation
+    def _create(self, root: zarr.Group, spec: StoreSpec) -> None:
+        for path in GROUPS:
+            self._create_axis_group(root, GROUPS[path], spec)
+        static = root.require_group(STATIC)
+        self._coords(static, STATIC_DIMS, spec)
+        nlat, nlon = spec.domain.shape
+        for name, units in STATIC_VARIABLES.items():
+            static.create_array(
+                name, shape=(nlat, nlon), dtype="float32", fill_value=np.nan,
+                dimension_names=STATIC_DIMS, compressors=_compressors(), attributes={"units": units},
+            )  # fmt: skip
+        # The schema version is written last: a store without it is not a store yet.
+        root.attrs.update({"grid": "MACCGE01", **spec.to_attrs(), "schema_version": SCHEMA_VERSION})
+
+    def _create_axis_group(self, root: zarr.Group, group: AxisGroup, spec: StoreSpec) -> None:
+        g = root.require_group(group.path)
+        g.attrs.update({"schema_version": SCHEMA_VERSION, "grid": "MACCGE01", **spec.to_attrs()})
+        self._coords(g, group.dims, spec)
+        g.create_array(
+            group.axis, shape=(0,), dtype="int64", chunks=(AXIS_CHUNK,), fill_value=0,
+            dimension_names=(group.axis,), attributes=dict(TIME_ATTRS),
+        )  # fmt: skip
+        shape = [self._length(d, spec) for d in group.dims]
+        nlat, nlon = spec.domain.shape
+        leading = tuple(1 if d in ("run", "lead", "level", "time") else n for d, n in zip(group.dims, shape[:-2]))
+        chunking = field_chunking(leading, nlat, nlon)
+        for var in group.variables:
+            units = SPECIES[var].units if var in SPECIES else METEO_VARIABLES[var]
+            g.create_array(
+                var, shape=tuple(shape), dtype="float32", chunks=chunking.chunks, shards=chunking.shards,
+                fill_value=np.nan, dimension_names=group.dims, compressors=_compressors(),
+                attributes={"units": units},
+            )  # fmt: skip
+        for label in group.status_dims:
+            self._label_coord(g, label)
+        status_shape = (0, *(len(LABELS[d]) for d in group.status_dims))
+        g.create_array(
+            STATUS, shape=status_shape, dtype="uint8", chunks=(AXIS_CHUNK, *status_shape[1:]), fill_value=0,
+            dimension_names=(group.axis, *group.status_dims),
+            attributes={"flag_values": [s.value for s in Status], "flag_meanings": " ".join(s.name.lower() for s in Status)},
+        )  # fmt: skip
+        if group.has_stats:
+            self._label_coord(g, "stat")
+            g.create_array(
+                STATS, shape=(0, len(SPECIES_NAMES), len(STAT_NAMES)), dtype="float64",
+                chunks=(AXIS_CHUNK, len(SPECIES_NAMES), len(STAT_NAMES)), fill_value=np.nan,
+                dimension_names=(group.axis, "species", "stat"),
+            )  # fmt: skip
+
+    def _coords(self, g: zarr.Group, dims: Sequence[str], spec: StoreSpec) -> None:
+        values = {
+            "lead": (np.array(spec.leads, dtype="int32"), {"units": "h", "long_name": "lead time"}),
+            "level": (np.array(spec.levels, dtype="int32"), {"units": "m", "long_name": "height above ground"}),
+            "latitude": (spec.domain.latitude, {"units": "degrees_north", "standard_name": "latitude"}),
+            "longitude": (spec.domain.longitude, {"units": "degrees_east", "standard_name": "longitude"}),
+        }
+        for dim in dims:
+            if dim in values:
+                data, attrs = values[dim]
+                g.create_array(dim, data=data, dimension_names=(dim,), attributes=attrs)
+            elif dim in LABELS:
+                self._label_coord(g, dim)
+
+    @staticmethod
+    def _label_coord(g: zarr.Group, dim: str) -> None:
+        if dim not in g:
+            g.create_array(dim, data=np.array(LABELS[dim], dtype=np.dtypes.StringDType()), dimension_names=(dim,))
+
+    @staticmethod
+    def _length(dim: str, spec: StoreSpec) -> int:
+        lengths = {
+            "run": 0, "time": 0, "lead": len(spec.leads), "level": len(spec.levels),
+            "member": len(MEMBERS), "latitude": spec.domain.shape[0], "longitude": spec.domain.shape[1],
+        }  # fmt: skip
+        return lengths[dim]
+
+    # ----------------------------------------------------------------- axes
+    def axis_values(self, path: str) -> np.ndarray:
+        """The committed labels of a group's run/time axis, as datetime64[h]."""
+        coord = self.root[f"{path}/{GROUPS[path].axis}"][:]
+        valid = np.flatnonzero(coord == 0)
+        coord = coord[: valid[0]] if valid.size else coord
+        return coord.astype("datetime64[h]")
+
+    def ensure_axis(self, path: str, times: Sequence[datetime]) -> list[int]:
+        """Positions of `times` on the group's axis, appending the ones it lacks (coordinator only)."""
+        group = GROUPS[path]
+        current = self.axis_values(path)
+        index = {int(v): i for i, v in enumerate(current.astype(np.int64))}
+        wanted = _hours(times)
+        new = [h for h in dict.fromkeys(wanted.tolist()) if h not in index]
+        size = len(current) + len(new)
+        g = self.root[path]
+        for name in (*group.variables, STATUS, *([STATS] if group.has_stats else [])):
+            arr = g[name]
+            if arr.shape[0] != size:
+                arr.resize((size, *arr.shape[1:]))
+        coord = g[group.axis]
+        if new:
+            coord.resize((size,))
+            coord[len(current) :] = np.array(new, dtype=np.int64)
+            index.update({h: len(current) + k for k, h in enumerate(new)})
+        return [index[h] for h in wanted.tolist()]
+
+    # ----------------------------------------------------------------- status and stats
+    def status(self, path: str) -> np.ndarray:
+        """The status array of a group, trimmed to the committed axis."""
+        n = len(self.axis_values(path))
+        return self.root[f"{path}/{STATUS}"][:n]
+
+    def mark(self, path: str, position: int, status: np.ndarray | int, label_index: tuple = ()) -> None:
+        """Commit the status of one axis position (optionally a sub-slice of its label dims)."""
+        self.root[f"{path}/{STATUS}"][(position, *label_index)] = status
+
+    def write_stats(self, path: str, position: int, species: str, stats: np.ndarray) -> None:
+        self.root[f"{path}/{STATS}"][position, SPECIES_NAMES.index(species)] = stats
+
+    def write_static(self, fields: dict[str, np.ndarray]) -> None:
+        for name, data in fields.items():
+            self.root[f"{STATIC}/{name}"][:] = data.astype("float32")
+
+    def update_attrs(self, path: str, **attrs: object) -> None:
+        target = self.root[path] if path else self.root
+        target.attrs.update(attrs)
+
+    def refresh_normalisation(self) -> None:
+        """Recompute per-species normalisation attrs from the stats rows of committed cells."""
+        for path, group in GROUPS.items():
+            if not group.has_stats:
+                continue
+            status = self.status(path)
+            stats = self.root[f"{path}/{STATS}"][: len(status)]
+            species_axis = group.status_dims.index("species") + 1
+            committed = np.all(status != Status.PENDING, axis=tuple(i for i in range(1, status.ndim) if i != species_axis))
+            norm = {}
+            for k, sp in enumerate(SPECIES_NAMES):
+                rows = stats[committed[:, k], k] if status.size else np.empty((0, len(STAT_NAMES)))
+                rows = rows[np.isfinite(rows[:, 0]) & (rows[:, 0] > 0)]
+                if rows.size:
+                    norm[sp] = summarise_stats(rows)
+            self.root[path].attrs["normalisation"] = norm
+
+
+def field_stats(data: np.ndarray) -> np.ndarray:
+    """Additive statistics (STAT_NAMES order) of the finite values of `data`."""
+    x = data[np.isfinite(data)].astype(np.float64)
+    if x.size == 0:
+        return np.array([0, 0, 0, 0, 0, np.nan, np.nan])
+    lx = np.log1p(np.maximum(x, 0))
+    return np.array([x.size, x.sum(), (x * x).sum(), lx.sum(), (lx * lx).sum(), x.min(), x.max()])
+
+
+def merge_stats(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Combine two STAT_NAMES vectors."""
+    out = a[:5] + b[:5]
+    return np.concatenate([out, [np.fmin(a[5], b[5]), np.fmax(a[6], b[6])]])
+
+
+def summarise_stats(rows: np.ndarray) -> dict[str, float]:
+    """Mean, std, log1p mean/std, min, max from rows of additive statistics."""
+    n, s, ss, ls, lss = rows[:, :5].sum(axis=0)
+    mean, lmean = s / n, ls / n
+    return {
+        "n": int(n),
+        "mean": float(mean),
+        "std": float(np.sqrt(max(ss / n - mean**2, 0.0))),
+        "log1p_mean": float(lmean),
+        "log1p_std": float(np.sqrt(max(lss / n - lmean**2, 0.0))),
+        "min": float(np.nanmin(rows[:, 5])),
+        "max": float(np.nanmax(rows[:, 6])),
+    }
+
+
+def write_field(root: zarr.Group, path: str, variable: str, index: tuple, data: np.ndarray) -> None:
+    """Worker-side write of one region (a whole shard) of a data variable."""
+    root[f"{path}/{variable}"][index] = data.astype("float32", copy=False)
