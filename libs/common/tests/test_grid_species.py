@@ -21,7 +21,9 @@ def test_named_and_explicit_domains_round_trip():
     assert domain_of(crop.latitude, crop.longitude) == parse_domain(crop.spec())
 
 
-@pytest.mark.parametrize("text", ["45.0,46.0,9.05,9.45", "20.05,30.05,0.05,1.05", "a,b,c,d", "atlantis", "46.05,45.05,9.05,9.45"])
+@pytest.mark.parametrize(
+    "text", ["45.0,46.0,9.05,9.45", "20.05,30.05,0.05,1.05", "a,b,c,d", "atlantis", "46.05,45.05,9.05,9.45"]
+)
 def test_bad_domains_are_refused(text):
     with pytest.raises(ValueError):
         parse_domain(text)

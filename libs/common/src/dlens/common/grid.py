@@ -79,7 +79,9 @@ def _index(value: float, origin: float, n: int, what: str) -> int:
     return idx
 
 
-def domain_from_bounds(south: float, north: float, west: float, east: float, name: str | None = None) -> Domain:
+def domain_from_bounds(
+    south: float, north: float, west: float, east: float, name: str | None = None
+) -> Domain:
     """The domain whose first and last cell centres are the given bounds."""
     i0, i1, j0, j1 = lat_index(south), lat_index(north), lon_index(west), lon_index(east)
     if i1 < i0 or j1 < j0:

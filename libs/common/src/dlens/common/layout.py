@@ -62,6 +62,7 @@ def field_chunking(leading: tuple[int, ...], nlat: int, nlon: int) -> Chunking:
         return Chunking((*leading, nlat // 2, nlon // 2), (*leading, nlat, nlon))
     return Chunking((*leading, nlat, nlon), None)
 
+
 #: IFS-like weather predictors of the meteo group, with units.
 METEO_VARIABLES: dict[str, str] = {"t2m": "K", "blh": "m", "u10": "m s-1", "v10": "m s-1", "ssrd": "W m-2"}
 #: Fields of the static group.

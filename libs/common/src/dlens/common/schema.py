@@ -84,11 +84,15 @@ def _check_group(path: str, ds: xr.Dataset, variables, dims, root_attrs: dict) -
     try:
         dom = domain_of(ds["latitude"].values, ds["longitude"].values)
         if list(dom.bounds) != list(root_attrs["domain"]["bounds_snwe"]):
-            problems.append(f"{path}: grid {dom.spec()} differs from the store's {root_attrs['domain']['bounds_snwe']}")
+            problems.append(
+                f"{path}: grid {dom.spec()} differs from the store's {root_attrs['domain']['bounds_snwe']}"
+            )
     except (KeyError, ValueError) as exc:
         problems.append(f"{path}: latitude/longitude are not ascending MACCGE01 cells ({exc})")
     if "lead" in dims and list(ds["lead"].values) != list(root_attrs["leads"]):
-        problems.append(f"{path}: leads {list(ds['lead'].values)} differ from the store's {root_attrs['leads']}")
+        problems.append(
+            f"{path}: leads {list(ds['lead'].values)} differ from the store's {root_attrs['leads']}"
+        )
     if "member" in dims and tuple(ds["member"].values) != MEMBERS:
         problems.append(f"{path}: members {tuple(ds['member'].values)}, expected {MEMBERS}")
     for axis in ("run", "time"):
@@ -101,7 +105,9 @@ def _check_group(path: str, ds: xr.Dataset, variables, dims, root_attrs: dict) -
             if STATUS not in ds:
                 problems.append(f"{path}: {STATUS} array is missing")
             elif ds[STATUS].sizes[axis] != ds.sizes[axis]:
-                problems.append(f"{path}: {STATUS} has {ds[STATUS].sizes[axis]} {axis}s, coordinate has {ds.sizes[axis]}")
+                problems.append(
+                    f"{path}: {STATUS} has {ds[STATUS].sizes[axis]} {axis}s, coordinate has {ds.sizes[axis]}"
+                )
             elif not np.isin(ds[STATUS].values, [s.value for s in Status]).all():
                 problems.append(f"{path}: {STATUS} holds values outside {[s.value for s in Status]}")
     return problems
@@ -125,7 +131,9 @@ def _check_committed(path: str, ds: xr.Dataset, variables) -> list[str]:
                 value = int(row.values[idx])
                 where = dict(zip(row.dims, idx))
                 data = block.isel(where).values
-                label = ", ".join([f"{axis}={ds[axis].values[pos]}"] + [f"{d}={row[d].values[i]}" for d, i in where.items()])
+                label = ", ".join(
+                    [f"{axis}={ds[axis].values[pos]}"] + [f"{d}={row[d].values[i]}" for d, i in where.items()]
+                )
                 if value == Status.COMPLETE and not np.isfinite(data).all():
                     problems.append(f"{path}/{var} [{label}]: marked complete but holds NaN")
                 elif value == Status.COMPLETE and var not in signed and (data < 0).any():

@@ -52,7 +52,9 @@ def parse_species(text: str) -> list[str]:
     names = [s.strip().lower() for s in text.split(",") if s.strip()]
     unknown = [s for s in names if s not in SPECIES]
     if unknown or not names:
-        raise ValueError(f"unknown species {unknown or text!r}; expected a subset of {','.join(SPECIES_NAMES)}")
+        raise ValueError(
+            f"unknown species {unknown or text!r}; expected a subset of {','.join(SPECIES_NAMES)}"
+        )
     return [s for s in SPECIES_NAMES if s in names]
 
 

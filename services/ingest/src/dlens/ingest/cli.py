@@ -47,7 +47,9 @@ def _checked(parse):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dlens-ingest", description=__doc__.split("\n")[0])
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default: DLENS_LOG_LEVEL or INFO)")
+    parser.add_argument(
+        "--log-level", default=None, help="DEBUG, INFO, WARNING (default: DLENS_LOG_LEVEL or INFO)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -55,15 +57,40 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--store", help="local path or s3://bucket/prefix (default: DLENS_STORE)")
 
     def grid_args(p: argparse.ArgumentParser, defaults: bool) -> None:
-        p.add_argument("--domain", type=_checked(parse_domain), help="full, demo, tiny or S,N,W,E (default: DLENS_DOMAIN)" if defaults else "crop for a new store (default: the first file's grid)")
-        p.add_argument("--leads", type=_checked(parse_leads), help="lead hours start:stop:step, inclusive (default: DLENS_LEADS, 0:96:3)" if defaults else "leads a new store keeps (default: the first forecast's)")
-        p.add_argument("--levels", type=_levels, help="levels in metres (default: DLENS_LEVELS, 0)" if defaults else "levels a new store keeps (default: the first file's)")
+        p.add_argument(
+            "--domain",
+            type=_checked(parse_domain),
+            help="full, demo, tiny or S,N,W,E (default: DLENS_DOMAIN)"
+            if defaults
+            else "crop for a new store (default: the first file's grid)",
+        )
+        p.add_argument(
+            "--leads",
+            type=_checked(parse_leads),
+            help="lead hours start:stop:step, inclusive (default: DLENS_LEADS, 0:96:3)"
+            if defaults
+            else "leads a new store keeps (default: the first forecast's)",
+        )
+        p.add_argument(
+            "--levels",
+            type=_levels,
+            help="levels in metres (default: DLENS_LEVELS, 0)"
+            if defaults
+            else "levels a new store keeps (default: the first file's)",
+        )
 
     syn = sub.add_parser("synthetic", help="generate synthetic members, analysis and meteo into the store")
     store_arg(syn)
-    syn.add_argument("--start", type=_day, default=date(2025, 7, 1), help="first run date (default 2025-07-01)")
+    syn.add_argument(
+        "--start", type=_day, default=date(2025, 7, 1), help="first run date (default 2025-07-01)"
+    )
     syn.add_argument("--days", type=int, default=1, help="number of daily 00 UTC runs (default 1)")
-    syn.add_argument("--species", type=_checked(parse_species), default=list(SPECIES_NAMES), help="comma list (default all)")
+    syn.add_argument(
+        "--species",
+        type=_checked(parse_species),
+        default=list(SPECIES_NAMES),
+        help="comma list (default all)",
+    )
     syn.add_argument("--seed", type=int, help="generator seed (default: DLENS_SEED, 0)")
     grid_args(syn, defaults=True)
 
@@ -77,7 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--start", type=_day, required=True)
     fetch.add_argument("--days", type=int, default=1)
     fetch.add_argument("--species", type=_checked(parse_species), default=list(SPECIES_NAMES))
-    fetch.add_argument("--download-dir", type=Path, default=Path("data/ads"), help="where ADS files land (kept: re-runs reuse them)")
+    fetch.add_argument(
+        "--download-dir",
+        type=Path,
+        default=Path("data/ads"),
+        help="where ADS files land (kept: re-runs reuse them)",
+    )
     fetch.add_argument("--dry-run", action="store_true", help="print the requests, send nothing")
     grid_args(fetch, defaults=True)
 
@@ -123,7 +155,9 @@ def cmd_synthetic(args: argparse.Namespace, store: str) -> int:
         raise ValueError("the synthetic generator produces level 0 only: use --levels 0")
     seed = args.seed if args.seed is not None else get_settings().seed
     start = datetime.combine(args.start, datetime.min.time())
-    req = SyntheticRequest(store, StoreSpec(domain, leads, levels), start, args.days, tuple(args.species), seed)
+    req = SyntheticRequest(
+        store, StoreSpec(domain, leads, levels), start, args.days, tuple(args.species), seed
+    )
     report = ingest_synthetic(req)
     for line in report.failed:
         print(f"error: {line}", file=sys.stderr)
@@ -138,7 +172,9 @@ def cmd_files(args: argparse.Namespace, store: str) -> int:
     report = ingest_files(store, paths, args.domain, args.leads, args.levels)
     for line in report.errors:
         print(f"error: {line}", file=sys.stderr)
-    print(f"files: {len(paths)} paths, {report.units} units written to {store}, {len(report.errors)} rejected")
+    print(
+        f"files: {len(paths)} paths, {report.units} units written to {store}, {len(report.errors)} rejected"
+    )
     return 1 if report.errors else 0
 
 

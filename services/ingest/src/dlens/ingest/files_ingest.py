@@ -144,7 +144,9 @@ def _accept(spec: StoreSpec, files: list[CamsFile], errors: list[str]) -> list[C
             if missing := sorted(set(spec.levels) - set(cf.levels)):
                 raise ValueError(f"lacks levels {missing} m that the store keeps")
             if cf.kind == "forecast" and (missing := sorted(set(spec.leads) - set(cf.leads))):
-                raise ValueError(f"lacks leads {missing[:6]}{'…' if len(missing) > 6 else ''} h that the store keeps")
+                raise ValueError(
+                    f"lacks leads {missing[:6]}{'…' if len(missing) > 6 else ''} h that the store keeps"
+                )
             if cf.kind != "forecast" and cf.member not in (None, ENSEMBLE_MEMBER):
                 raise ValueError(f"is an analysis of {cf.member}: only the ENSEMBLE analysis is the target")
             keys = (
@@ -153,7 +155,9 @@ def _accept(spec: StoreSpec, files: list[CamsFile], errors: list[str]) -> list[C
                 else {(t, sp) for t in cf.times for sp in cf.species}
             )
             if clash := keys & claimed:
-                raise ValueError(f"duplicates data of another file in this call ({sorted(map(str, clash))[0]})")
+                raise ValueError(
+                    f"duplicates data of another file in this call ({sorted(map(str, clash))[0]})"
+                )
             claimed |= keys
             accepted.append(cf)
         except ValueError as exc:

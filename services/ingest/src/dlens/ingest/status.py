@@ -16,9 +16,12 @@ def status_table(url: str) -> str:
     coord = StoreCoordinator(url)
     spec = coord.spec
     lines = [
-        f"store {url}: domain {spec.domain.name} {spec.domain.spec()} ({spec.domain.shape[0]}x{spec.domain.shape[1]}), "
+        f"store {url}: domain {spec.domain.name} {spec.domain.spec()} "
+        f"({spec.domain.shape[0]}x{spec.domain.shape[1]}), "
         f"leads {spec.leads[0]}..{spec.leads[-1]} h ({len(spec.leads)}), levels {list(spec.levels)} m",
-        "forecasts: one mark per member (" + " ".join(m[:3] for m in MEMBERS) + "): # complete, - absent in source, . pending",
+        "forecasts: one mark per member ("
+        + " ".join(m[:3] for m in MEMBERS)
+        + "): # complete, - absent in source, . pending",
     ]
     runs, status = coord.axis_values(FORECASTS), coord.status(FORECASTS)
     meteo_runs, meteo_status = coord.axis_values(METEO), coord.status(METEO)
@@ -27,13 +30,16 @@ def status_table(url: str) -> str:
     lines.append(header)
     for i in np.argsort(runs):
         cells = ["".join(MARK[Status(v)] for v in status[i, :, k]) + "  " for k in range(len(SPECIES_NAMES))]
-        lines.append(f"{str(runs[i])[:10]:<14}" + "".join(cells) + ("yes" if meteo_done.get(runs[i]) else "no"))
+        lines.append(
+            f"{str(runs[i])[:10]:<14}" + "".join(cells) + ("yes" if meteo_done.get(runs[i]) else "no")
+        )
     complete = (status != Status.PENDING).all(axis=1)
     lines.append(
         f"runs: {len(runs)}; complete per species: "
         + ", ".join(f"{sp} {int(complete[:, k].sum())}" for k, sp in enumerate(SPECIES_NAMES))
         + f"; member absences: {int((status == Status.ABSENT).sum())}"
-        + f"; meteo runs complete: {sum(meteo_done.values())}/{len(meteo_runs)} ({', '.join(METEO_VARIABLES)})"
+        + f"; meteo runs complete: {sum(meteo_done.values())}/{len(meteo_runs)}"
+        + f" ({', '.join(METEO_VARIABLES)})"
     )
     times, a_status = coord.axis_values(ANALYSIS), coord.status(ANALYSIS)
     lines.append("analysis coverage (hourly valid times committed):")
@@ -43,5 +49,7 @@ def status_table(url: str) -> str:
         lines.append(f"  {sp:<5} {len(done):>6} h  {span}")
     ens_runs, ens_status = coord.axis_values(CAMS_ENSEMBLE_PRODUCT), coord.status(CAMS_ENSEMBLE_PRODUCT)
     if len(ens_runs):
-        lines.append(f"cams-ensemble reference product: {int((ens_status == Status.COMPLETE).any(axis=1).sum())} runs")
+        lines.append(
+            f"cams-ensemble reference product: {int((ens_status == Status.COMPLETE).any(axis=1).sum())} runs"
+        )
     return "\n".join(lines)

@@ -45,6 +45,12 @@ from dlens.common.species import MEMBERS, SPECIES, SPECIES_NAMES
 from dlens.common.store import open_store
 
 
+STATUS_ATTRS = {
+    "flag_values": [s.value for s in Status],
+    "flag_meanings": " ".join(s.name.lower() for s in Status),
+}
+
+
 class StoreMismatchError(ValueError):
     """The store exists with another grid, leads or levels than the ones asked for."""
 
@@ -163,7 +169,9 @@ class StoreCoordinator:
         )  # fmt: skip
         shape = [self._length(d, spec) for d in group.dims]
         nlat, nlon = spec.domain.shape
-        leading = tuple(1 if d in ("run", "lead", "level", "time") else n for d, n in zip(group.dims, shape[:-2]))
+        leading = tuple(
+            1 if d in ("run", "lead", "level", "time") else n for d, n in zip(group.dims, shape[:-2])
+        )
         chunking = field_chunking(leading, nlat, nlon)
         for var in group.variables:
             units = SPECIES[var].units if var in SPECIES else METEO_VARIABLES[var]
@@ -178,7 +186,7 @@ class StoreCoordinator:
         g.create_array(
             STATUS, shape=status_shape, dtype="uint8", chunks=(AXIS_CHUNK, *status_shape[1:]), fill_value=0,
             dimension_names=(group.axis, *group.status_dims),
-            attributes={"flag_values": [s.value for s in Status], "flag_meanings": " ".join(s.name.lower() for s in Status)},
+            attributes=STATUS_ATTRS,
         )  # fmt: skip
         if group.has_stats:
             self._label_coord(g, "stat")
@@ -191,7 +199,10 @@ class StoreCoordinator:
     def _coords(self, g: zarr.Group, dims: Sequence[str], spec: StoreSpec) -> None:
         values = {
             "lead": (np.array(spec.leads, dtype="int32"), {"units": "h", "long_name": "lead time"}),
-            "level": (np.array(spec.levels, dtype="int32"), {"units": "m", "long_name": "height above ground"}),
+            "level": (
+                np.array(spec.levels, dtype="int32"),
+                {"units": "m", "long_name": "height above ground"},
+            ),
             "latitude": (spec.domain.latitude, {"units": "degrees_north", "standard_name": "latitude"}),
             "longitude": (spec.domain.longitude, {"units": "degrees_east", "standard_name": "longitude"}),
         }
@@ -205,7 +216,9 @@ class StoreCoordinator:
     @staticmethod
     def _label_coord(g: zarr.Group, dim: str) -> None:
         if dim not in g:
-            g.create_array(dim, data=np.array(LABELS[dim], dtype=np.dtypes.StringDType()), dimension_names=(dim,))
+            g.create_array(
+                dim, data=np.array(LABELS[dim], dtype=np.dtypes.StringDType()), dimension_names=(dim,)
+            )
 
     @staticmethod
     def _length(dim: str, spec: StoreSpec) -> int:
@@ -272,7 +285,9 @@ class StoreCoordinator:
             status = self.status(path)
             stats = self.root[f"{path}/{STATS}"][: len(status)]
             species_axis = group.status_dims.index("species") + 1
-            committed = np.all(status != Status.PENDING, axis=tuple(i for i in range(1, status.ndim) if i != species_axis))
+            committed = np.all(
+                status != Status.PENDING, axis=tuple(i for i in range(1, status.ndim) if i != species_axis)
+            )
             norm = {}
             for k, sp in enumerate(SPECIES_NAMES):
                 rows = stats[committed[:, k], k] if status.size else np.empty((0, len(STAT_NAMES)))

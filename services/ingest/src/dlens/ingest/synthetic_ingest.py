@@ -14,7 +14,7 @@ import numpy as np
 
 from dlens.common.grid import Domain
 from dlens.common.layout import ANALYSIS, FORECASTS, METEO, METEO_VARIABLES, Status
-from dlens.common.species import MEMBERS, SPECIES_NAMES
+from dlens.common.species import SPECIES_NAMES
 from dlens.common.store import open_store
 from dlens.ingest.runner import FanOutReport, fan_out
 from dlens.ingest.store_writer import StoreCoordinator, StoreSpec, field_stats, merge_stats, write_field
@@ -80,7 +80,9 @@ def analysis_unit(
     return {"kind": "analysis", "species": species, "positions": positions, "stats": stats}
 
 
-def meteo_unit(store: str, domain: Domain, seed: int, run: datetime, position: int, leads: tuple[int, ...]) -> dict:
+def meteo_unit(
+    store: str, domain: Domain, seed: int, run: datetime, position: int, leads: tuple[int, ...]
+) -> dict:
     """Write the IFS-like weather forecast of one run."""
     gen = SyntheticGenerator(domain, seed)
     root = open_store(store, mode="r+")
@@ -114,7 +116,9 @@ def ingest_synthetic(req: SyntheticRequest) -> FanOutReport:
         k = SPECIES_NAMES.index(sp)
         todo = [(t, p) for t, p in zip(times, time_pos) if a_status[p, k] == Status.PENDING]
         for block in _by_day(todo):
-            units.append((analysis_unit, (req.store, domain, seed, sp, [t for t, _ in block], [p for _, p in block])))
+            units.append(
+                (analysis_unit, (req.store, domain, seed, sp, [t for t, _ in block], [p for _, p in block]))
+            )
     for run, pos in zip(req.runs, meteo_pos):
         if np.any(m_status[pos] == Status.PENDING):
             units.append((meteo_unit, (req.store, domain, seed, run, pos, leads)))
@@ -148,7 +152,9 @@ def ingest_synthetic(req: SyntheticRequest) -> FanOutReport:
 
 def _describe(args: tuple) -> str:
     return "synthetic " + " ".join(
-        a.isoformat()[:13] if isinstance(a, datetime) else a for a in args[3:] if isinstance(a, str | datetime)
+        a.isoformat()[:13] if isinstance(a, datetime) else a
+        for a in args[3:]
+        if isinstance(a, str | datetime)
     )
 
 
