@@ -1,0 +1,168 @@
+"""Benchmark: ingest of one full-grid synthetic day (11 members, 4 species, level 0, leads 0-96 h every 3 h).
+
+Measured in one run, on this machine:
+  1. generation only (the fields are kept in memory),
+  2. the same bytes written as raw .npy files (one file per chunk-sized block): the baseline,
+  3. the same blocks written through the store writer (chunking, shards, blosc-zstd, status commits),
+  4. the whole `dlens-ingest synthetic` pipeline (Ray tasks, generation + writes) into a fresh store,
+  5. with --s3: 2 and 3 against an S3 endpoint (moto's server over HTTP on loopback).
+Ratios (store throughput / raw throughput) are the figures to compare across machines.
+
+    uv run python bench/ingest.py [--domain full] [--s3] [--out bench/results/ingest.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from dlens.common.grid import parse_domain
+from dlens.common.layout import ANALYSIS, FORECASTS, METEO, METEO_VARIABLES, Status
+from dlens.common.species import SPECIES_NAMES, parse_leads
+from dlens.common.store import open_store
+from dlens.ingest.store_writer import StoreCoordinator, StoreSpec, write_field
+from dlens.ingest.synthetic import SyntheticGenerator
+from dlens.ingest.synthetic_ingest import SyntheticRequest, ingest_synthetic
+
+RUN = datetime(2025, 7, 1)
+
+
+def generate(spec: StoreSpec, seed: int) -> list[tuple[str, str, tuple, np.ndarray]]:
+    """Every block of one day, as (group, variable, region, data), in memory."""
+    gen = SyntheticGenerator(spec.domain, seed)
+    blocks = []
+    for sp in SPECIES_NAMES:
+        for li, lead in enumerate(spec.leads):
+            blocks.append((FORECASTS, sp, (0, li, slice(None), 0), gen.members(sp, RUN, lead)))
+        for h in range(max(spec.leads) + 1):
+            blocks.append((ANALYSIS, sp, (h, 0), gen.analysis(sp, RUN + timedelta(hours=h))))
+    for var in METEO_VARIABLES:
+        for li, lead in enumerate(spec.leads):
+            blocks.append((METEO, var, (0, li), gen.meteo(var, RUN, lead)))
+    return blocks
+
+
+def write_raw_files(blocks, directory: Path) -> None:
+    for k, (_, _, _, data) in enumerate(blocks):
+        np.save(directory / f"{k:05d}.npy", data)
+
+
+def write_raw_s3(blocks, client, bucket: str) -> None:
+    for k, (_, _, _, data) in enumerate(blocks):
+        buf = io.BytesIO()
+        np.save(buf, data)
+        client.put_object(Bucket=bucket, Key=f"raw/{k:05d}.npy", Body=buf.getvalue())
+
+
+def write_store(blocks, url: str, spec: StoreSpec) -> None:
+    coord = StoreCoordinator(url, spec)
+    coord.ensure_axis(FORECASTS, [RUN])
+    coord.ensure_axis(METEO, [RUN])
+    coord.ensure_axis(ANALYSIS, [RUN + timedelta(hours=h) for h in range(max(spec.leads) + 1)])
+    root = open_store(url, mode="r+")
+    for group, var, region, data in blocks:
+        write_field(root, group, var, region, data)
+    coord.mark(FORECASTS, 0, Status.COMPLETE)
+    coord.mark(METEO, 0, Status.COMPLETE)
+    for h in range(max(spec.leads) + 1):
+        coord.mark(ANALYSIS, h, Status.COMPLETE)
+
+
+def timed(fn, *args) -> float:
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--domain", default="full")
+    parser.add_argument("--leads", default="0:96:3")
+    parser.add_argument("--s3", action="store_true", help="also measure against an S3 endpoint (moto server)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/ingest.json"))
+    args = parser.parse_args()
+    spec = StoreSpec(parse_domain(args.domain), tuple(parse_leads(args.leads)), (0,))
+    rows: list[dict] = []
+    work = Path(tempfile.mkdtemp(prefix="dlens-bench-"))
+    try:
+        t_gen = time.perf_counter()
+        blocks = generate(spec, seed=0)
+        t_gen = time.perf_counter() - t_gen
+        mb = sum(b[3].nbytes for b in blocks) / 1e6
+        (work / "raw").mkdir()
+        t_raw = timed(write_raw_files, blocks, work / "raw")
+        t_store = timed(write_store, blocks, str(work / "store.zarr"), spec)
+        stored_mb = sum(p.stat().st_size for p in (work / "store.zarr").rglob("*") if p.is_file()) / 1e6
+        rows += [
+            {"case": "generate (in memory)", "seconds": t_gen, "MB": mb},
+            {"case": "raw .npy files", "seconds": t_raw, "MB": mb},
+            {"case": "store writer, local", "seconds": t_store, "MB": mb, "ratio_to_raw": t_raw / t_store,
+             "stored_MB": stored_mb},
+        ]  # fmt: skip
+        del blocks
+        req = SyntheticRequest(str(work / "e2e.zarr"), spec, RUN, 1, SPECIES_NAMES, 0)
+        t_e2e = timed(ingest_synthetic, req)
+        rows.append({"case": "dlens-ingest synthetic (Ray, end to end)", "seconds": t_e2e, "MB": mb,
+                     "ratio_to_raw": (t_gen + t_raw) / t_e2e, "note": "vs generate + raw write"})  # fmt: skip
+        if args.s3:
+            rows += bench_s3(spec)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(rows, spec, args.out)
+
+
+def bench_s3(spec: StoreSpec) -> list[dict]:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from dlens.common.testing import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
+                       "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})  # fmt: skip
+    try:
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="bench")
+        blocks = generate(spec, seed=0)
+        mb = sum(b[3].nbytes for b in blocks) / 1e6
+        t_raw = timed(write_raw_s3, blocks, client, "bench")
+        t_store = timed(write_store, blocks, "s3://bench/store.zarr", spec)
+        return [
+            {"case": "raw .npy objects, S3 (moto)", "seconds": t_raw, "MB": mb},
+            {"case": "store writer, S3 (moto)", "seconds": t_store, "MB": mb, "ratio_to_raw": t_raw / t_store},
+        ]
+    finally:
+        server.stop()
+
+
+def report(rows: list[dict], spec: StoreSpec, out: Path) -> None:
+    print(f"\ningest benchmark: domain {spec.domain.name} {spec.domain.shape}, {len(spec.leads)} leads, 11 members, "
+          f"4 species + analysis + meteo; {platform.processor() or platform.machine()}, {_cpus()} CPUs")  # fmt: skip
+    print(f"{'case':<44}{'seconds':>9}{'MB':>9}{'MB/s':>9}{'ratio':>8}")
+    for r in rows:
+        r["MB_per_s"] = r["MB"] / r["seconds"]
+        ratio = f"{r['ratio_to_raw']:.2f}" if "ratio_to_raw" in r else ""
+        print(f"{r['case']:<44}{r['seconds']:>9.2f}{r['MB']:>9.0f}{r['MB_per_s']:>9.0f}{ratio:>8}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"domain": spec.domain.to_attrs(), "leads": list(spec.leads), "rows": rows}, indent=2))
+    print(f"JSON: {out}")
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    main()
