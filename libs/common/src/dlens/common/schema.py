@@ -113,31 +113,36 @@ def _check_group(path: str, ds: xr.Dataset, variables, dims, root_attrs: dict) -
     return problems
 
 
-def _check_committed(path: str, ds: xr.Dataset, variables) -> list[str]:
-    """Deep check: committed cells hold what their status says (one read per axis position)."""
+def _check_committed(path: str, ds: xr.Dataset, variables, budget_bytes: int = 64 * 1024**2) -> list[str]:
+    """Deep check: committed cells hold what their status says, reading blocks of axis positions."""
     problems = []
     status = ds[STATUS]
     axis = status.dims[0]
     label_dim = next(d for d in status.dims[1:] if d in ("species", "variable"))
-    signed = set(variables) & {"u10", "v10"}
-    for var in variables:
-        cells = status.sel({label_dim: var})
-        for pos in range(cells.sizes[axis]):
-            row = cells.isel({axis: pos})
-            if not (row.values != Status.PENDING).any():
+    for var in (v for v in variables if v in ds):
+        cells = status.sel({label_dim: var})  # dims: (axis,) or (axis, member)
+        data = ds[var].transpose(*cells.dims, ...)
+        per_position = data.isel({axis: 0}).size * 4 if data.sizes[axis] else 1
+        step = max(1, budget_bytes // per_position)
+        codes = cells.values
+        for first in range(0, len(codes), step):
+            code = codes[first : first + step]
+            if (code == Status.PENDING).all():
                 continue
-            block = ds[var].isel({axis: pos})
-            for idx in np.ndindex(row.shape):
-                value = int(row.values[idx])
-                where = dict(zip(row.dims, idx))
-                data = block.isel(where).values
-                label = ", ".join(
-                    [f"{axis}={ds[axis].values[pos]}"] + [f"{d}={row[d].values[i]}" for d, i in where.items()]
-                )
-                if value == Status.COMPLETE and not np.isfinite(data).all():
-                    problems.append(f"{path}/{var} [{label}]: marked complete but holds NaN")
-                elif value == Status.COMPLETE and var not in signed and (data < 0).any():
-                    problems.append(f"{path}/{var} [{label}]: marked complete but holds negative values")
-                elif value == Status.ABSENT and not np.isnan(data).all():
-                    problems.append(f"{path}/{var} [{label}]: marked absent but holds values")
+            block = data.isel({axis: slice(first, first + step)}).values
+            flat = block.reshape(*block.shape[: cells.ndim], -1)
+            finite, nan = np.isfinite(flat).all(axis=-1), np.isnan(flat).all(axis=-1)
+            negative = (np.nan_to_num(flat, nan=0.0) < 0).any(axis=-1) & (var not in ("u10", "v10"))
+            for idx in zip(*np.nonzero((code == Status.COMPLETE) & ~finite)):
+                problems.append(f"{path}/{var} [{_label(cells, first, idx)}]: marked complete but holds NaN")
+            for idx in zip(*np.nonzero((code == Status.COMPLETE) & finite & negative)):
+                problems.append(f"{path}/{var} [{_label(cells, first, idx)}]: marked complete but holds negative values")
+            for idx in zip(*np.nonzero((code == Status.ABSENT) & ~nan)):
+                problems.append(f"{path}/{var} [{_label(cells, first, idx)}]: marked absent but holds values")
     return problems
+
+
+def _label(cells: xr.DataArray, first: int, idx: tuple) -> str:
+    """`run=…, member=…` for the cell at `idx` of a block starting at axis position `first`."""
+    idx = (first + int(idx[0]), *map(int, idx[1:]))
+    return ", ".join(f"{d}={cells[d].values[i]}" for d, i in zip(cells.dims, idx))

@@ -182,9 +182,9 @@ def _expand(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file())
+            out += sorted(f.resolve() for f in p.rglob("*") if f.is_file())
         elif p.exists():
-            out.append(p)
+            out.append(p.resolve())  # Ray workers do not share the caller's working directory
         else:
             raise FileNotFoundError(f"{p}: no such file")
     return out
@@ -217,7 +217,7 @@ def cmd_validate(args: argparse.Namespace, store: str) -> int:
     problems = validate_store(store, deep=args.deep)
     for line in problems:
         print(f"invalid: {line}")
-    print(f"store {store}: {'valid' if not problems else f'{len(problems)} problems'}")
+    print(f"store {store}: {'valid' if not problems else f'{len(problems)} problem(s)'}")
     return 1 if problems else 0
 
 

@@ -26,7 +26,15 @@ from dlens.common.species import ENSEMBLE_MEMBER, MEMBERS, SPECIES_NAMES
 from dlens.common.store import open_store
 from dlens.ingest.readers import CamsFile, IngestError, check_on_grid, inspect_files, open_normalised
 from dlens.ingest.runner import fan_out
-from dlens.ingest.store_writer import StoreCoordinator, StoreSpec, field_stats, merge_stats, write_field
+from dlens.ingest.store_writer import (
+    StoreCoordinator,
+    StoreSpec,
+    contiguous_blocks,
+    field_stats,
+    fields_per_write,
+    merge_stats,
+    write_field,
+)
 
 
 @dataclass
@@ -80,17 +88,17 @@ def forecast_unit(store: str, spec: StoreSpec, path: str, position: int, species
 
 
 def analysis_unit(store: str, spec: StoreSpec, cf: CamsFile, species: str, positions: list[int]) -> dict:
-    """Write one species of an analysis/reanalysis file, hour by hour."""
+    """Write one species of an analysis/reanalysis file, in blocks of consecutive hours."""
     root = open_store(store, mode="r+")
-    ds = open_normalised(cf)
+    variable = open_normalised(cf)[species].sel(level=list(spec.levels))
     rows, cols = _window(cf, spec.domain)
+    per_write = fields_per_write(4 * len(spec.levels) * spec.domain.shape[0] * spec.domain.shape[1])
     stats = []
-    for ti, pos in enumerate(positions):
-        frame = ds[species].isel(time=ti)
-        for vi, level in enumerate(spec.levels):
-            data = frame.sel(level=level).values[rows, cols]
-            write_field(root, ANALYSIS, species, (pos, vi), data)
-        stats.append(field_stats(data))
+    for first, length in contiguous_blocks(positions, per_write):
+        block = variable.isel(time=slice(first, first + length)).values[..., rows, cols]
+        p0 = positions[first]
+        write_field(root, ANALYSIS, species, slice(p0, p0 + length), block)
+        stats += [field_stats(frame) for frame in block]
     return {"kind": ANALYSIS, "species": species, "positions": positions, "stats": stats}
 
 
@@ -192,9 +200,8 @@ def _write(coord: StoreCoordinator, files: list[CamsFile], report: FilesReport) 
     def commit(result: dict) -> None:
         k = SPECIES_NAMES.index(result["species"])
         if result["kind"] == ANALYSIS:
-            for pos, stats in zip(result["positions"], result["stats"]):
-                coord.write_stats(ANALYSIS, pos, result["species"], stats)
-                coord.mark(ANALYSIS, pos, Status.COMPLETE, (k,))
+            coord.write_stats(ANALYSIS, result["positions"], result["species"], result["stats"])
+            coord.mark(ANALYSIS, result["positions"], Status.COMPLETE, (k,))
             return
         if result["kind"] == FORECASTS:
             for m in result["members"]:

@@ -44,7 +44,6 @@ from dlens.common.layout import (
 from dlens.common.species import MEMBERS, SPECIES, SPECIES_NAMES
 from dlens.common.store import open_store
 
-
 STATUS_ATTRS = {
     "flag_values": [s.value for s in Status],
     "flag_meanings": " ".join(s.name.lower() for s in Status),
@@ -262,12 +261,24 @@ class StoreCoordinator:
         n = len(self.axis_values(path))
         return self.root[f"{path}/{STATUS}"][:n]
 
-    def mark(self, path: str, position: int, status: np.ndarray | int, label_index: tuple = ()) -> None:
-        """Commit the status of one axis position (optionally a sub-slice of its label dims)."""
-        self.root[f"{path}/{STATUS}"][(position, *label_index)] = status
+    def mark(
+        self, path: str, positions: int | Sequence[int], status: np.ndarray | int, label_index: tuple = ()
+    ) -> None:
+        """Commit the status of axis positions (optionally a sub-slice of their label dims), in one write."""
+        arr = self.root[f"{path}/{STATUS}"]
+        if isinstance(positions, int):
+            arr[(positions, *label_index)] = status
+        else:
+            arr.oindex[(np.asarray(positions), *label_index)] = status
 
-    def write_stats(self, path: str, position: int, species: str, stats: np.ndarray) -> None:
-        self.root[f"{path}/{STATS}"][position, SPECIES_NAMES.index(species)] = stats
+    def write_stats(self, path: str, positions: int | Sequence[int], species: str, stats: np.ndarray) -> None:
+        """Store the additive statistics of one species at axis positions (rows of `stats`)."""
+        arr = self.root[f"{path}/{STATS}"]
+        k = SPECIES_NAMES.index(species)
+        if isinstance(positions, int):
+            arr[positions, k] = stats
+        else:
+            arr.oindex[np.asarray(positions), k] = np.asarray(stats)
 
     def write_static(self, fields: dict[str, np.ndarray]) -> None:
         for name, data in fields.items():
@@ -328,5 +339,21 @@ def summarise_stats(rows: np.ndarray) -> dict[str, float]:
 
 
 def write_field(root: zarr.Group, path: str, variable: str, index: tuple, data: np.ndarray) -> None:
-    """Worker-side write of one region (a whole shard) of a data variable."""
+    """Worker-side write of one region (whole shards) of a data variable."""
     root[f"{path}/{variable}"][index] = data.astype("float32", copy=False)
+
+
+def contiguous_blocks(positions: Sequence[int], max_len: int) -> list[tuple[int, int]]:
+    """Split positions into (first index into `positions`, length) runs of consecutive values."""
+    blocks: list[tuple[int, int]] = []
+    start = 0
+    for k in range(1, len(positions) + 1):
+        if k == len(positions) or positions[k] != positions[k - 1] + 1 or k - start == max_len:
+            blocks.append((start, k - start))
+            start = k
+    return blocks
+
+
+def fields_per_write(field_bytes: int, budget_bytes: int = 16 * 1024**2) -> int:
+    """How many fields of this size one write may hold within a worker's memory budget."""
+    return max(1, budget_bytes // max(field_bytes, 1))

@@ -134,9 +134,8 @@ def ingest_synthetic(req: SyntheticRequest) -> FanOutReport:
             floors.setdefault(result["run"][:10], {})[result["species"]] = result["floor"]
         elif result["kind"] == "analysis":
             k = SPECIES_NAMES.index(result["species"])
-            for pos, stats in zip(result["positions"], result["stats"]):
-                coord.write_stats(ANALYSIS, pos, result["species"], stats)
-                coord.mark(ANALYSIS, pos, Status.COMPLETE, (k,))
+            coord.write_stats(ANALYSIS, result["positions"], result["species"], result["stats"])
+            coord.mark(ANALYSIS, result["positions"], Status.COMPLETE, (k,))
         else:
             coord.mark(METEO, result["position"], Status.COMPLETE)
 

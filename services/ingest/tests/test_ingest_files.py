@@ -1,0 +1,135 @@
+"""`dlens-ingest files` end to end: good files land, each bad one gets one line and leaves no trace."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pytest
+
+from dlens.common.layout import ANALYSIS, CAMS_ENSEMBLE_PRODUCT, FORECASTS, Status
+from dlens.common.schema import validate_store
+from dlens.common.species import MEMBERS
+from dlens.common.store import open_dataset
+from dlens.common.testing import tree_digest
+from dlens.ingest.cli import main
+
+sys.path.insert(0, str(Path(__file__).parent))
+import cams_files as F  # noqa: E402
+
+MODEL_NAMES = ["CHIMERE", "DEHM", "EMEP", "EURAD-IM", "GEM-AQ", "LOTOS-EUROS", "MATCH", "MINNI", "MOCAGE", "MONARCH", "SILAM"]
+MILAN_2020 = Path(__file__).parents[3] / "../shared/data/cams-samples/Assimila__HARMONIA_AQ/Milan/cams_Eur_AQ_reanalysis_2020.nc"
+
+
+def good_files(directory: Path) -> list[Path]:
+    """A zip of ten member forecasts, one loose member, the ENSEMBLE forecast and analysis of 2020-01-01."""
+    directory.mkdir(parents=True, exist_ok=True)
+    members = [F.write_ads(directory / f"{m.lower()}.nc", model=m, steps=range(7)) for m in MODEL_NAMES]
+    with zipfile.ZipFile(directory / "ads-forecast.zip", "w") as zf:
+        for path in members[:-1]:
+            zf.write(path, path.name)
+            path.unlink()
+    ensemble = F.write_ads(directory / "ens_fc.nc", model="ENSEMBLE", steps=range(7))
+    analysis = F.write_ads(directory / "ens_an.nc", model="ENSEMBLE", kind="analysis")
+    return [directory / "ads-forecast.zip", members[-1], ensemble, analysis]
+
+
+def bad_files(directory: Path) -> dict[str, tuple[Path, str]]:
+    """Eleven kinds of bad input, each with a fragment its error line must contain."""
+    directory.mkdir(parents=True, exist_ok=True)
+    truncated = F.write_ads(directory / "truncated.nc", fmt="NETCDF4", model="MATCH", date="20200102")
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    text = directory / "notes.nc"
+    text.write_text("station,o3\nmilan,41\n")
+    nan = F.expected("o3", 4, (0,))
+    nan[1] = np.nan
+    negative = F.expected("no2", 4, (0,))
+    negative[2, 0, 1, 1] = -7.0
+    return {
+        "truncated": (truncated, "truncated"),
+        "not netcdf": (text, "not a NetCDF or GRIB file"),
+        "wrong grid": (F.write_ads(directory / "offgrid.nc", lat=np.round(45.07 + 0.1 * np.arange(5), 2)), "wrong grid"),
+        "unknown species": (F.write_ads(directory / "co.nc", species=("o3",), variables={"o3": "co_conc"}), "unknown species"),
+        "unknown member": (F.write_ads(directory / "wrf.nc", model="WRF-CHEM"), "unknown member"),
+        "wrong units": (F.write_ads(directory / "ppb.nc", units="ppb"), "wrong units"),
+        "duplicated times": (F.write_ads(directory / "dup.nc", steps=[0, 1, 1, 2]), "duplicated lead times"),
+        "out of period": (F.write_ads(directory / "late.nc", period="20200101+[0H_24H]", steps=[0, 12, 30]), "lead time 30 h"),
+        "all NaN": (F.write_ads(directory / "nan.nc", species=("o3",), data={"o3": nan}), "all NaN"),
+        "negative": (F.write_ads(directory / "negative.nc", species=("no2",), data={"no2": negative}), "negative"),
+        "global product": (Path(__file__).parents[3] / "../shared/data/cams-samples/rayference__joseki/232f85b4-b3e9-47a7-a52d-9f955c38b9f6.nc", "non-regional"),
+    }  # fmt: skip
+
+
+def arrays(store: Path) -> dict[str, str]:
+    """Digest of every chunk (not metadata) of a local store."""
+    return tree_digest(store, include=lambda p: "/c/" in str(p) or p.name == "c")
+
+
+def test_good_files_land_with_values_and_status(tmp_path, ray_cluster):
+    store = tmp_path / "cams.zarr"
+    assert main(["--no-progress", "files", "--store", str(store), *map(str, good_files(tmp_path / "in"))]) == 0
+    assert validate_store(str(store), deep=True) == []
+    fc = open_dataset(str(store), FORECASTS)
+    assert list(fc["lead"].values) == list(range(7)) and [str(r)[:10] for r in fc["run"].values] == ["2020-01-01"]
+    want = F.expected("o3", 7, (0,))
+    for m in MEMBERS:
+        np.testing.assert_array_equal(fc["o3"].sel(member=m).isel(run=0).values, want)
+    status = fc["ingest_status"]
+    assert (status.sel(species=["o3", "no2"]).values == Status.COMPLETE).all()
+    assert (status.sel(species=["so2", "pm10"]).values == Status.PENDING).all()
+    ens = open_dataset(str(store), CAMS_ENSEMBLE_PRODUCT)
+    np.testing.assert_array_equal(ens["no2"].isel(run=0).values, F.expected("no2", 7, (0,)))
+    an = open_dataset(str(store), ANALYSIS)
+    assert an.sizes["time"] == 24 and (an["ingest_status"].sel(species="o3").values == Status.COMPLETE).all()
+    np.testing.assert_array_equal(an["o3"].values, F.expected("o3", 24, (0,)))
+
+
+@pytest.mark.slow
+def test_bad_files_are_refused_one_line_each_and_leave_the_store_unchanged(tmp_path, ray_cluster):
+    good = good_files(tmp_path / "good")
+    bad = bad_files(tmp_path / "bad")
+    assert len(bad) >= 10
+    cli = [sys.executable, "-m", "dlens.ingest.cli", "--no-progress", "files", "--store"]
+
+    clean = tmp_path / "clean.zarr"
+    subprocess.run([*cli, str(clean), *map(str, good)], check=True, capture_output=True)
+
+    mixed = tmp_path / "mixed.zarr"
+    paths = [str(p) for p, _ in bad.values()]
+    done = subprocess.run([*cli, str(mixed), *paths[:5], *map(str, good), *paths[5:]], capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == len(bad), done.stderr
+    for kind, (path, fragment) in bad.items():
+        (line,) = [e for e in errors if path.name in e]
+        assert fragment in line, (kind, line)
+    assert "Traceback" not in done.stderr
+    # the good files of the same call landed exactly as without the bad ones
+    assert arrays(mixed) == arrays(clean)
+
+    before = tree_digest(mixed)
+    again = subprocess.run([*cli, str(mixed), *paths], capture_output=True, text=True)
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert tree_digest(mixed) == before
+
+
+def test_real_reanalysis_series_lands_in_a_one_cell_store(tmp_path, ray_cluster):
+    store = tmp_path / "milan.zarr"
+    assert main(["--no-progress", "files", "--store", str(store), str(MILAN_2020)]) == 0
+    assert validate_store(str(store), deep=True) == []
+    an = open_dataset(str(store), ANALYSIS)
+    assert an.sizes == {"time": 8784, "level": 1, "latitude": 1, "longitude": 1, "species": 4, "stat": 7}
+    with netCDF4.Dataset(MILAN_2020) as nc:
+        for sp in ("o3", "no2", "so2", "pm10"):
+            raw = np.asarray(nc[sp][:], dtype=np.float32)
+            np.testing.assert_array_equal(an[sp].values[:, 0, 0, 0], raw)
+    assert an.attrs["normalisation"]["o3"]["n"] == 8784
+
+
+def test_unusable_paths_exit_2_with_a_message(tmp_path, capsys):
+    assert main(["files", "--store", str(tmp_path / "s.zarr"), str(tmp_path / "missing.nc")]) == 2
+    assert "missing.nc: no such file" in capsys.readouterr().err
