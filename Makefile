@@ -1,6 +1,7 @@
 # DL-ENS: `make demo` and `make test` bootstrap everything (uv via pip if missing, then a frozen sync).
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+export RAY_ENABLE_UV_RUN_RUNTIME_ENV := 0
 RUN := $(UV) run --frozen
 STORE ?= data/demo.zarr
 DAYS ?= 3
