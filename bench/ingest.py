@@ -141,7 +141,12 @@ def bench_s3(spec: StoreSpec) -> list[dict]:
         t_store = timed(write_store, blocks, "s3://bench/store.zarr", spec)
         return [
             {"case": "raw .npy objects, S3 (moto)", "seconds": t_raw, "MB": mb},
-            {"case": "store writer, S3 (moto)", "seconds": t_store, "MB": mb, "ratio_to_raw": t_raw / t_store},
+            {
+                "case": "store writer, S3 (moto)",
+                "seconds": t_store,
+                "MB": mb,
+                "ratio_to_raw": t_raw / t_store,
+            },
         ]
     finally:
         server.stop()
@@ -156,7 +161,9 @@ def report(rows: list[dict], spec: StoreSpec, out: Path) -> None:
         ratio = f"{r['ratio_to_raw']:.2f}" if "ratio_to_raw" in r else ""
         print(f"{r['case']:<44}{r['seconds']:>9.2f}{r['MB']:>9.0f}{r['MB_per_s']:>9.0f}{ratio:>8}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"domain": spec.domain.to_attrs(), "leads": list(spec.leads), "rows": rows}, indent=2))
+    out.write_text(
+        json.dumps({"domain": spec.domain.to_attrs(), "leads": list(spec.leads), "rows": rows}, indent=2)
+    )
     print(f"JSON: {out}")
 
 

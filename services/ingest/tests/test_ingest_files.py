@@ -19,10 +19,25 @@ from dlens.common.testing import tree_digest
 from dlens.ingest.cli import main
 
 sys.path.insert(0, str(Path(__file__).parent))
-import cams_files as F  # noqa: E402
+import cams_files as F
 
-MODEL_NAMES = ["CHIMERE", "DEHM", "EMEP", "EURAD-IM", "GEM-AQ", "LOTOS-EUROS", "MATCH", "MINNI", "MOCAGE", "MONARCH", "SILAM"]
-MILAN_2020 = Path(__file__).parents[3] / "../shared/data/cams-samples/Assimila__HARMONIA_AQ/Milan/cams_Eur_AQ_reanalysis_2020.nc"
+MODEL_NAMES = [
+    "CHIMERE",
+    "DEHM",
+    "EMEP",
+    "EURAD-IM",
+    "GEM-AQ",
+    "LOTOS-EUROS",
+    "MATCH",
+    "MINNI",
+    "MOCAGE",
+    "MONARCH",
+    "SILAM",
+]
+MILAN_2020 = (
+    Path(__file__).parents[3]
+    / "../shared/data/cams-samples/Assimila__HARMONIA_AQ/Milan/cams_Eur_AQ_reanalysis_2020.nc"
+)
 
 
 def good_files(directory: Path) -> list[Path]:
@@ -71,10 +86,14 @@ def arrays(store: Path) -> dict[str, str]:
 
 def test_good_files_land_with_values_and_status(tmp_path, ray_cluster):
     store = tmp_path / "cams.zarr"
-    assert main(["--no-progress", "files", "--store", str(store), *map(str, good_files(tmp_path / "in"))]) == 0
+    assert (
+        main(["--no-progress", "files", "--store", str(store), *map(str, good_files(tmp_path / "in"))]) == 0
+    )
     assert validate_store(str(store), deep=True) == []
     fc = open_dataset(str(store), FORECASTS)
-    assert list(fc["lead"].values) == list(range(7)) and [str(r)[:10] for r in fc["run"].values] == ["2020-01-01"]
+    assert list(fc["lead"].values) == list(range(7)) and [str(r)[:10] for r in fc["run"].values] == [
+        "2020-01-01"
+    ]
     want = F.expected("o3", 7, (0,))
     for m in MEMBERS:
         np.testing.assert_array_equal(fc["o3"].sel(member=m).isel(run=0).values, want)
@@ -100,7 +119,9 @@ def test_bad_files_are_refused_one_line_each_and_leave_the_store_unchanged(tmp_p
 
     mixed = tmp_path / "mixed.zarr"
     paths = [str(p) for p, _ in bad.values()]
-    done = subprocess.run([*cli, str(mixed), *paths[:5], *map(str, good), *paths[5:]], capture_output=True, text=True)
+    done = subprocess.run(
+        [*cli, str(mixed), *paths[:5], *map(str, good), *paths[5:]], capture_output=True, text=True
+    )
     assert done.returncode == 1, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == len(bad), done.stderr

@@ -136,7 +136,9 @@ def _check_committed(path: str, ds: xr.Dataset, variables, budget_bytes: int = 6
             for idx in zip(*np.nonzero((code == Status.COMPLETE) & ~finite)):
                 problems.append(f"{path}/{var} [{_label(cells, first, idx)}]: marked complete but holds NaN")
             for idx in zip(*np.nonzero((code == Status.COMPLETE) & finite & negative)):
-                problems.append(f"{path}/{var} [{_label(cells, first, idx)}]: marked complete but holds negative values")
+                problems.append(
+                    f"{path}/{var} [{_label(cells, first, idx)}]: marked complete but holds negative values"
+                )
             for idx in zip(*np.nonzero((code == Status.ABSENT) & ~nan)):
                 problems.append(f"{path}/{var} [{_label(cells, first, idx)}]: marked absent but holds values")
     return problems

@@ -10,11 +10,11 @@ from typing import Any
 # Workers run in this same environment (the local venv, or the service image on a cluster): Ray's
 # `uv run` hook would instead package the working directory, data included, for every job.
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-import ray  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import ray
+from tqdm import tqdm
 
 from dlens.common.config import get_settings
-from dlens.common.logging import get_logger  # noqa: E402
+from dlens.common.logging import get_logger
 
 log = get_logger(__name__)
 

@@ -129,9 +129,10 @@ def ingest_synthetic(req: SyntheticRequest) -> FanOutReport:
         if result["kind"] == "forecast":
             k = SPECIES_NAMES.index(result["species"])
             status = np.where(result["missing"], Status.ABSENT, Status.COMPLETE).astype("uint8")
+            floors.setdefault(result["run"][:10], {})[result["species"]] = result["floor"]
+            _write_floor(coord, gen.params, floors)  # before the commit: a crash never loses a floor
             coord.write_stats(FORECASTS, result["position"], result["species"], result["stats"])
             coord.mark(FORECASTS, result["position"], status, (slice(None), k))
-            floors.setdefault(result["run"][:10], {})[result["species"]] = result["floor"]
         elif result["kind"] == "analysis":
             k = SPECIES_NAMES.index(result["species"])
             coord.write_stats(ANALYSIS, result["positions"], result["species"], result["stats"])
@@ -141,12 +142,19 @@ def ingest_synthetic(req: SyntheticRequest) -> FanOutReport:
 
     report = fan_out(units, commit, describe=lambda unit: _describe(unit[1]), desc="synthetic ingest")
     coord.refresh_normalisation()
+    _write_floor(coord, gen.params, floors)
     coord.update_attrs(
-        "",
-        synthetic={"params": gen.params, "floor_sums": floors, "floor": summarise_floor(floors)},
-        provenance={"source": "synthetic", "generator": "dlens.ingest.synthetic", "params": gen.params},
+        "", provenance={"source": "synthetic", "generator": "dlens.ingest.synthetic", "params": gen.params}
     )
     return report
+
+
+def _write_floor(coord: StoreCoordinator, params: dict, floors: dict) -> None:
+    """Root attrs `synthetic`: generator parameters, per-run floor sums (sorted) and their summary."""
+    ordered = {run: dict(sorted(per_species.items())) for run, per_species in sorted(floors.items())}
+    coord.update_attrs(
+        "", synthetic={"params": params, "floor_sums": ordered, "floor": summarise_floor(ordered)}
+    )
 
 
 def _describe(args: tuple) -> str:
