@@ -5,7 +5,8 @@ Measured in one run, on this machine:
   2. the same bytes written as raw .npy files (one file per chunk-sized block): the baseline,
   3. the same blocks written through the store writer (chunking, shards, blosc-zstd, status commits),
   4. the whole `dlens-ingest synthetic` pipeline (Ray tasks, generation + writes) into a fresh store,
-  5. with --s3: 2 and 3 against an S3 endpoint (moto's server over HTTP on loopback).
+  5. the peak memory of one worker unit (one run and species of members, all leads), in a fresh process,
+  6. with --s3: 2 and 3 against an S3 endpoint (moto's server over HTTP on loopback).
 Ratios (store throughput / raw throughput) are the figures to compare across machines.
 
     uv run python bench/ingest.py [--domain full] [--s3] [--out bench/results/ingest.json]
@@ -16,9 +17,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import os
 import platform
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -29,8 +33,7 @@ import numpy as np
 from dlens.common.grid import parse_domain
 from dlens.common.layout import ANALYSIS, FORECASTS, METEO, METEO_VARIABLES, Status
 from dlens.common.species import SPECIES_NAMES, parse_leads
-from dlens.common.store import open_store
-from dlens.ingest.store_writer import StoreCoordinator, StoreSpec, write_field
+from dlens.ingest.store_writer import FieldWriter, StoreCoordinator, StoreSpec
 from dlens.ingest.synthetic import SyntheticGenerator
 from dlens.ingest.synthetic_ingest import SyntheticRequest, ingest_synthetic
 
@@ -69,9 +72,9 @@ def write_store(blocks, url: str, spec: StoreSpec) -> None:
     coord.ensure_axis(FORECASTS, [RUN])
     coord.ensure_axis(METEO, [RUN])
     coord.ensure_axis(ANALYSIS, [RUN + timedelta(hours=h) for h in range(max(spec.leads) + 1)])
-    root = open_store(url, mode="r+")
+    writer = FieldWriter(url)
     for group, var, region, data in blocks:
-        write_field(root, group, var, region, data)
+        writer.write(group, var, region, data)
     coord.mark(FORECASTS, 0, Status.COMPLETE)
     coord.mark(METEO, 0, Status.COMPLETE)
     for h in range(max(spec.leads) + 1):
@@ -114,11 +117,36 @@ def main() -> None:
         t_e2e = timed(ingest_synthetic, req)
         rows.append({"case": "dlens-ingest synthetic (Ray, end to end)", "seconds": t_e2e, "MB": mb,
                      "ratio_to_raw": (t_gen + t_raw) / t_e2e, "note": "vs generate + raw write"})  # fmt: skip
+        memory = worker_memory(str(work / "e2e.zarr"), spec)
         if args.s3:
             rows += bench_s3(spec)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report(rows, spec, args.out)
+    report(rows, spec, args.out, memory)
+
+
+WORKER_PROBE = """
+import resource, sys
+from datetime import datetime
+from dlens.common.grid import parse_domain
+from dlens.ingest.store_writer import StoreSpec
+from dlens.ingest.synthetic_ingest import forecast_unit
+spec = StoreSpec(parse_domain(sys.argv[2]), tuple(int(x) for x in sys.argv[3].split(",")), (0,))
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+forecast_unit(sys.argv[1], spec.domain, 0, datetime(2025, 7, 1), 0, "no2", spec.leads)
+print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def worker_memory(store: str, spec: StoreSpec) -> dict:
+    """Peak RSS (MB) of one (run, species) member unit in a fresh process, above its imports."""
+    leads = ",".join(map(str, spec.leads))
+    out = subprocess.run([sys.executable, "-c", WORKER_PROBE, store, spec.domain.spec(), leads],
+                         check=True, capture_output=True, text=True).stdout.split()  # fmt: skip
+    base, peak = (int(v) / 1024 for v in out[-2:])
+    field_mb = 4 * spec.domain.shape[0] * spec.domain.shape[1] / 1e6
+    return {"imports_MB": base, "peak_MB": peak, "unit_MB": peak - base, "field_MB": field_mb,
+            "unit_in_fields": (peak - base) / field_mb}  # fmt: skip
 
 
 def bench_s3(spec: StoreSpec) -> list[dict]:
@@ -128,6 +156,7 @@ def bench_s3(spec: StoreSpec) -> list[dict]:
     from dlens.common.testing import free_port
 
     port = free_port()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
@@ -152,7 +181,7 @@ def bench_s3(spec: StoreSpec) -> list[dict]:
         server.stop()
 
 
-def report(rows: list[dict], spec: StoreSpec, out: Path) -> None:
+def report(rows: list[dict], spec: StoreSpec, out: Path, memory: dict) -> None:
     print(f"\ningest benchmark: domain {spec.domain.name} {spec.domain.shape}, {len(spec.leads)} leads, 11 members, "
           f"4 species + analysis + meteo; {platform.processor() or platform.machine()}, {_cpus()} CPUs")  # fmt: skip
     print(f"{'case':<44}{'seconds':>9}{'MB':>9}{'MB/s':>9}{'ratio':>8}")
@@ -160,10 +189,14 @@ def report(rows: list[dict], spec: StoreSpec, out: Path) -> None:
         r["MB_per_s"] = r["MB"] / r["seconds"]
         ratio = f"{r['ratio_to_raw']:.2f}" if "ratio_to_raw" in r else ""
         print(f"{r['case']:<44}{r['seconds']:>9.2f}{r['MB']:>9.0f}{r['MB_per_s']:>9.0f}{ratio:>8}")
+    local = next(r for r in rows if r["case"] == "store writer, local")
+    print(f"stored size: {local['stored_MB']:.0f} MB of {local['MB']:.0f} MB (blosc-zstd)")
+    print(f"one worker unit (run, species, {len(spec.leads)} leads): peak {memory['peak_MB']:.0f} MB RSS, "
+          f"{memory['unit_MB']:.0f} MB above its imports = {memory['unit_in_fields']:.0f} fields of {memory['field_MB']:.1f} MB")  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps({"domain": spec.domain.to_attrs(), "leads": list(spec.leads), "rows": rows}, indent=2)
-    )
+    document = {"domain": spec.domain.to_attrs(), "leads": list(spec.leads), "cpus": _cpus(), "rows": rows,
+                "worker_memory": memory}  # fmt: skip
+    out.write_text(json.dumps(document, indent=2))
     print(f"JSON: {out}")
 
 

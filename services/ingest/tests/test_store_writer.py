@@ -9,13 +9,13 @@ import zarr
 from dlens.common.grid import parse_domain
 from dlens.common.layout import ANALYSIS, FORECASTS, Status
 from dlens.common.schema import StoreInvalidError, check_store, validate_store
-from dlens.common.store import open_dataset, open_store
+from dlens.common.store import open_dataset
 from dlens.ingest.store_writer import (
+    FieldWriter,
     StoreCoordinator,
     StoreMismatchError,
     StoreSpec,
     field_stats,
-    write_field,
 )
 
 SPEC = StoreSpec(parse_domain("tiny"), (0, 6, 12), (0,))
@@ -34,9 +34,9 @@ def test_axes_grow_without_duplicates_and_data_round_trips(store_url):
     assert coord.ensure_axis(FORECASTS, RUNS) == [0, 1]
     assert coord.ensure_axis(FORECASTS, [RUNS[1], datetime(2025, 7, 3)]) == [1, 2]
     field = np.random.default_rng(0).gamma(2.0, 10.0, size=(11, 1, *SPEC.domain.shape)).astype("float32")
-    root = open_store(store_url, "r+")
+    writer = FieldWriter(store_url)
     for lead_index in range(len(SPEC.leads)):
-        write_field(root, FORECASTS, "o3", (1, lead_index, slice(None)), field * (lead_index + 1))
+        writer.write(FORECASTS, "o3", (1, lead_index, slice(None)), field * (lead_index + 1))
     coord.mark(FORECASTS, 1, Status.COMPLETE, (slice(None), 0))
     coord.write_stats(FORECASTS, 1, "o3", field_stats(field))  # one lead's stats stand for the run here
     coord.refresh_normalisation()

@@ -59,20 +59,21 @@ def parse_species(text: str) -> list[str]:
 
 
 def parse_leads(text: str) -> list[int]:
-    """Parse lead hours given as ``start:stop:step`` (inclusive) or a comma list."""
+    """Parse lead hours given as ``start:stop:step`` (inclusive) or a comma list, within 0..96."""
     try:
         if ":" in text:
             parts = [int(p) for p in text.split(":")]
             if len(parts) not in (2, 3):
                 raise ValueError
             start, stop, step = parts[0], parts[1], parts[2] if len(parts) == 3 else 1
-            if step <= 0 or stop < start or stop > 96:
+            if step <= 0 or stop < start:
                 raise ValueError
-            leads = list(range(start, stop + 1, step))
+            leads, bounds = list(range(start, stop + 1, step)), (start, stop)
         else:
             leads = sorted({int(p) for p in text.split(",")})
-    except ValueError:
+            bounds = (leads[0], leads[-1])
+    except (ValueError, IndexError):
         raise ValueError(f"leads {text!r}: expected start:stop:step hours, e.g. 0:96:3") from None
-    if not leads or leads[0] < 0 or leads[-1] > 96:
+    if bounds[0] < 0 or bounds[1] > 96:
         raise ValueError(f"leads {text!r}: hours must lie in 0..96")
     return leads

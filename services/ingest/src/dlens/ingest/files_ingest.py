@@ -23,17 +23,16 @@ import numpy as np
 from dlens.common.grid import Domain, domain_of
 from dlens.common.layout import ANALYSIS, CAMS_ENSEMBLE_PRODUCT, FORECASTS, Status
 from dlens.common.species import ENSEMBLE_MEMBER, MEMBERS, SPECIES_NAMES
-from dlens.common.store import open_store
 from dlens.ingest.readers import CamsFile, IngestError, check_on_grid, inspect_files, open_normalised
 from dlens.ingest.runner import fan_out
 from dlens.ingest.store_writer import (
+    FieldWriter,
     StoreCoordinator,
     StoreSpec,
     contiguous_blocks,
     field_stats,
     fields_per_write,
     merge_stats,
-    write_field,
 )
 
 
@@ -67,10 +66,10 @@ def _window(cf: CamsFile, domain: Domain) -> tuple[slice, slice]:
 
 def forecast_unit(store: str, spec: StoreSpec, path: str, position: int, species: str, members: dict) -> dict:
     """Write the members (index -> CamsFile) of one run and species into their shared chunks."""
-    root = open_store(store, mode="r+")
+    writer = FieldWriter(store)
     datasets = {m: (open_normalised(cf), _window(cf, spec.domain)) for m, cf in members.items()}
     stats = field_stats(np.empty(0))
-    target = root[f"{path}/{species}"]
+    target = writer.array(path, species)
     for li, lead in enumerate(spec.leads):
         for vi, level in enumerate(spec.levels):
             if path == FORECASTS:
@@ -82,14 +81,14 @@ def forecast_unit(store: str, spec: StoreSpec, path: str, position: int, species
                 index = (position, li, vi)
                 ((ds, (rows, cols)),) = datasets.values()
                 block = ds[species].sel(lead=lead, level=level).values[rows, cols]
-            write_field(root, path, species, index, block)
+            writer.write(path, species, index, block)
             stats = merge_stats(stats, field_stats(block))
     return {"kind": path, "position": position, "species": species, "members": list(members), "stats": stats}
 
 
 def analysis_unit(store: str, spec: StoreSpec, cf: CamsFile, species: str, positions: list[int]) -> dict:
     """Write one species of an analysis/reanalysis file, in blocks of consecutive hours."""
-    root = open_store(store, mode="r+")
+    writer = FieldWriter(store)
     variable = open_normalised(cf)[species].sel(level=list(spec.levels))
     rows, cols = _window(cf, spec.domain)
     per_write = fields_per_write(4 * len(spec.levels) * spec.domain.shape[0] * spec.domain.shape[1])
@@ -97,7 +96,7 @@ def analysis_unit(store: str, spec: StoreSpec, cf: CamsFile, species: str, posit
     for first, length in contiguous_blocks(positions, per_write):
         block = variable.isel(time=slice(first, first + length)).values[..., rows, cols]
         p0 = positions[first]
-        write_field(root, ANALYSIS, species, slice(p0, p0 + length), block)
+        writer.write(ANALYSIS, species, slice(p0, p0 + length), block)
         stats += [field_stats(frame) for frame in block]
     return {"kind": ANALYSIS, "species": species, "positions": positions, "stats": stats}
 

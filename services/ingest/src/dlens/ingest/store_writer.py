@@ -338,9 +338,22 @@ def summarise_stats(rows: np.ndarray) -> dict[str, float]:
     }
 
 
-def write_field(root: zarr.Group, path: str, variable: str, index: tuple, data: np.ndarray) -> None:
-    """Worker-side write of one region (whole shards) of a data variable."""
-    root[f"{path}/{variable}"][index] = data.astype("float32", copy=False)
+class FieldWriter:
+    """Worker-side access to a store's data variables, each array opened once per worker task."""
+
+    def __init__(self, url: str):
+        self.root = open_store(url, mode="r+")
+        self._arrays: dict[str, zarr.Array] = {}
+
+    def array(self, path: str, variable: str) -> zarr.Array:
+        key = f"{path}/{variable}"
+        if key not in self._arrays:
+            self._arrays[key] = self.root[key]
+        return self._arrays[key]
+
+    def write(self, path: str, variable: str, index: tuple | slice, data: np.ndarray) -> None:
+        """Write one region (whole shards) of a data variable."""
+        self.array(path, variable)[index] = data.astype("float32", copy=False)
 
 
 def contiguous_blocks(positions: Sequence[int], max_len: int) -> list[tuple[int, int]]:

@@ -15,9 +15,8 @@ import numpy as np
 from dlens.common.grid import Domain
 from dlens.common.layout import ANALYSIS, FORECASTS, METEO, METEO_VARIABLES, Status
 from dlens.common.species import SPECIES_NAMES
-from dlens.common.store import open_store
 from dlens.ingest.runner import FanOutReport, fan_out
-from dlens.ingest.store_writer import StoreCoordinator, StoreSpec, field_stats, merge_stats, write_field
+from dlens.ingest.store_writer import FieldWriter, StoreCoordinator, StoreSpec, field_stats, merge_stats
 from dlens.ingest.synthetic import SyntheticGenerator
 
 FLOOR_KEYS = ("n", "analysis_sq", "common_sq", "median_sq")
@@ -51,12 +50,12 @@ def forecast_unit(
 ) -> dict:
     """Write all members of one run and species, lead by lead; return stats and floor sums."""
     gen = SyntheticGenerator(domain, seed)
-    root = open_store(store, mode="r+")
+    writer = FieldWriter(store)
     stats = field_stats(np.empty(0))
     floor = dict.fromkeys(FLOOR_KEYS, 0.0)
     for li, lead in enumerate(leads):
         fields = gen.members(species, run, lead)
-        write_field(root, FORECASTS, species, (position, li, slice(None), 0), fields)
+        writer.write(FORECASTS, species, (position, li, slice(None), 0), fields)
         stats = merge_stats(stats, field_stats(fields))
         for key, value in gen.error_floor(species, run, lead).items():
             floor[key] += value
@@ -71,11 +70,11 @@ def analysis_unit(
 ) -> dict:
     """Write the hourly analysis of one species for a block of valid times."""
     gen = SyntheticGenerator(domain, seed)
-    root = open_store(store, mode="r+")
+    writer = FieldWriter(store)
     stats = []
     for t, pos in zip(times, positions):
         field = gen.analysis(species, t)
-        write_field(root, ANALYSIS, species, (pos, 0), field)
+        writer.write(ANALYSIS, species, (pos, 0), field)
         stats.append(field_stats(field))
     return {"kind": "analysis", "species": species, "positions": positions, "stats": stats}
 
@@ -85,10 +84,10 @@ def meteo_unit(
 ) -> dict:
     """Write the IFS-like weather forecast of one run."""
     gen = SyntheticGenerator(domain, seed)
-    root = open_store(store, mode="r+")
+    writer = FieldWriter(store)
     for var in METEO_VARIABLES:
         for li, lead in enumerate(leads):
-            write_field(root, METEO, var, (position, li), gen.meteo(var, run, lead))
+            writer.write(METEO, var, (position, li), gen.meteo(var, run, lead))
     return {"kind": "meteo", "position": position}
 
 

@@ -1,0 +1,77 @@
+"""The `dlens-ingest` console script as a user drives it: ingest, status, validate, fetch --dry-run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from dlens.common.schema import validate_store
+
+CLI = shutil.which("dlens-ingest")
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    assert CLI, "dlens-ingest is not installed in this environment"
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=600)
+
+
+def test_synthetic_status_validate(tmp_path, ray_cluster):
+    store = str(tmp_path / "demo.zarr")
+    done = run("--no-progress", "synthetic", "--store", store, "--start", "2025-01-15", "--days", "2",
+               "--domain", "tiny", "--leads", "0:24:6", "--seed", "1")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "units written" in done.stdout
+
+    status = run("status", "--store", store)
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    runs = [line for line in lines if line.startswith("2025-01-1")]
+    assert [r[:10] for r in runs] == ["2025-01-15", "2025-01-16"]
+    assert all(r.split()[1].count("#") + r.split()[1].count("-") == 11 for r in runs)
+    assert any("analysis coverage" in line for line in lines)
+
+    valid = run("validate", "--store", store, "--deep")
+    assert valid.returncode == 0 and "valid" in valid.stdout
+    assert validate_store(store) == []
+
+
+def test_fetch_dry_run_prints_the_ads_requests(tmp_path):
+    done = run("fetch", "--store", str(tmp_path / "s.zarr"), "--start", "2025-03-01", "--days", "2",
+               "--species", "o3,pm10", "--domain", "demo", "--leads", "0:96:3", "--dry-run")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    requests = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["target"] for r in requests] == ["forecast_2025-03-01.zip", "analysis_2025-03-01.zip",
+                                                "forecast_2025-03-02.zip", "analysis_2025-03-02.zip"]  # fmt: skip
+    forecast, analysis = requests[0]["request"], requests[1]["request"]
+    assert requests[0]["dataset"] == "cams-europe-air-quality-forecasts"
+    assert forecast["variable"] == ["ozone", "particulate_matter_10um"]
+    assert (
+        forecast["model"][:2] == ["chimere", "dehm"]
+        and forecast["model"][-1] == "ensemble"
+        and len(forecast["model"]) == 12
+    )
+    assert forecast["leadtime_hour"][:3] == ["0", "3", "6"] and len(forecast["leadtime_hour"]) == 33
+    assert forecast["area"] == [48.35, 5.05, 42.05, 14.55] and forecast["type"] == ["forecast"]
+    assert (
+        analysis["type"] == ["analysis"] and analysis["model"] == ["ensemble"] and len(analysis["time"]) == 24
+    )
+    assert not (tmp_path / "s.zarr").exists()  # a dry run writes nothing
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["synthetic", "--domain", "atlantis"], "domain 'atlantis'"),
+        (["synthetic", "--leads", "0:120:3"], "hours must lie in 0..96"),
+        (["synthetic", "--species", "o3,co"], "unknown species"),
+        (["synthetic", "--start", "2025-13-01"], "expected YYYY-MM-DD"),
+        (["status"], "is empty"),
+    ],
+)
+def test_bad_command_lines_exit_2_with_a_message(tmp_path, args, message):
+    done = run(*args[:1], "--store", str(tmp_path / "none.zarr"), *args[1:])
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
