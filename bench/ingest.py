@@ -126,15 +126,17 @@ def main() -> None:
 
 
 WORKER_PROBE = """
-import resource, sys
+import sys
 from datetime import datetime
 from dlens.common.grid import parse_domain
 from dlens.ingest.store_writer import StoreSpec
 from dlens.ingest.synthetic_ingest import forecast_unit
 spec = StoreSpec(parse_domain(sys.argv[2]), tuple(int(x) for x in sys.argv[3].split(",")), (0,))
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def status(key):  # kB, of this address space only (ru_maxrss would include the parent's before exec)
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key))
+base = status("VmHWM:")
 forecast_unit(sys.argv[1], spec.domain, 0, datetime(2025, 7, 1), 0, "no2", spec.leads)
-print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(base, status("VmHWM:"))
 """
 
 

@@ -75,3 +75,12 @@ def test_bad_command_lines_exit_2_with_a_message(tmp_path, args, message):
     done = run(*args[:1], "--store", str(tmp_path / "none.zarr"), *args[1:])
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_fetch_without_an_ads_key_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("CDSAPI_URL", "CDSAPI_KEY", "CDSAPI_RC"):
+        monkeypatch.delenv(name, raising=False)
+    done = run("fetch", "--store", str(tmp_path / "s.zarr"), "--start", "2025-03-01", "--download-dir", str(tmp_path / "ads"))
+    assert done.returncode == 2 and "no ADS key" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "s.zarr").exists()

@@ -17,6 +17,10 @@ from dlens.common.species import ENSEMBLE_MEMBER, MEMBERS, SPECIES
 FORECAST_DATASET = "cams-europe-air-quality-forecasts"
 
 
+class AdsKeyError(ValueError):
+    """No usable ADS key: cdsapi could not be configured."""
+
+
 @dataclass(frozen=True)
 class AdsRequest:
     """One cdsapi retrieve call."""
@@ -66,7 +70,13 @@ def retrieve(requests: Sequence[AdsRequest], directory: Path) -> list[Path]:
     """Send the requests with cdsapi (ADS key from ~/.cdsapirc or CDSAPI_URL/CDSAPI_KEY)."""
     import cdsapi  # imported here: building requests must not need an ADS key
 
-    client = cdsapi.Client()
+    try:
+        client = cdsapi.Client()
+    except Exception as exc:  # cdsapi raises a bare Exception for a missing or broken configuration
+        raise AdsKeyError(
+            f"no ADS key ({str(exc).splitlines()[0]}): put 'url' and 'key' in ~/.cdsapirc "
+            "or set CDSAPI_URL and CDSAPI_KEY, or use --dry-run"
+        ) from None
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for req in requests:

@@ -128,7 +128,7 @@ class Ensemble:
         """Which members are missing from a run (the same for every species)."""
         return rng(self.seed, "missing", run_day).random(len(MEMBERS)) < MISSING_RATE
 
-    @cached(maxsize=8)
+    @cached(maxsize=4)
     def member_plumes(self, tracer: str, day: int) -> list[np.ndarray]:
         """Each member's version of a tracer's plume anchor: displaced along the wind, blurred."""
         truth = self.chem.plume_work(tracer, day)

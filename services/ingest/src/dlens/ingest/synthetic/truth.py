@@ -137,7 +137,7 @@ class Chemistry:
         self.weather, self.static, self.grid, self.params = weather, static, grid, params
         self.land, self.orography, self.lat = weather.land, weather.orography, weather.lat
 
-    @cached(maxsize=12)
+    @cached(maxsize=6)
     def hour(self, hour: int) -> HourChemistry:
         return HourChemistry(self, self.weather.at(hour))
 
@@ -147,7 +147,7 @@ class Chemistry:
         u, v = self.weather.wind(24 * day, work=True)
         return wind_in_cells(u, v, self.grid.lat)
 
-    @cached(maxsize=24)
+    @cached(maxsize=8)
     def plume_work(self, tracer: str, day: int) -> np.ndarray:
         """Plume field of a tracer at 00 UTC of a day, on the padded work grid."""
         cx, cy = self.wind_cells(day)
