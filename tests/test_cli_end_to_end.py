@@ -81,6 +81,14 @@ def test_fetch_without_an_ads_key_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in ("CDSAPI_URL", "CDSAPI_KEY", "CDSAPI_RC"):
         monkeypatch.delenv(name, raising=False)
-    done = run("fetch", "--store", str(tmp_path / "s.zarr"), "--start", "2025-03-01", "--download-dir", str(tmp_path / "ads"))
+    done = run(
+        "fetch",
+        "--store",
+        str(tmp_path / "s.zarr"),
+        "--start",
+        "2025-03-01",
+        "--download-dir",
+        str(tmp_path / "ads"),
+    )
     assert done.returncode == 2 and "no ADS key" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "s.zarr").exists()
