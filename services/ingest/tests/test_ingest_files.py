@@ -34,10 +34,8 @@ MODEL_NAMES = [
     "MONARCH",
     "SILAM",
 ]
-MILAN_2020 = (
-    Path(__file__).parents[3]
-    / "../shared/data/cams-samples/Assimila__HARMONIA_AQ/Milan/cams_Eur_AQ_reanalysis_2020.nc"
-)
+MILAN_2020 = "Assimila__HARMONIA_AQ/Milan/cams_Eur_AQ_reanalysis_2020.nc"
+GLOBAL_EAC4 = "rayference__joseki/232f85b4-b3e9-47a7-a52d-9f955c38b9f6.nc"
 
 
 def good_files(directory: Path) -> list[Path]:
@@ -53,7 +51,7 @@ def good_files(directory: Path) -> list[Path]:
     return [directory / "ads-forecast.zip", members[-1], ensemble, analysis]
 
 
-def bad_files(directory: Path) -> dict[str, tuple[Path, str]]:
+def bad_files(directory: Path, samples: Path) -> dict[str, tuple[Path, str]]:
     """Eleven kinds of bad input, each with a fragment its error line must contain."""
     directory.mkdir(parents=True, exist_ok=True)
     truncated = F.write_ads(directory / "truncated.nc", fmt="NETCDF4", model="MATCH", date="20200102")
@@ -75,7 +73,7 @@ def bad_files(directory: Path) -> dict[str, tuple[Path, str]]:
         "out of period": (F.write_ads(directory / "late.nc", period="20200101+[0H_24H]", steps=[0, 12, 30]), "lead time 30 h"),
         "all NaN": (F.write_ads(directory / "nan.nc", species=("o3",), data={"o3": nan}), "all NaN"),
         "negative": (F.write_ads(directory / "negative.nc", species=("no2",), data={"no2": negative}), "negative"),
-        "global product": (Path(__file__).parents[3] / "../shared/data/cams-samples/rayference__joseki/232f85b4-b3e9-47a7-a52d-9f955c38b9f6.nc", "non-regional"),
+        "global product": (samples / GLOBAL_EAC4, "non-regional"),
     }  # fmt: skip
 
 
@@ -108,9 +106,11 @@ def test_good_files_land_with_values_and_status(tmp_path, ray_cluster):
 
 
 @pytest.mark.slow
-def test_bad_files_are_refused_one_line_each_and_leave_the_store_unchanged(tmp_path, ray_cluster):
+def test_bad_files_are_refused_one_line_each_and_leave_the_store_unchanged(
+    tmp_path, ray_cluster, cams_samples
+):
     good = good_files(tmp_path / "good")
-    bad = bad_files(tmp_path / "bad")
+    bad = bad_files(tmp_path / "bad", cams_samples)
     assert len(bad) >= 10
     cli = [sys.executable, "-m", "dlens.ingest.cli", "--no-progress", "files", "--store"]
 
@@ -138,13 +138,14 @@ def test_bad_files_are_refused_one_line_each_and_leave_the_store_unchanged(tmp_p
     assert tree_digest(mixed) == before
 
 
-def test_real_reanalysis_series_lands_in_a_one_cell_store(tmp_path, ray_cluster):
+def test_real_reanalysis_series_lands_in_a_one_cell_store(tmp_path, ray_cluster, cams_samples):
     store = tmp_path / "milan.zarr"
-    assert main(["--no-progress", "files", "--store", str(store), str(MILAN_2020)]) == 0
+    milan = cams_samples / MILAN_2020
+    assert main(["--no-progress", "files", "--store", str(store), str(milan)]) == 0
     assert validate_store(str(store), deep=True) == []
     an = open_dataset(str(store), ANALYSIS)
     assert an.sizes == {"time": 8784, "level": 1, "latitude": 1, "longitude": 1, "species": 4, "stat": 7}
-    with netCDF4.Dataset(MILAN_2020) as nc:
+    with netCDF4.Dataset(milan) as nc:
         for sp in ("o3", "no2", "so2", "pm10"):
             raw = np.asarray(nc[sp][:], dtype=np.float32)
             np.testing.assert_array_equal(an[sp].values[:, 0, 0, 0], raw)

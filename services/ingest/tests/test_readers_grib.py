@@ -1,4 +1,4 @@
-"""CAMS regional GRIB2 via cfgrib/ecCodes, on synthetic Météo-France-style files (needs libeccodes)."""
+"""CAMS regional GRIB2 via cfgrib/ecCodes (the eccodeslib wheel), on synthetic Météo-France-style files."""
 
 from __future__ import annotations
 
@@ -7,17 +7,11 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import cams_files as F
 
 from dlens.ingest.readers import inspect_files, open_normalised
-
-try:
-    import eccodes  # noqa: F401
-except (ImportError, RuntimeError) as exc:  # the eccodes package raises RuntimeError without libeccodes
-    pytest.skip(f"ecCodes library not available: {exc}", allow_module_level=True)
 
 
 def test_grib_forecast_round_trip_kg_m3_to_ug_m3(tmp_path):

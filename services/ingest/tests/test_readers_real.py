@@ -8,13 +8,13 @@ import netCDF4
 import numpy as np
 import pytest
 
+from dlens.common.testing import require_cams_samples
 from dlens.ingest.readers import IngestError, check_on_grid, inspect_files, open_normalised
 from dlens.ingest.readers.netcdf import open_raw
 
-SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "cams-samples"
+SAMPLES = require_cams_samples(module_level=True)
 MILAN = SAMPLES / "Assimila__HARMONIA_AQ" / "Milan"
 JOSEKI = SAMPLES / "rayference__joseki"
-pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared/data/cams-samples not present")
 
 
 def _one(path: Path, tmp_path: Path):

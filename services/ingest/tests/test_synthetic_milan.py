@@ -8,23 +8,21 @@ numbers are computed here from the file, never hard-coded.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dlens.common.grid import parse_domain
 from dlens.common.species import SPECIES_NAMES
+from dlens.common.testing import require_cams_samples
 from dlens.ingest.synthetic import SyntheticGenerator
 
-SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "cams-samples"
+SAMPLES = require_cams_samples(module_level=True)
 MILAN_2018 = SAMPLES / "Assimila__HARMONIA_AQ" / "Milan" / "cams_Eur_AQ_reanalysis_2018.nc"
 MILAN_CELL = (45.45, 9.15)  # the MACCGE01 cell of the reanalysis point (45.5N 9.2E)
 #: 14-day windows (first day of year, 0-based) in winter, spring, summer and autumn.
 WINDOWS = {"jan": 9, "apr": 99, "jul": 190, "oct": 282}
 DAYS = 14
-
-pytestmark = pytest.mark.skipif(not MILAN_2018.is_file(), reason="CAMS Milan sample not present")
 
 
 def circular_hour_diff(a: int, b: int) -> int:

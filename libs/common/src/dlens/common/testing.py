@@ -3,6 +3,9 @@
 - `s3_endpoint`: a real S3 endpoint over HTTP (moto's server mode on a free port), with the
   standard AWS environment pointing at it, as the s3fs and zarr suites do.
 - `ray_cluster`: one local Ray for the whole session; subprocesses reach it through RAY_ADDRESS.
+- `cams_samples`: the real public CAMS files (`../shared/data/cams-samples` beside the repository,
+  or ``$DLENS_CAMS_SAMPLES``). Where they are absent the tests that need them are skipped with that
+  reason, except under CI (``CI`` set), where their absence is a failure.
 """
 
 from __future__ import annotations
@@ -15,6 +18,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[5]
+
+
+def require_cams_samples(module_level: bool = False) -> Path:
+    """The directory of the real CAMS sample files; skip (fail under CI) when it is missing."""
+    path = Path(os.environ.get("DLENS_CAMS_SAMPLES", REPOSITORY.parent / "shared" / "data" / "cams-samples"))
+    if not path.is_dir():
+        reason = f"real CAMS samples not found at {path} (set DLENS_CAMS_SAMPLES)"
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason, allow_module_level=module_level)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cams_samples() -> Path:
+    """The real CAMS sample files (see `require_cams_samples`)."""
+    return require_cams_samples()
 
 
 def free_port() -> int:

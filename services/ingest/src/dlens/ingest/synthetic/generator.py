@@ -6,6 +6,7 @@ from datetime import datetime
 
 import numpy as np
 
+from dlens.common import layout
 from dlens.common.grid import Domain
 from dlens.common.species import SPECIES_NAMES
 from dlens.ingest.synthetic.caching import cached
@@ -16,7 +17,7 @@ from dlens.ingest.synthetic.static import Grid, StaticMaps
 from dlens.ingest.synthetic.truth import Chemistry, ChemistryParams
 from dlens.ingest.synthetic.weather import Weather
 
-METEO_VARIABLES: tuple[str, ...] = ("t2m", "blh", "u10", "v10", "ssrd")
+METEO_VARIABLES: tuple[str, ...] = tuple(layout.METEO_VARIABLES)
 VERSION = 1
 PAD_CELLS = 30  # margin around the domain from which plumes can enter it
 ANALYSIS_ERROR = 0.06  # std of the analysis' multiplicative (log) error
