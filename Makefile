@@ -32,7 +32,7 @@ test-fast: setup
 	$(RUN) pytest -m "not slow"
 
 bench: setup
-	$(RUN) python bench/ingest.py
+	$(RUN) python bench/ingest.py --s3
 
 clean:
 	rm -rf data/demo.zarr bench/results .pytest_cache .ruff_cache
