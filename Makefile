@@ -15,10 +15,11 @@ setup: .venv/.synced
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
-demo: setup  ## synthetic ingest of a few days on the demo domain into a local store, then status + validation
+demo: setup  ## synthetic ingest of a few days on the demo domain into a local store, status, validation, a map
 	$(RUN) dlens-ingest synthetic --store $(STORE) --start 2025-07-01 --days $(DAYS) --domain demo --seed 0
 	$(RUN) dlens-ingest status --store $(STORE)
 	$(RUN) dlens-ingest validate --store $(STORE) --deep
+	$(RUN) dlens-ingest plot --store $(STORE) --species no2 --lead 18 --out data/demo_no2.png
 
 lint: setup
 	$(RUN) ruff check .

@@ -37,6 +37,15 @@ def test_synthetic_status_validate(tmp_path, ray_cluster):
     assert valid.returncode == 0 and "valid" in valid.stdout
     assert validate_store(store) == []
 
+    png = tmp_path / "map.png"
+    plot = run(
+        "plot", "--store", store, "--species", "no2", "--run", "2025-01-16", "--lead", "6", "--out", str(png)
+    )
+    assert plot.returncode == 0, plot.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    missing = run("plot", "--store", store, "--run", "2025-02-01", "--out", str(tmp_path / "none.png"))
+    assert missing.returncode == 2 and "run 2025-02-01T00 of o3 is not complete" in missing.stderr
+
 
 def test_fetch_dry_run_prints_the_ads_requests(tmp_path):
     done = run("fetch", "--store", str(tmp_path / "s.zarr"), "--start", "2025-03-01", "--days", "2",

@@ -116,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="table of what the store holds")
     store_arg(status)
 
+    plot = sub.add_parser("plot", help="quick-look PNG: analysis, median and the 11 members of one run")
+    store_arg(plot)
+    plot.add_argument("--species", choices=SPECIES_NAMES, default="o3")
+    plot.add_argument("--run", type=_day, help="run date (default: the latest complete run)")
+    plot.add_argument("--lead", type=int, default=12, help="lead hour (default 12)")
+    plot.add_argument("--out", type=Path, help="PNG path (default: <species>_<run>_+<lead>h.png)")
+
     validate = sub.add_parser("validate", help="check the store against the schema")
     store_arg(validate)
     validate.add_argument("--deep", action="store_true", help="also read every committed cell")
@@ -213,6 +220,15 @@ def cmd_status(args: argparse.Namespace, store: str) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace, store: str) -> int:
+    from dlens.ingest.quicklook import quicklook
+
+    run = datetime.combine(args.run, datetime.min.time()) if args.run else None
+    out = args.out or Path(f"{args.species}_{args.run or 'latest'}_+{args.lead}h.png")
+    print(f"plot: {quicklook(store, args.species, run, args.lead, out)}")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace, store: str) -> int:
     problems = validate_store(store, deep=args.deep)
     for line in problems:
@@ -226,6 +242,7 @@ COMMANDS = {
     "files": cmd_files,
     "fetch": cmd_fetch,
     "status": cmd_status,
+    "plot": cmd_plot,
     "validate": cmd_validate,
 }
 
