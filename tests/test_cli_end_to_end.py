@@ -77,12 +77,13 @@ def test_fetch_dry_run_prints_the_ads_requests(tmp_path):
         (["synthetic", "--leads", "0:120:3"], "hours must lie in 0..96"),
         (["synthetic", "--species", "o3,co"], "unknown species"),
         (["synthetic", "--start", "2025-13-01"], "expected YYYY-MM-DD"),
-        (["status"], "is empty"),
+        (["status"], "no DL-ENS store at"),
     ],
 )
 def test_bad_command_lines_exit_2_with_a_message(tmp_path, args, message):
     done = run(*args[:1], "--store", str(tmp_path / "none.zarr"), *args[1:])
     assert done.returncode == 2
+    assert not (tmp_path / "none.zarr").exists()  # nothing is created by a refused command
     assert message in done.stderr and "Traceback" not in done.stderr
 
 

@@ -12,6 +12,8 @@ import sys
 from datetime import date, datetime
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from dlens.common.config import get_settings
 from dlens.common.grid import parse_domain
 from dlens.common.logging import get_logger, setup_logging
@@ -138,8 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     store = args.store or settings.store
     try:
         return COMMANDS[args.command](args, store)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"dlens-ingest: {exc}", file=sys.stderr)
+    except (
+        ValueError,
+        OSError,
+        BotoCoreError,
+        ClientError,
+    ) as exc:  # bad input, missing store, S3/Ray trouble
+        print(f"dlens-ingest: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
         return 2
 
 

@@ -13,7 +13,7 @@ MARK = {Status.PENDING: ".", Status.COMPLETE: "#", Status.ABSENT: "-"}
 
 def status_table(url: str) -> str:
     """A text table: one line per run with a mark per member for each species, then coverage."""
-    coord = StoreCoordinator(url)
+    coord = StoreCoordinator(url, read_only=True)
     spec = coord.spec
     lines = [
         f"store {url}: domain {spec.domain.name} {spec.domain.spec()} "

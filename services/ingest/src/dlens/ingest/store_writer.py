@@ -16,6 +16,7 @@ from datetime import datetime
 import numpy as np
 import zarr
 import zarr.codecs
+import zarr.errors
 
 from dlens.common.config import get_settings
 from dlens.common.grid import Domain, domain_from_bounds
@@ -126,13 +127,25 @@ def _compressors() -> list:
 class StoreCoordinator:
     """The single writer of a store's structure, status, statistics and attributes."""
 
-    def __init__(self, url: str, spec: StoreSpec | None = None):
+    def __init__(self, url: str, spec: StoreSpec | None = None, read_only: bool = False):
+        """Open the store at `url`; create it when `spec` is given and the store does not exist yet.
+
+        Without a spec the store must exist: nothing is created by a command that only reads it.
+        """
         self.url = url
-        root = open_store(url, mode="a")
-        if "schema_version" not in root.attrs:
-            if spec is None:
-                raise FileNotFoundError(f"store {url!r} is empty: give a domain to create it")
-            self._create(root, spec)
+        if spec is None or read_only:
+            try:
+                root = open_store(url, mode="r")
+            except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+                raise FileNotFoundError(f"no DL-ENS store at {url!r}") from None
+            if "schema_version" not in root.attrs:
+                raise FileNotFoundError(f"{url!r} is not a DL-ENS store (no schema_version)")
+            if not read_only:
+                root = open_store(url, mode="r+")
+        else:
+            root = open_store(url, mode="a")
+            if "schema_version" not in root.attrs:
+                self._create(root, spec)
         existing = StoreSpec.from_attrs(root.attrs.asdict())
         if spec is not None and spec != existing:
             raise StoreMismatchError(
