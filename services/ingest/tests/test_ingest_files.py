@@ -84,9 +84,8 @@ def arrays(store: Path) -> dict[str, str]:
 
 def test_good_files_land_with_values_and_status(tmp_path, ray_cluster):
     store = tmp_path / "cams.zarr"
-    assert (
-        main(["--no-progress", "files", "--store", str(store), *map(str, good_files(tmp_path / "in"))]) == 0
-    )
+    paths = [str(p) for p in good_files(tmp_path / "in")]
+    assert main(["--no-progress", "files", "--store", str(store), *paths]) == 0
     assert validate_store(str(store), deep=True) == []
     fc = open_dataset(str(store), FORECASTS)
     assert list(fc["lead"].values) == list(range(7)) and [str(r)[:10] for r in fc["run"].values] == [
@@ -103,6 +102,10 @@ def test_good_files_land_with_values_and_status(tmp_path, ray_cluster):
     an = open_dataset(str(store), ANALYSIS)
     assert an.sizes["time"] == 24 and (an["ingest_status"].sel(species="o3").values == Status.COMPLETE).all()
     np.testing.assert_array_equal(an["o3"].values, F.expected("o3", 24, (0,)))
+
+    before = tree_digest(store)  # re-ingesting the same files: same bytes, no duplicated runs or times
+    assert main(["--no-progress", "files", "--store", str(store), *paths]) == 0
+    assert tree_digest(store) == before
 
 
 @pytest.mark.slow
