@@ -11,7 +11,8 @@ DAYS ?= 3
 setup: .venv/.synced
 
 .venv/.synced: pyproject.toml uv.lock libs/common/pyproject.toml services/ingest/pyproject.toml
-	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv \
+		|| python3 -m pip install --quiet --user --break-system-packages uv
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
