@@ -77,8 +77,7 @@ def write_store(blocks, url: str, spec: StoreSpec) -> None:
         writer.write(group, var, region, data)
     coord.mark(FORECASTS, 0, Status.COMPLETE)
     coord.mark(METEO, 0, Status.COMPLETE)
-    for h in range(max(spec.leads) + 1):
-        coord.mark(ANALYSIS, h, Status.COMPLETE)
+    coord.mark(ANALYSIS, list(range(max(spec.leads) + 1)), Status.COMPLETE)
 
 
 def timed(fn, *args) -> float:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from dlens.common.species import MEMBERS, SPECIES_NAMES
+
 SCHEMA_VERSION = 1
 
 FORECASTS, ANALYSIS, METEO, STATIC, PRODUCTS = "forecasts", "analysis", "meteo", "static", "products"
@@ -69,3 +71,38 @@ METEO_VARIABLES: dict[str, str] = {"t2m": "K", "blh": "m", "u10": "m s-1", "v10"
 STATIC_VARIABLES: dict[str, str] = {"land_sea_mask": "1", "orography": "m"}
 #: Where the operational CAMS median product goes when ingested: a reference, never a model input.
 CAMS_ENSEMBLE_PRODUCT = f"{PRODUCTS}/cams-ensemble"
+
+
+@dataclass(frozen=True)
+class AxisGroup:
+    """A group that grows along one axis (run or time), with a status array over labelled dims."""
+
+    path: str
+    axis: str
+    variables: tuple[str, ...]
+    dims: tuple[str, ...]
+    status_dims: tuple[str, ...]
+
+    @property
+    def has_stats(self) -> bool:
+        return "species" in self.status_dims
+
+
+#: Every group with a run or time axis, keyed by path.
+AXIS_GROUPS: dict[str, AxisGroup] = {
+    g.path: g
+    for g in (
+        AxisGroup(FORECASTS, "run", SPECIES_NAMES, FORECAST_DIMS, ("member", "species")),
+        AxisGroup(ANALYSIS, "time", SPECIES_NAMES, ANALYSIS_DIMS, ("species",)),
+        AxisGroup(METEO, "run", tuple(METEO_VARIABLES), METEO_DIMS, ("variable",)),
+        AxisGroup(CAMS_ENSEMBLE_PRODUCT, "run", SPECIES_NAMES, PRODUCT_DIMS, ("species",)),
+    )
+}
+
+#: The values of the labelled (string) dimensions.
+LABELS: dict[str, tuple[str, ...]] = {
+    "member": MEMBERS,
+    "species": SPECIES_NAMES,
+    "variable": tuple(METEO_VARIABLES),
+    "stat": STAT_NAMES,
+}

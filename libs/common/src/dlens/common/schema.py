@@ -7,15 +7,7 @@ import xarray as xr
 
 from dlens.common.grid import domain_of
 from dlens.common.layout import (
-    ANALYSIS,
-    ANALYSIS_DIMS,
-    CAMS_ENSEMBLE_PRODUCT,
-    FORECAST_DIMS,
-    FORECASTS,
-    METEO,
-    METEO_DIMS,
-    METEO_VARIABLES,
-    PRODUCT_DIMS,
+    AXIS_GROUPS,
     SCHEMA_VERSION,
     STATIC,
     STATIC_DIMS,
@@ -23,14 +15,12 @@ from dlens.common.layout import (
     STATUS,
     Status,
 )
-from dlens.common.species import MEMBERS, SPECIES_NAMES
+from dlens.common.species import MEMBERS
 from dlens.common.store import open_dataset, open_store
 
+#: (variables, dims) of every group, from the layout the writer builds the store with.
 EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    FORECASTS: (SPECIES_NAMES, FORECAST_DIMS),
-    ANALYSIS: (SPECIES_NAMES, ANALYSIS_DIMS),
-    METEO: (tuple(METEO_VARIABLES), METEO_DIMS),
-    CAMS_ENSEMBLE_PRODUCT: (SPECIES_NAMES, PRODUCT_DIMS),
+    **{path: (g.variables, g.dims) for path, g in AXIS_GROUPS.items()},
     STATIC: (tuple(STATIC_VARIABLES), STATIC_DIMS),
 }
 
@@ -118,7 +108,7 @@ def _check_committed(path: str, ds: xr.Dataset, variables, budget_bytes: int = 6
     problems = []
     status = ds[STATUS]
     axis = status.dims[0]
-    label_dim = next(d for d in status.dims[1:] if d in ("species", "variable"))
+    label_dim = AXIS_GROUPS[path].status_dims[-1]  # species or variable
     for var in (v for v in variables if v in ds):
         cells = status.sel({label_dim: var})  # dims: (axis,) or (axis, member)
         data = ds[var].transpose(*cells.dims, ...)

@@ -37,10 +37,9 @@ def build_requests(
     leads: Sequence[int],
     levels: Sequence[int],
     domain: Domain,
-    with_ensemble: bool = True,
-    with_analysis: bool = True,
 ) -> list[AdsRequest]:
-    """The ADS requests that cover `days` runs from `start` on `domain`."""
+    """The ADS requests for `days` runs from `start` on `domain`: the 11 members and the ENSEMBLE
+    forecast, and the ENSEMBLE analysis (the target) of each day."""
     south, north, west, east = domain.bounds
     common = {
         "variable": [SPECIES[s].ads_name for s in species],
@@ -48,7 +47,7 @@ def build_requests(
         "area": [north, west, south, east],
         "data_format": "netcdf_zip",
     }
-    models = list(MEMBERS) + ([ENSEMBLE_MEMBER] if with_ensemble else [])
+    models = [*MEMBERS, ENSEMBLE_MEMBER]
     requests = []
     for d in range(days):
         day = (start + timedelta(days=d)).isoformat()
@@ -56,13 +55,12 @@ def build_requests(
             **common, "model": models, "date": [f"{day}/{day}"], "type": ["forecast"], "time": ["00:00"],
             "leadtime_hour": [str(h) for h in leads],
         }  # fmt: skip
+        analysis = {
+            **common, "model": [ENSEMBLE_MEMBER], "date": [f"{day}/{day}"], "type": ["analysis"],
+            "time": [f"{h:02d}:00" for h in range(24)], "leadtime_hour": ["0"],
+        }  # fmt: skip
         requests.append(AdsRequest(FORECAST_DATASET, forecast, f"forecast_{day}.zip"))
-        if with_analysis:
-            analysis = {
-                **common, "model": [ENSEMBLE_MEMBER], "date": [f"{day}/{day}"], "type": ["analysis"],
-                "time": [f"{h:02d}:00" for h in range(24)], "leadtime_hour": ["0"],
-            }  # fmt: skip
-            requests.append(AdsRequest(FORECAST_DATASET, analysis, f"analysis_{day}.zip"))
+        requests.append(AdsRequest(FORECAST_DATASET, analysis, f"analysis_{day}.zip"))
     return requests
 
 

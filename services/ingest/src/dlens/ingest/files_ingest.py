@@ -24,7 +24,7 @@ from dlens.common.grid import Domain, domain_of
 from dlens.common.layout import ANALYSIS, CAMS_ENSEMBLE_PRODUCT, FORECASTS, Status
 from dlens.common.species import ENSEMBLE_MEMBER, MEMBERS, SPECIES_NAMES
 from dlens.ingest.readers import CamsFile, IngestError, check_on_grid, inspect_files, open_normalised
-from dlens.ingest.runner import fan_out
+from dlens.ingest.runner import Unit, fan_out
 from dlens.ingest.store_writer import (
     FieldWriter,
     StoreCoordinator,
@@ -115,8 +115,11 @@ def ingest_files(
             good.extend(result[0])
             report.errors.extend(result[1])
 
-        units = [(inspect_unit, (str(p), str(Path(workdir) / f"{k:05d}"))) for k, p in enumerate(paths)]
-        inspected = fan_out(units, collect, describe=lambda u: Path(u[1][0]).name, desc="inspect files")
+        units = [
+            Unit(Path(p).name, inspect_unit, (str(p), str(Path(workdir) / f"{k:05d}")))
+            for k, p in enumerate(paths)
+        ]
+        inspected = fan_out(units, collect, desc="inspect files")
         report.errors += inspected.failed
         if not good:
             return report
@@ -177,24 +180,31 @@ def _write(coord: StoreCoordinator, files: list[CamsFile], report: FilesReport) 
     forecasts = [cf for cf in files if cf.kind == "forecast" and cf.member != ENSEMBLE_MEMBER]
     ensemble = [cf for cf in files if cf.kind == "forecast" and cf.member == ENSEMBLE_MEMBER]
     analyses = [cf for cf in files if cf.kind != "forecast"]
-    units: list[tuple] = []
+    units: list[Unit] = []
     by_run: dict[tuple[datetime, str], dict[int, CamsFile]] = defaultdict(dict)
     for cf in forecasts:
         for sp in cf.species:
             by_run[(cf.run, sp)][MEMBERS.index(cf.member)] = cf
     if by_run:
         pos = dict(zip(by_run, coord.ensure_axis(FORECASTS, [r for r, _ in by_run])))
-        units += [(forecast_unit, (store, spec, FORECASTS, pos[k], k[1], m)) for k, m in by_run.items()]
+        units += [
+            Unit(
+                f"members {sp} run {run:%Y-%m-%d}",
+                forecast_unit,
+                (store, spec, FORECASTS, pos[(run, sp)], sp, m),
+            )
+            for (run, sp), m in by_run.items()
+        ]
     if ensemble:
         positions = coord.ensure_axis(CAMS_ENSEMBLE_PRODUCT, [cf.run for cf in ensemble])
         units += [
-            (forecast_unit, (store, spec, CAMS_ENSEMBLE_PRODUCT, p, sp, {0: cf}))
+            Unit(cf.source, forecast_unit, (store, spec, CAMS_ENSEMBLE_PRODUCT, p, sp, {0: cf}))
             for cf, p in zip(ensemble, positions)
             for sp in cf.species
         ]
     for cf in analyses:
         positions = coord.ensure_axis(ANALYSIS, list(cf.times))
-        units += [(analysis_unit, (store, spec, cf, sp, positions)) for sp in cf.species]
+        units += [Unit(cf.source, analysis_unit, (store, spec, cf, sp, positions)) for sp in cf.species]
 
     def commit(result: dict) -> None:
         k = SPECIES_NAMES.index(result["species"])
@@ -209,15 +219,10 @@ def _write(coord: StoreCoordinator, files: list[CamsFile], report: FilesReport) 
             coord.mark(CAMS_ENSEMBLE_PRODUCT, result["position"], Status.COMPLETE, (k,))
         coord.write_stats(result["kind"], result["position"], result["species"], result["stats"])
 
-    done = fan_out(units, commit, describe=_describe, desc="ingest files")
+    done = fan_out(units, commit, desc="ingest files")
     report.units += done.done
     report.errors += done.failed
     coord.refresh_normalisation()
     sources = dict(coord.root.attrs.get("provenance", {}).get("files", {}))
     sources.update({cf.sha256: cf.source for cf in files})
     coord.update_attrs("", provenance={"source": "files", "files": sources})
-
-
-def _describe(unit: tuple) -> str:
-    args = unit[1]
-    return f"{args[2] if isinstance(args[2], str) else args[2].source} {args[3] if len(args) > 4 else ''}"

@@ -10,11 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from dlens.common.layout import ANALYSIS, FORECASTS, Status
 from dlens.common.species import MEMBERS, SPECIES
@@ -62,7 +59,8 @@ def quicklook(store: str, species: str, run: datetime | None, lead: int, out: Pa
         (f"{m}{_rmse(members[k], analysis)}" if present[k] else f"{m}: missing", members[k], "field")
         for k, m in enumerate(MEMBERS)
     ]
-    fig, axes = plt.subplots(4, 4, figsize=(16, 13), sharex=True, sharey=True, layout="constrained")
+    fig = Figure(figsize=(16, 13), layout="constrained")  # no pyplot: no global state, no GUI backend
+    axes = fig.subplots(4, 4, sharex=True, sharey=True)
     field_image = diff_image = None
     for ax, (title, data, kind) in zip(axes.flat, panels):
         ax.set_title(title, fontsize=10)
@@ -91,5 +89,4 @@ def quicklook(store: str, species: str, run: datetime | None, lead: int, out: Pa
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80)
-    plt.close(fig)
     return out

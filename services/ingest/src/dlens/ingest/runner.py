@@ -42,7 +42,13 @@ def ensure_ray() -> None:
     log.info("ray: %s CPUs available", ray.cluster_resources().get("CPU", 0))
 
 
-Unit = tuple[Callable[..., Any], tuple]
+@dataclass(frozen=True)
+class Unit:
+    """One piece of work for a Ray task: `function(*args)`, named in progress and error lines."""
+
+    label: str
+    function: Callable[..., Any]
+    args: tuple
 
 
 def _call(function: Callable[..., Any], args: tuple) -> Any:
@@ -50,13 +56,8 @@ def _call(function: Callable[..., Any], args: tuple) -> Any:
     return function(*args)
 
 
-def fan_out(
-    units: Sequence[Unit],
-    on_result: Callable[[Any], None],
-    describe: Callable[[Unit], str],
-    desc: str,
-) -> FanOutReport:
-    """Run each unit `(function, args)` as a Ray task; call `on_result` in the driver as each ends.
+def fan_out(units: Sequence[Unit], on_result: Callable[[Any], None], desc: str) -> FanOutReport:
+    """Run each unit as a Ray task; call `on_result` in the driver with its result as each ends.
 
     A unit that raises is reported (not retried: writes are idempotent, a re-run redoes it);
     a worker that dies is retried by Ray.
@@ -66,7 +67,7 @@ def fan_out(
         return report
     ensure_ray()
     remote = ray.remote(num_cpus=1, max_retries=2, retry_exceptions=False)(_call)
-    pending = {remote.remote(*unit): unit for unit in units}
+    pending = {remote.remote(unit.function, unit.args): unit for unit in units}
     with tqdm(total=len(units), desc=desc, unit="unit", disable=not get_settings().progress) as bar:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
@@ -76,6 +77,6 @@ def fan_out(
                 report.done += 1
             except Exception as exc:  # a failed unit must not stop the others
                 cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause else exc
-                report.failed.append(f"{describe(unit)}: {str(cause).strip().splitlines()[-1]}")
+                report.failed.append(f"{unit.label}: {str(cause).strip().splitlines()[-1]}")
             bar.update()
     return report

@@ -21,16 +21,10 @@ import zarr.errors
 from dlens.common.config import get_settings
 from dlens.common.grid import Domain, domain_from_bounds
 from dlens.common.layout import (
-    ANALYSIS,
-    ANALYSIS_DIMS,
     AXIS_CHUNK,
-    CAMS_ENSEMBLE_PRODUCT,
-    FORECAST_DIMS,
-    FORECASTS,
-    METEO,
-    METEO_DIMS,
+    AXIS_GROUPS,
+    LABELS,
     METEO_VARIABLES,
-    PRODUCT_DIMS,
     SCHEMA_VERSION,
     STAT_NAMES,
     STATIC,
@@ -39,6 +33,7 @@ from dlens.common.layout import (
     STATS,
     STATUS,
     TIME_ATTRS,
+    AxisGroup,
     Status,
     field_chunking,
 )
@@ -74,39 +69,6 @@ class StoreSpec:
             tuple(attrs["leads"]),
             tuple(attrs["levels"]),
         )
-
-
-@dataclass(frozen=True)
-class AxisGroup:
-    """A group that grows along one axis (run or time) with a status array over labelled dims."""
-
-    path: str
-    axis: str
-    variables: tuple[str, ...]
-    dims: tuple[str, ...]
-    status_dims: tuple[str, ...]
-
-    @property
-    def has_stats(self) -> bool:
-        return "species" in self.status_dims
-
-
-GROUPS: dict[str, AxisGroup] = {
-    g.path: g
-    for g in (
-        AxisGroup(FORECASTS, "run", SPECIES_NAMES, FORECAST_DIMS, ("member", "species")),
-        AxisGroup(ANALYSIS, "time", SPECIES_NAMES, ANALYSIS_DIMS, ("species",)),
-        AxisGroup(METEO, "run", tuple(METEO_VARIABLES), METEO_DIMS, ("variable",)),
-        AxisGroup(CAMS_ENSEMBLE_PRODUCT, "run", SPECIES_NAMES, PRODUCT_DIMS, ("species",)),
-    )
-}
-
-LABELS: dict[str, tuple[str, ...]] = {
-    "member": MEMBERS,
-    "species": SPECIES_NAMES,
-    "variable": tuple(METEO_VARIABLES),
-    "stat": STAT_NAMES,
-}
 
 
 def _hours(times: Sequence[datetime]) -> np.ndarray:
@@ -158,8 +120,8 @@ class StoreCoordinator:
 
     # ----------------------------------------------------------------- creation
     def _create(self, root: zarr.Group, spec: StoreSpec) -> None:
-        for path in GROUPS:
-            self._create_axis_group(root, GROUPS[path], spec)
+        for path in AXIS_GROUPS:
+            self._create_axis_group(root, AXIS_GROUPS[path], spec)
         static = root.require_group(STATIC)
         self._coords(static, STATIC_DIMS, spec)
         nlat, nlon = spec.domain.shape
@@ -243,14 +205,14 @@ class StoreCoordinator:
     # ----------------------------------------------------------------- axes
     def axis_values(self, path: str) -> np.ndarray:
         """The committed labels of a group's run/time axis, as datetime64[h]."""
-        coord = self.root[f"{path}/{GROUPS[path].axis}"][:]
-        valid = np.flatnonzero(coord == 0)
-        coord = coord[: valid[0]] if valid.size else coord
+        coord = self.root[f"{path}/{AXIS_GROUPS[path].axis}"][:]
+        unwritten = np.flatnonzero(coord == 0)  # grown by a coordinator that crashed before writing labels
+        coord = coord[: unwritten[0]] if unwritten.size else coord
         return coord.astype("datetime64[h]")
 
     def ensure_axis(self, path: str, times: Sequence[datetime]) -> list[int]:
         """Positions of `times` on the group's axis, appending the ones it lacks (coordinator only)."""
-        group = GROUPS[path]
+        group = AXIS_GROUPS[path]
         current = self.axis_values(path)
         index = {int(v): i for i, v in enumerate(current.astype(np.int64))}
         wanted = _hours(times)
@@ -303,7 +265,7 @@ class StoreCoordinator:
 
     def refresh_normalisation(self) -> None:
         """Recompute per-species normalisation attrs from the stats rows of committed cells."""
-        for path, group in GROUPS.items():
+        for path, group in AXIS_GROUPS.items():
             if not group.has_stats:
                 continue
             status = self.status(path)

@@ -15,7 +15,7 @@ import numpy as np
 from dlens.common.grid import Domain
 from dlens.common.layout import ANALYSIS, FORECASTS, METEO, METEO_VARIABLES, Status
 from dlens.common.species import SPECIES_NAMES
-from dlens.ingest.runner import FanOutReport, fan_out
+from dlens.ingest.runner import FanOutReport, Unit, fan_out
 from dlens.ingest.store_writer import FieldWriter, StoreCoordinator, StoreSpec, field_stats, merge_stats
 from dlens.ingest.synthetic import SyntheticGenerator
 
@@ -106,21 +106,22 @@ def ingest_synthetic(req: SyntheticRequest) -> FanOutReport:
 
     f_status, a_status, m_status = coord.status(FORECASTS), coord.status(ANALYSIS), coord.status(METEO)
     domain, seed, leads = req.spec.domain, req.seed, req.spec.leads
-    units: list[tuple] = []
+    units: list[Unit] = []
     for run, pos in zip(req.runs, run_pos):
         for sp in req.species:
             if np.any(f_status[pos, :, SPECIES_NAMES.index(sp)] == Status.PENDING):
-                units.append((forecast_unit, (req.store, domain, seed, run, pos, sp, leads)))
+                args = (req.store, domain, seed, run, pos, sp, leads)
+                units.append(Unit(f"members {sp} run {run:%Y-%m-%d}", forecast_unit, args))
     for sp in req.species:
         k = SPECIES_NAMES.index(sp)
         todo = [(t, p) for t, p in zip(times, time_pos) if a_status[p, k] == Status.PENDING]
         for block in _by_day(todo):
-            units.append(
-                (analysis_unit, (req.store, domain, seed, sp, [t for t, _ in block], [p for _, p in block]))
-            )
+            args = (req.store, domain, seed, sp, [t for t, _ in block], [p for _, p in block])
+            units.append(Unit(f"analysis {sp} {block[0][0]:%Y-%m-%d}", analysis_unit, args))
     for run, pos in zip(req.runs, meteo_pos):
         if np.any(m_status[pos] == Status.PENDING):
-            units.append((meteo_unit, (req.store, domain, seed, run, pos, leads)))
+            args = (req.store, domain, seed, run, pos, leads)
+            units.append(Unit(f"meteo run {run:%Y-%m-%d}", meteo_unit, args))
 
     floors: dict = dict(coord.root.attrs.get("synthetic", {}).get("floor_sums", {}))
 
@@ -139,7 +140,7 @@ def ingest_synthetic(req: SyntheticRequest) -> FanOutReport:
         else:
             coord.mark(METEO, result["position"], Status.COMPLETE)
 
-    report = fan_out(units, commit, describe=lambda unit: _describe(unit[1]), desc="synthetic ingest")
+    report = fan_out(units, commit, desc="synthetic ingest")
     coord.refresh_normalisation()
     _write_floor(coord, gen.params, floors)
     coord.update_attrs(
@@ -153,14 +154,6 @@ def _write_floor(coord: StoreCoordinator, params: dict, floors: dict) -> None:
     ordered = {run: dict(sorted(per_species.items())) for run, per_species in sorted(floors.items())}
     coord.update_attrs(
         "", synthetic={"params": params, "floor_sums": ordered, "floor": summarise_floor(ordered)}
-    )
-
-
-def _describe(args: tuple) -> str:
-    return "synthetic " + " ".join(
-        a.isoformat()[:13] if isinstance(a, datetime) else a
-        for a in args[3:]
-        if isinstance(a, str | datetime)
     )
 
 
