@@ -33,7 +33,7 @@ import numpy as np
 from dlens.common.grid import parse_domain
 from dlens.common.layout import ANALYSIS, FORECASTS, METEO, METEO_VARIABLES, Status
 from dlens.common.species import SPECIES_NAMES, parse_leads
-from dlens.ingest.store_writer import FieldWriter, StoreCoordinator, StoreSpec
+from dlens.common.writer import FieldWriter, StoreCoordinator, StoreSpec
 from dlens.ingest.synthetic import SyntheticGenerator
 from dlens.ingest.synthetic_ingest import SyntheticRequest, ingest_synthetic
 
@@ -128,7 +128,7 @@ WORKER_PROBE = """
 import sys
 from datetime import datetime
 from dlens.common.grid import parse_domain
-from dlens.ingest.store_writer import StoreSpec
+from dlens.common.writer import StoreSpec
 from dlens.ingest.synthetic_ingest import forecast_unit
 spec = StoreSpec(parse_domain(sys.argv[2]), tuple(int(x) for x in sys.argv[3].split(",")), (0,))
 def status(key):  # kB, of this address space only (ru_maxrss would include the parent's before exec)

@@ -19,8 +19,8 @@ from dlens.common.layout import ANALYSIS, FORECASTS, METEO, Status
 from dlens.common.schema import validate_store
 from dlens.common.store import open_dataset, open_store
 from dlens.common.testing import tree_digest
+from dlens.common.writer import StoreSpec
 from dlens.ingest.cli import main
-from dlens.ingest.store_writer import StoreSpec
 from dlens.ingest.synthetic_ingest import SyntheticRequest, ingest_synthetic
 
 TINY = StoreSpec(parse_domain("tiny"), (0, 6, 12, 24), (0,))

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     compression_level: int = Field(1, ge=0, le=9)
     log_level: str = Field("INFO")
     progress: bool = Field(True, description="Show progress bars on long work")
+    weight_window_days: int = Field(
+        7, ge=1, description="Weighted ENSEMBLE: trailing days of member skill behind the weights"
+    )
+    bootstrap_resamples: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals")
 
 
 @lru_cache(maxsize=1)

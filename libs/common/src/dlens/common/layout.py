@@ -6,10 +6,11 @@ checks a store against them, so they cannot drift apart.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import IntEnum
 
-from dlens.common.species import MEMBERS, SPECIES_NAMES
+from dlens.common.species import LEAD_BLOCKS, MEMBERS, SPECIES_NAMES
 
 SCHEMA_VERSION = 1
 
@@ -105,4 +106,23 @@ LABELS: dict[str, tuple[str, ...]] = {
     "species": SPECIES_NAMES,
     "variable": tuple(METEO_VARIABLES),
     "stat": STAT_NAMES,
+    "lead_block": tuple(LEAD_BLOCKS),
 }
+
+_PRODUCT_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def product_group(name: str) -> AxisGroup:
+    """The group of product `name` (median, weighted, dlens-<model id>, …) under `products/`."""
+    if not _PRODUCT_NAME.match(name):
+        raise ValueError(f"product name {name!r}: use lower-case letters, digits, '.', '_' or '-'")
+    return AxisGroup(f"{PRODUCTS}/{name}", "run", SPECIES_NAMES, PRODUCT_DIMS, ("species",))
+
+
+def axis_group(path: str) -> AxisGroup:
+    """The definition of the group at `path`: a fixed group, or any product under `products/`."""
+    if path in AXIS_GROUPS:
+        return AXIS_GROUPS[path]
+    if path.startswith(f"{PRODUCTS}/"):
+        return product_group(path.removeprefix(f"{PRODUCTS}/"))
+    raise KeyError(f"{path!r} is not a group with a run or time axis")

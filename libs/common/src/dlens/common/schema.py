@@ -8,12 +8,14 @@ import xarray as xr
 from dlens.common.grid import domain_of
 from dlens.common.layout import (
     AXIS_GROUPS,
+    PRODUCTS,
     SCHEMA_VERSION,
     STATIC,
     STATIC_DIMS,
     STATIC_VARIABLES,
     STATUS,
     Status,
+    axis_group,
 )
 from dlens.common.species import MEMBERS
 from dlens.common.store import open_dataset, open_store
@@ -43,7 +45,12 @@ def validate_store(url: str, deep: bool = False) -> list[str]:
     if attrs.get("schema_version") != SCHEMA_VERSION:
         return [f"root: schema_version is {attrs.get('schema_version')!r}, expected {SCHEMA_VERSION}"]
     problems: list[str] = []
-    for path, (variables, dims) in EXPECTED.items():
+    expected = dict(EXPECTED)
+    if PRODUCTS in root:  # products written by evaluate and train follow the same product layout
+        for name in sorted(root[PRODUCTS].group_keys()):
+            group = axis_group(f"{PRODUCTS}/{name}")
+            expected.setdefault(group.path, (group.variables, group.dims))
+    for path, (variables, dims) in expected.items():
         try:
             ds = open_dataset(url, path)
         except Exception as exc:  # a missing or unreadable group is a finding, not a crash
@@ -108,7 +115,7 @@ def _check_committed(path: str, ds: xr.Dataset, variables, budget_bytes: int = 6
     problems = []
     status = ds[STATUS]
     axis = status.dims[0]
-    label_dim = AXIS_GROUPS[path].status_dims[-1]  # species or variable
+    label_dim = axis_group(path).status_dims[-1]  # species or variable
     for var in (v for v in variables if v in ds):
         cells = status.sel({label_dim: var})  # dims: (axis,) or (axis, member)
         data = ds[var].transpose(*cells.dims, ...)

@@ -77,3 +77,20 @@ def parse_leads(text: str) -> list[int]:
     if bounds[0] < 0 or bounds[1] > 96:
         raise ValueError(f"leads {text!r}: hours must lie in 0..96")
     return leads
+
+
+#: Lead-time blocks (inclusive hours) in which the operational DL-ENS is delivered and verified.
+LEAD_BLOCKS: dict[str, tuple[int, int]] = {
+    "000-024": (0, 24),
+    "025-048": (25, 48),
+    "049-072": (49, 72),
+    "073-096": (73, 96),
+}
+
+
+def lead_block(lead: int) -> str:
+    """The name of the lead-time block that holds `lead` hours."""
+    for name, (first, last) in LEAD_BLOCKS.items():
+        if first <= lead <= last:
+            return name
+    raise ValueError(f"lead {lead} h lies outside 0..96")

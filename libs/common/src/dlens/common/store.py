@@ -10,6 +10,7 @@ an opened store across processes.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Literal
 
@@ -59,3 +60,17 @@ def open_dataset(url: str | None, group: str) -> xr.Dataset:
     return xr.open_zarr(
         zarr_store(url, read_only=True), group=group, consolidated=False, zarr_format=3, chunks=None
     )
+
+
+def put_directory(local: Path, url: str, key: str) -> str:
+    """Copy a local directory to `key` under the store root (reports, figures); return its location."""
+    if is_s3(url):
+        import s3fs  # imported here: only S3 stores need it
+
+        options = {k: v for k, v in s3_storage_options().items() if k != "asynchronous"}
+        target = f"{url.rstrip('/')}/{key}"
+        s3fs.S3FileSystem(**options).put(str(local), target, recursive=True)
+        return target
+    target = Path(url.removeprefix("file://")).expanduser() / key
+    shutil.copytree(local, target, dirs_exist_ok=True)
+    return str(target)

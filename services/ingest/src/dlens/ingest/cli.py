@@ -159,7 +159,7 @@ def _spec_args(args: argparse.Namespace):
 
 
 def cmd_synthetic(args: argparse.Namespace, store: str) -> int:
-    from dlens.ingest.store_writer import StoreSpec
+    from dlens.common.writer import StoreSpec
     from dlens.ingest.synthetic_ingest import SyntheticRequest, ingest_synthetic
 
     if args.days < 1:

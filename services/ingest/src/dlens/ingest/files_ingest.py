@@ -22,10 +22,9 @@ import numpy as np
 
 from dlens.common.grid import Domain, domain_of
 from dlens.common.layout import ANALYSIS, CAMS_ENSEMBLE_PRODUCT, FORECASTS, Status
+from dlens.common.parallel import Unit, fan_out
 from dlens.common.species import ENSEMBLE_MEMBER, MEMBERS, SPECIES_NAMES
-from dlens.ingest.readers import CamsFile, IngestError, check_on_grid, inspect_files, open_normalised
-from dlens.ingest.runner import Unit, fan_out
-from dlens.ingest.store_writer import (
+from dlens.common.writer import (
     FieldWriter,
     StoreCoordinator,
     StoreSpec,
@@ -34,6 +33,7 @@ from dlens.ingest.store_writer import (
     fields_per_write,
     merge_stats,
 )
+from dlens.ingest.readers import CamsFile, IngestError, check_on_grid, inspect_files, open_normalised
 
 
 @dataclass

@@ -6,7 +6,7 @@ import numpy as np
 
 from dlens.common.layout import ANALYSIS, CAMS_ENSEMBLE_PRODUCT, FORECASTS, METEO, METEO_VARIABLES, Status
 from dlens.common.species import MEMBERS, SPECIES_NAMES
-from dlens.ingest.store_writer import StoreCoordinator
+from dlens.common.writer import StoreCoordinator
 
 MARK = {Status.PENDING: ".", Status.COMPLETE: "#", Status.ABSENT: "-"}
 

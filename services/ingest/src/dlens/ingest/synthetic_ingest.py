@@ -14,9 +14,9 @@ import numpy as np
 
 from dlens.common.grid import Domain
 from dlens.common.layout import ANALYSIS, FORECASTS, METEO, METEO_VARIABLES, Status
+from dlens.common.parallel import FanOutReport, Unit, fan_out
 from dlens.common.species import SPECIES_NAMES
-from dlens.ingest.runner import FanOutReport, Unit, fan_out
-from dlens.ingest.store_writer import FieldWriter, StoreCoordinator, StoreSpec, field_stats, merge_stats
+from dlens.common.writer import FieldWriter, StoreCoordinator, StoreSpec, field_stats, merge_stats
 from dlens.ingest.synthetic import SyntheticGenerator
 
 FLOOR_KEYS = ("n", "analysis_sq", "common_sq", "median_sq")

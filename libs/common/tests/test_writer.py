@@ -10,7 +10,7 @@ from dlens.common.grid import parse_domain
 from dlens.common.layout import ANALYSIS, FORECASTS, Status
 from dlens.common.schema import StoreInvalidError, check_store, validate_store
 from dlens.common.store import open_dataset
-from dlens.ingest.store_writer import (
+from dlens.common.writer import (
     FieldWriter,
     StoreCoordinator,
     StoreMismatchError,

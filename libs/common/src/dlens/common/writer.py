@@ -25,6 +25,7 @@ from dlens.common.layout import (
     AXIS_GROUPS,
     LABELS,
     METEO_VARIABLES,
+    PRODUCTS,
     SCHEMA_VERSION,
     STAT_NAMES,
     STATIC,
@@ -35,7 +36,9 @@ from dlens.common.layout import (
     TIME_ATTRS,
     AxisGroup,
     Status,
+    axis_group,
     field_chunking,
+    product_group,
 )
 from dlens.common.species import MEMBERS, SPECIES, SPECIES_NAMES
 from dlens.common.store import open_store
@@ -202,26 +205,53 @@ class StoreCoordinator:
         }  # fmt: skip
         return lengths[dim]
 
+    # ----------------------------------------------------------------- products
+    def products(self) -> list[str]:
+        """Names of the products in the store."""
+        return sorted(self.root[PRODUCTS].group_keys()) if PRODUCTS in self.root else []
+
+    def ensure_product(self, name: str) -> str:
+        """The path of product `name`, creating its group (run axis, status, stats) if needed."""
+        group = product_group(name)
+        if group.path not in self.root:
+            self._create_axis_group(self.root, group, self.spec)
+        return group.path
+
+    def ensure_axis_array(
+        self, path: str, name: str, dims: tuple[str, ...], attrs: dict | None = None
+    ) -> zarr.Array:
+        """A float32 array of the group at `path` along its axis and labelled dims (e.g. weights)."""
+        g = self.root[path]
+        if name not in g:
+            for dim in dims[1:]:
+                self._label_coord(g, dim)
+            shape = (g[axis_group(path).axis].shape[0], *(len(LABELS[d]) for d in dims[1:]))
+            g.create_array(
+                name, shape=shape, dtype="float32", chunks=(AXIS_CHUNK, *shape[1:]), fill_value=np.nan,
+                dimension_names=dims, attributes=attrs or {},
+            )  # fmt: skip
+        return g[name]
+
     # ----------------------------------------------------------------- axes
     def axis_values(self, path: str) -> np.ndarray:
         """The committed labels of a group's run/time axis, as datetime64[h]."""
-        coord = self.root[f"{path}/{AXIS_GROUPS[path].axis}"][:]
+        coord = self.root[f"{path}/{axis_group(path).axis}"][:]
         unwritten = np.flatnonzero(coord == 0)  # grown by a coordinator that crashed before writing labels
         coord = coord[: unwritten[0]] if unwritten.size else coord
         return coord.astype("datetime64[h]")
 
     def ensure_axis(self, path: str, times: Sequence[datetime]) -> list[int]:
         """Positions of `times` on the group's axis, appending the ones it lacks (coordinator only)."""
-        group = AXIS_GROUPS[path]
+        group = axis_group(path)
         current = self.axis_values(path)
         index = {int(v): i for i, v in enumerate(current.astype(np.int64))}
         wanted = _hours(times)
         new = [h for h in dict.fromkeys(wanted.tolist()) if h not in index]
         size = len(current) + len(new)
         g = self.root[path]
-        for name in (*group.variables, STATUS, *([STATS] if group.has_stats else [])):
-            arr = g[name]
-            if arr.shape[0] != size:
+        for key, arr in g.arrays():  # data, status, stats and any extra array along the axis
+            along_axis = key != group.axis and arr.metadata.dimension_names[0] == group.axis
+            if along_axis and arr.shape[0] != size:
                 arr.resize((size, *arr.shape[1:]))
         coord = g[group.axis]
         if new:

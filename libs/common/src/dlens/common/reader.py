@@ -1,0 +1,103 @@
+"""Reading committed fields from the store, one field at a time (evaluate, train and serve share it).
+
+Only committed cells are trusted (DESIGN §3): a member whose ingest status is not COMPLETE reads
+as NaN, an analysis time or a product run that is not COMPLETE reads as None. Open a reader inside
+the process that uses it (a Ray task, a DataLoader worker): store handles are not fork-safe.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import zarr
+
+from dlens.common.layout import ANALYSIS, FORECASTS, STATUS, Status, axis_group, product_group
+from dlens.common.species import SPECIES_NAMES
+from dlens.common.store import open_store
+from dlens.common.writer import StoreSpec
+
+
+class StoreReader:
+    """Read-only access to the committed forecasts, analysis and products of one store."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.root = open_store(url, mode="r")
+        self.spec = StoreSpec.from_attrs(self.root.attrs.asdict())
+        self._arrays: dict[str, zarr.Array] = {}
+        self._axes: dict[str, dict[np.datetime64, int]] = {}
+        self._status: dict[str, np.ndarray] = {}
+
+    def array(self, path: str, name: str) -> zarr.Array:
+        key = f"{path}/{name}"
+        if key not in self._arrays:
+            self._arrays[key] = self.root[key]
+        return self._arrays[key]
+
+    def axis(self, path: str) -> dict[np.datetime64, int]:
+        """Committed labels of a group's run/time axis (datetime64[h]) mapped to positions."""
+        if path not in self._axes:
+            coord = self.array(path, axis_group(path).axis)[:]
+            unwritten = np.flatnonzero(coord == 0)
+            coord = coord[: unwritten[0]] if unwritten.size else coord
+            self._axes[path] = {t: i for i, t in enumerate(coord.astype("datetime64[h]"))}
+        return self._axes[path]
+
+    def status(self, path: str) -> np.ndarray:
+        """The ingest-status array of a group, trimmed to its committed axis."""
+        if path not in self._status:
+            self._status[path] = self.array(path, STATUS)[: len(self.axis(path))]
+        return self._status[path]
+
+    @cached_property
+    def lead_index(self) -> dict[int, int]:
+        return {lead: i for i, lead in enumerate(self.spec.leads)}
+
+    def has(self, path: str) -> bool:
+        return path in self.root
+
+    def complete_runs(self, species: str | None = None) -> list[np.datetime64]:
+        """Forecast runs where at least one member of `species` (or of any species) is COMPLETE."""
+        status = self.status(FORECASTS)
+        if species is not None:
+            status = status[..., SPECIES_NAMES.index(species)]
+        complete = (status == Status.COMPLETE).reshape(len(status), -1).any(axis=1)
+        return [t for t, i in self.axis(FORECASTS).items() if complete[i]]
+
+    def members(self, species: str, run: np.datetime64, lead: int) -> np.ndarray:
+        """(member, level, lat, lon) float32 at one run and lead; NaN for members not COMPLETE."""
+        pos = self.axis(FORECASTS)[np.datetime64(run, "h")]
+        data = self.array(FORECASTS, species)[pos, self.lead_index[lead]]
+        committed = self.status(FORECASTS)[pos, :, SPECIES_NAMES.index(species)] == Status.COMPLETE
+        data[~committed] = np.nan
+        return data
+
+    def member_presence(self, species: str, run: np.datetime64) -> np.ndarray:
+        """Boolean (member,): which members are COMPLETE for this run and species."""
+        pos = self.axis(FORECASTS)[np.datetime64(run, "h")]
+        return self.status(FORECASTS)[pos, :, SPECIES_NAMES.index(species)] == Status.COMPLETE
+
+    def analysis(self, species: str, valid_time: np.datetime64) -> np.ndarray | None:
+        """(level, lat, lon) analysis at a valid time, or None when it is not COMPLETE."""
+        pos = self.axis(ANALYSIS).get(np.datetime64(valid_time, "h"))
+        if pos is None or self.status(ANALYSIS)[pos, SPECIES_NAMES.index(species)] != Status.COMPLETE:
+            return None
+        return self.array(ANALYSIS, species)[pos]
+
+    def product_status(self, name: str, species: str, run: np.datetime64) -> Status:
+        """Status of one product run for one species (PENDING when the product or run is missing)."""
+        path = product_group(name).path
+        if not self.has(path):
+            return Status.PENDING
+        pos = self.axis(path).get(np.datetime64(run, "h"))
+        if pos is None:
+            return Status.PENDING
+        return Status(int(self.status(path)[pos, SPECIES_NAMES.index(species)]))
+
+    def product(self, name: str, species: str, run: np.datetime64, lead: int) -> np.ndarray | None:
+        """(level, lat, lon) of a product at one run and lead, or None when not COMPLETE."""
+        if self.product_status(name, species, run) != Status.COMPLETE:
+            return None
+        path = product_group(name).path
+        return self.array(path, species)[self.axis(path)[np.datetime64(run, "h")], self.lead_index[lead]]

@@ -1,0 +1,1 @@
+"""DL-ENS evaluate service: baselines, verification metrics and the HTML report."""

@@ -1,0 +1,230 @@
+"""Computing the baseline products (median, mean, weighted, best member) into the store.
+
+Two fan-outs over Ray tasks, one run per task and one field in memory at a time:
+1. member skill: each member's squared-error sums per lead block against the analysis, for the
+   runs whose skill the weights need (only when a weighted product is missing);
+2. products: each task combines the members of one run, lead by lead, and writes the fields.
+The coordinator (this process) then marks each (run, species) COMPLETE, or ABSENT where no
+member was there; cells already COMPLETE are never recomputed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from dlens.common.layout import Status
+from dlens.common.logging import get_logger
+from dlens.common.parallel import Unit, fan_out
+from dlens.common.reader import StoreReader
+from dlens.common.species import LEAD_BLOCKS, MEMBERS, SPECIES_NAMES, lead_block
+from dlens.common.writer import FieldWriter, StoreCoordinator
+from dlens.evaluate import ensembles
+from dlens.evaluate.weights import MemberSkill, block_lag_days, inverse_mse_weights
+
+log = get_logger(__name__)
+
+BASELINES: tuple[str, ...] = ("median", "mean", "weighted", "best-member")
+#: Baselines that combine members with trailing-skill weights (stored beside them for inspection).
+SKILL_WEIGHTED: tuple[str, ...] = ("weighted", "best-member")
+WEIGHT_DIMS = ("run", "species", "lead_block", "member")
+DESCRIPTIONS = {
+    "median": "CAMS Median ENSEMBLE: per point, median of the members present (mean of the two middle "
+    "values for an even count)",
+    "mean": "per point, mean of the members present",
+    "weighted": "Weighted ENSEMBLE: inverse trailing-MSE member weights per species and lead block, "
+    "renormalised over the members present (docs/evaluate.md)",
+    "best-member": "per point, the present member with the best trailing skill (same weights as weighted)",
+}
+
+
+@dataclass
+class BaselineReport:
+    """What `ensure_baselines` did."""
+
+    computed: dict[str, int] = field(default_factory=dict)  # product -> runs committed
+    failed: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- worker tasks
+def member_skill_unit(url: str, run: str) -> dict:
+    """Squared-error sums (species, block, member) of every member of one run against the analysis."""
+    reader = StoreReader(url)
+    t0 = np.datetime64(run, "h")
+    sse = np.zeros((len(SPECIES_NAMES), len(LEAD_BLOCKS), len(MEMBERS)))
+    n = np.zeros_like(sse)
+    blocks = list(LEAD_BLOCKS)
+    for k, species in enumerate(SPECIES_NAMES):
+        if not reader.member_presence(species, t0).any():
+            continue
+        for lead in reader.spec.leads:
+            truth = reader.analysis(species, t0 + np.timedelta64(lead, "h"))
+            if truth is None:
+                continue
+            err = reader.members(species, t0, lead) - truth[None]
+            ok = np.isfinite(err)
+            b = blocks.index(lead_block(lead))
+            sse[k, b] += np.where(ok, err * err, 0.0).reshape(len(MEMBERS), -1).sum(axis=1)
+            n[k, b] += ok.reshape(len(MEMBERS), -1).sum(axis=1)
+    return {"run": run, "sse": sse, "n": n}
+
+
+def product_unit(
+    url: str, run: str, names: Sequence[str], positions: dict[str, int], weights: dict[str, np.ndarray]
+) -> dict:
+    """Write the products `names` of one run for every species; return the status per (name, species).
+
+    weights: species -> (block, member) weights for the skill-weighted products.
+    """
+    reader = StoreReader(url)
+    writer = FieldWriter(url)
+    t0 = np.datetime64(run, "h")
+    blocks = list(LEAD_BLOCKS)
+    status: dict[tuple[str, str], int] = {}
+    for species in SPECIES_NAMES:
+        present = reader.member_presence(species, t0).any()
+        for li, lead in enumerate(reader.spec.leads):
+            if not present:
+                break
+            members = reader.members(species, t0, lead)
+            w = weights.get(species)
+            for name in names:
+                if name in SKILL_WEIGHTED:
+                    combined = getattr(ensembles, name.replace("-", "_"))(
+                        members, w[blocks.index(lead_block(lead))]
+                    )
+                else:
+                    combined = getattr(ensembles, name)(members)
+                writer.write(f"products/{name}", species, (positions[name], li), combined)
+        for name in names:
+            status[(name, species)] = int(Status.COMPLETE if present else Status.ABSENT)
+    return {"run": run, "status": status}
+
+
+# ---------------------------------------------------------------------------- coordinator
+def missing_runs(reader: StoreReader, name: str, runs: Sequence[np.datetime64]) -> list[np.datetime64]:
+    """Runs where product `name` is not committed for some species that has members."""
+    return [
+        run
+        for run in runs
+        if any(
+            reader.product_status(name, sp, run) == Status.PENDING and reader.member_presence(sp, run).any()
+            for sp in SPECIES_NAMES
+        )
+    ]
+
+
+def ensure_baselines(
+    url: str, runs: Sequence[np.datetime64], names: Sequence[str], window_days: int
+) -> BaselineReport:
+    """Compute and write the baselines `names` for `runs` where the store lacks them."""
+    report = BaselineReport()
+    reader = StoreReader(url)
+    todo = {name: missing_runs(reader, name, runs) for name in names}
+    todo = {name: r for name, r in todo.items() if r}
+    if not todo:
+        return report
+    coordinator = StoreCoordinator(url)
+    all_runs = sorted({r for rs in todo.values() for r in rs})
+    weights = {}
+    if any(name in SKILL_WEIGHTED for name in todo):
+        weights = _trailing_weights(url, reader, all_runs, window_days, report)
+    positions = {}
+    for name in todo:
+        path = coordinator.ensure_product(name)
+        coordinator.update_attrs(path, description=DESCRIPTIONS[name], units="µg/m3")
+        positions[name] = dict(zip(all_runs, coordinator.ensure_axis(path, [_dt(r) for r in all_runs])))
+        if name in SKILL_WEIGHTED:
+            _store_weights(coordinator, path, weights, positions[name], window_days)
+
+    committed: dict[str, set[np.datetime64]] = {}
+
+    def commit(result: dict) -> None:
+        run = np.datetime64(result["run"], "h")
+        for (name, species), code in result["status"].items():
+            coordinator.mark(f"products/{name}", positions[name][run], code, (SPECIES_NAMES.index(species),))
+            committed.setdefault(name, set()).add(run)
+
+    units = []
+    for run in all_runs:
+        names_for_run = [name for name, rs in todo.items() if run in rs]
+        run_weights = {sp: weights[run][sp][0] for sp in SPECIES_NAMES} if run in weights else {}
+        units.append(
+            Unit(
+                f"products {_day(run)}",
+                product_unit,
+                (url, str(run), names_for_run, {n: positions[n][run] for n in names_for_run}, run_weights),
+            )
+        )
+    fan = fan_out(units, commit, desc="baselines")
+    report.failed += fan.failed
+    report.computed = {name: len(rs) for name, rs in committed.items()}
+    return report
+
+
+def _trailing_weights(
+    url: str, reader: StoreReader, runs: list[np.datetime64], window_days: int, report: BaselineReport
+) -> dict[np.datetime64, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """run -> species -> (weights (block, member), trailing RMSE (block, member))."""
+    earliest = runs[0] - np.timedelta64(24 * (window_days + max(map(block_lag_days, LEAD_BLOCKS))), "h")
+    history = [r for r in reader.complete_runs() if earliest <= r < runs[-1]]
+    results: list[dict] = []
+    fan = fan_out(
+        [Unit(f"skill {_day(r)}", member_skill_unit, (url, str(r))) for r in history],
+        results.append,
+        desc="member skill",
+    )
+    report.failed += fan.failed
+    results.sort(key=lambda r: r["run"])
+    days = np.array([np.datetime64(r["run"], "D") for r in results], dtype="datetime64[D]")
+    shape = (0, len(LEAD_BLOCKS), len(MEMBERS))
+    out: dict[np.datetime64, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    for k, species in enumerate(SPECIES_NAMES):
+        skill = MemberSkill(
+            days,
+            np.array([r["sse"][k] for r in results]).reshape(-1, *shape[1:]),
+            np.array([r["n"][k] for r in results]).reshape(-1, *shape[1:]),
+        )
+        for run in runs:
+            per_block = [inverse_mse_weights(*skill.window(run, b, window_days)) for b in LEAD_BLOCKS]
+            out.setdefault(run, {})[species] = (
+                np.array([w for w, _ in per_block]),
+                np.array([rmse for _, rmse in per_block]),
+            )
+    return out
+
+
+def _store_weights(
+    coordinator: StoreCoordinator, path: str, weights: dict, positions: dict, window: int
+) -> None:
+    """Write the weights and the trailing RMSE behind them (run, species, lead_block, member)."""
+    w_arr = coordinator.ensure_axis_array(
+        path,
+        "weights",
+        WEIGHT_DIMS,
+        {"long_name": "member weights before renormalisation over present members"},
+    )
+    r_arr = coordinator.ensure_axis_array(
+        path,
+        "trailing_rmse",
+        WEIGHT_DIMS,
+        {"long_name": "member RMSE over the trailing window", "units": "µg/m3"},
+    )
+    for run, pos in positions.items():
+        w_arr[pos] = np.stack([weights[run][sp][0] for sp in SPECIES_NAMES])
+        r_arr[pos] = np.stack([weights[run][sp][1] for sp in SPECIES_NAMES])
+    coordinator.update_attrs(
+        path, weight_window_days=window, weight_method="inverse trailing MSE per species and lead block",
+        updated=datetime.now(UTC).isoformat(timespec="seconds"),
+    )  # fmt: skip
+
+
+def _dt(run: np.datetime64) -> datetime:
+    return run.astype("datetime64[s]").astype(datetime)
+
+
+def _day(run: np.datetime64) -> str:
+    return str(np.datetime64(run, "D"))

@@ -1,0 +1,204 @@
+"""Scoring a period: fan the (run, species) units out, sum their results, and build the tables.
+
+The tables are flat records (one dict per product × species × level × lead or block × region ×
+season) so that `metrics.json` holds every number in a form pandas reads directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from dlens.common.grid import Domain
+from dlens.common.parallel import Unit, fan_out
+from dlens.common.species import LEAD_BLOCKS, lead_block
+from dlens.evaluate.metrics import (
+    CONTINGENCY,
+    STATISTICS,
+    bootstrap_rmse_difference,
+    categorical_scores,
+    scores_from_sums,
+    verdict,
+)
+from dlens.evaluate.regions import Regions
+from dlens.evaluate.scoring import MAP_SUMS, Window, mapped_products, score_unit, thresholds
+
+SEASONS = {12: "DJF", 1: "DJF", 2: "DJF", 3: "MAM", 4: "MAM", 5: "MAM",
+           6: "JJA", 7: "JJA", 8: "JJA", 9: "SON", 10: "SON", 11: "SON"}  # fmt: skip
+ALL = "all"
+
+
+class EvaluationError(RuntimeError):
+    """Scoring could not produce a report (every unit failed, or nothing was verifiable)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to score."""
+
+    url: str
+    runs: tuple[np.datetime64, ...]
+    species: tuple[str, ...]
+    products: tuple[str, ...]
+    reference: str
+    leads: tuple[int, ...]
+    levels: tuple[int, ...]
+    domain: Domain
+    window: Window
+    regions: Regions
+    resamples: int
+    seed: int = 0
+
+
+def score_period(plan: Plan) -> tuple[list[dict], list[dict], list[dict], xr.Dataset]:
+    """(continuous, exceedance, significance) records and the maps dataset for the plan."""
+    n_r, n_s, n_p = len(plan.runs), len(plan.species), len(plan.products)
+    stats = np.zeros(
+        (n_r, n_s, n_p, len(plan.leads), len(plan.levels), len(plan.regions.names), len(STATISTICS))
+    )
+    counts = {sp: np.zeros((len(thresholds(sp)), n_p, len(LEAD_BLOCKS), len(plan.levels), len(CONTINGENCY)),
+                           dtype=np.int64) for sp in plan.species}  # fmt: skip
+    maps = np.zeros((len(mapped_products(plan.products)), n_s, len(MAP_SUMS), *plan.regions.masks.shape[1:]))
+    run_index = {str(r): i for i, r in enumerate(plan.runs)}
+
+    def add(result: dict) -> None:
+        r, s = run_index[result["run"]], plan.species.index(result["species"])
+        stats[r, s] = result["stats"]
+        counts[result["species"]] += result["counts"]
+        maps[:, s] += result["maps"]
+
+    units = [
+        Unit(f"score {np.datetime64(run, 'D')} {sp}", score_unit,
+             (plan.url, str(run), sp, plan.products, plan.regions.masks, plan.window))
+        for run in plan.runs for sp in plan.species
+    ]  # fmt: skip
+    report = fan_out(units, add, desc="scoring")
+    if report.failed:
+        raise EvaluationError(f"{len(report.failed)} scoring units failed; first: {report.failed[0]}")
+    if stats[..., STATISTICS.index("n")].sum() == 0:
+        raise EvaluationError("no product field could be paired with an analysis in the period")
+    return (
+        _continuous(plan, stats),
+        _exceedance(plan, counts),
+        _significance(plan, stats),
+        _maps(plan, maps),
+    )
+
+
+def _blocks(plan: Plan) -> dict[str, np.ndarray]:
+    """Boolean lead selections per block present, and 'all'."""
+    names = np.array([lead_block(lead) for lead in plan.leads])
+    out = {b: names == b for b in LEAD_BLOCKS if (names == b).any()}
+    out[ALL] = np.ones(len(plan.leads), dtype=bool)
+    return out
+
+
+def _record(base: dict, sums: np.ndarray) -> dict:
+    scores = scores_from_sums(sums)
+    return {**base, **{k: _number(v) for k, v in scores.items()}}
+
+
+def _continuous(plan: Plan, stats: np.ndarray) -> list[dict]:
+    """Records per lead (domain), per block (every region) and per season (all leads, domain)."""
+    records = []
+    seasons = np.array([SEASONS[int(str(r)[5:7])] for r in plan.runs])
+    by_run = stats.sum(axis=0)  # (species, product, lead, level, region, stat)
+    for s, sp in enumerate(plan.species):
+        for p, product in enumerate(plan.products):
+            for v, level in enumerate(plan.levels):
+                base = {"product": product, "species": sp, "level": level}
+                for li, lead in enumerate(plan.leads):
+                    where = {"lead": lead, "lead_block": lead_block(lead), "region": "domain", "season": ALL}
+                    records.append(_record(
+                        {**base, **where},
+                        by_run[s, p, li, v, 0],
+                    ))  # fmt: skip
+                for block, sel in _blocks(plan).items():
+                    for k, region in enumerate(plan.regions.names):
+                        records.append(_record(
+                            {**base, "lead": None, "lead_block": block, "region": region, "season": ALL},
+                            by_run[s, p, sel, v, k].sum(axis=0),
+                        ))  # fmt: skip
+                for season in dict.fromkeys(seasons):
+                    records.append(_record(
+                        {**base, "lead": None, "lead_block": ALL, "region": "domain", "season": str(season)},
+                        stats[seasons == season, s, p, :, v, 0].sum(axis=(0, 1)),
+                    ))  # fmt: skip
+    return records
+
+
+def _exceedance(plan: Plan, counts: dict[str, np.ndarray]) -> list[dict]:
+    records = []
+    block_names = list(LEAD_BLOCKS)
+    for sp in plan.species:
+        for k, limit in enumerate(thresholds(sp)):
+            for p, product in enumerate(plan.products):
+                for v, level in enumerate(plan.levels):
+                    per_block = counts[sp][k, p, :, v]
+                    rows = {b: per_block[i] for i, b in enumerate(block_names) if per_block[i].sum() > 0}
+                    rows[ALL] = per_block.sum(axis=0)
+                    for block, c in rows.items():
+                        cat = categorical_scores(c)
+                        records.append({
+                            "product": product, "species": sp, "level": level, "lead_block": block,
+                            "threshold_name": limit.name, "threshold": limit.value,
+                            "averaging": limit.averaging,
+                            **{name: int(c[i]) for i, name in enumerate(CONTINGENCY)},
+                            **{name: _number(value) for name, value in cat.items()},
+                        })  # fmt: skip
+    return records
+
+
+def _significance(plan: Plan, stats: np.ndarray) -> list[dict]:
+    """Paired bootstrap over runs of the RMSE difference of each product to the reference."""
+    idx = {name: STATISTICS.index(name) for name in ("n", "ff", "fo", "oo")}
+    domain = stats[..., 0, :]  # (run, species, product, lead, level, stat)
+    sse_all = domain[..., idx["ff"]] - 2 * domain[..., idx["fo"]] + domain[..., idx["oo"]]
+    n_all = domain[..., idx["n"]]
+    ref = plan.products.index(plan.reference)
+    records = []
+    for s, sp in enumerate(plan.species):
+        for v, level in enumerate(plan.levels):
+            for block, sel in _blocks(plan).items():
+                sse = np.maximum(sse_all[:, s][:, :, sel, v].sum(axis=2).T, 0.0)  # (product, run)
+                n = n_all[:, s][:, :, sel, v].sum(axis=2).T
+                if n[ref].sum() == 0:
+                    continue
+                boot = bootstrap_rmse_difference(sse, n, ref, resamples=plan.resamples, seed=plan.seed)
+                for p, product in enumerate(plan.products):
+                    if p == ref or n[p].sum() == 0:
+                        continue
+                    low, high = float(boot["ci_low"][p]), float(boot["ci_high"][p])
+                    records.append({
+                        "product": product, "species": sp, "level": level, "lead_block": block,
+                        "reference": plan.reference, "rmse": _number(boot["rmse"][p]),
+                        "rmse_reference": _number(boot["rmse"][ref]),
+                        "difference": _number(boot["difference"][p]),
+                        "ci_low": _number(low), "ci_high": _number(high), "verdict": verdict(low, high),
+                    })  # fmt: skip
+    return records
+
+
+def _maps(plan: Plan, maps: np.ndarray) -> xr.Dataset:
+    sse, se, n = (maps[:, :, MAP_SUMS.index(k)] for k in MAP_SUMS)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rmse = np.where(n > 0, np.sqrt(sse / n), np.nan).astype(np.float32)
+        bias = np.where(n > 0, se / n, np.nan).astype(np.float32)
+    dims = ("product", "species", "latitude", "longitude")
+    coords = {
+        "product": mapped_products(plan.products), "species": list(plan.species),
+        "latitude": plan.domain.latitude, "longitude": plan.domain.longitude,
+    }  # fmt: skip
+    return xr.Dataset(
+        {"rmse": (dims, rmse, {"units": "µg/m3"}), "bias": (dims, bias, {"units": "µg/m3"})},
+        coords=coords,
+        attrs={"reference": plan.reference, "level": int(plan.levels[0])},
+    )
+
+
+def _number(value) -> float | None:
+    """A JSON-ready float: None for NaN or inf."""
+    value = float(value)
+    return value if np.isfinite(value) else None
