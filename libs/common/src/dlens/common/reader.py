@@ -28,6 +28,7 @@ class StoreReader:
         self._arrays: dict[str, zarr.Array] = {}
         self._axes: dict[str, dict[np.datetime64, int]] = {}
         self._status: dict[str, np.ndarray] = {}
+        self._present: dict[str, bool] = {}
 
     def array(self, path: str, name: str) -> zarr.Array:
         key = f"{path}/{name}"
@@ -55,7 +56,10 @@ class StoreReader:
         return {lead: i for i, lead in enumerate(self.spec.leads)}
 
     def has(self, path: str) -> bool:
-        return path in self.root
+        """Whether the store holds group or array `path` (looked up once per reader)."""
+        if path not in self._present:
+            self._present[path] = path in self.root
+        return self._present[path]
 
     def complete_runs(self, species: str | None = None) -> list[np.datetime64]:
         """Forecast runs where at least one member of `species` (or of any species) is COMPLETE."""

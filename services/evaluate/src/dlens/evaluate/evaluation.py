@@ -166,16 +166,19 @@ def _significance(plan: Plan, stats: np.ndarray) -> list[dict]:
                 n = n_all[:, s][:, :, sel, v].sum(axis=2).T
                 if n[ref].sum() == 0:
                     continue
-                boot = bootstrap_rmse_difference(sse, n, ref, resamples=plan.resamples, seed=plan.seed)
                 for p, product in enumerate(plan.products):
                     if p == ref or n[p].sum() == 0:
                         continue
-                    low, high = float(boot["ci_low"][p]), float(boot["ci_high"][p])
+                    # One pair at a time: a run is dropped only where this product or the reference lacks it.
+                    pair = bootstrap_rmse_difference(
+                        sse[[ref, p]], n[[ref, p]], 0, plan.resamples, seed=plan.seed
+                    )
+                    low, high = float(pair["ci_low"][1]), float(pair["ci_high"][1])
                     records.append({
                         "product": product, "species": sp, "level": level, "lead_block": block,
-                        "reference": plan.reference, "rmse": _number(boot["rmse"][p]),
-                        "rmse_reference": _number(boot["rmse"][ref]),
-                        "difference": _number(boot["difference"][p]),
+                        "reference": plan.reference, "rmse": _number(pair["rmse"][1]),
+                        "rmse_reference": _number(pair["rmse"][0]),
+                        "difference": _number(pair["difference"][1]),
                         "ci_low": _number(low), "ci_high": _number(high), "verdict": verdict(low, high),
                     })  # fmt: skip
     return records

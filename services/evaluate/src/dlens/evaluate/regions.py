@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from global_land_mask import globe
 
 from dlens.common.grid import Domain
+from dlens.evaluate.landmask import is_land
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Regions:
 def regions_for(domain: Domain) -> Regions:
     """The regions with at least one cell in `domain`."""
     lat, lon = np.meshgrid(domain.latitude, domain.longitude, indexing="ij")
-    land = globe.is_land(lat, lon)
+    land = is_land(lat, lon)
     candidates = [
         ("domain", f"the whole evaluated domain ({domain.name}: {domain.spec()})", np.ones_like(land)),
         ("land", "land cells (offline 1-km land mask)", land),

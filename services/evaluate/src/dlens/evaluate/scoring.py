@@ -122,5 +122,7 @@ def score_unit(
             f_mean = np.where(f_n > 0, f_sum / f_n, np.nan)
         for k, limit in enumerate(limits):
             if limit.averaging == "24h":
-                counts[k] = contingency_counts(f_mean, np.broadcast_to(o_mean, f_mean.shape), limit.value)[..., 0, :]
+                counts[k] = contingency_counts(f_mean, np.broadcast_to(o_mean, f_mean.shape), limit.value)[
+                    ..., 0, :
+                ]
     return {"run": run, "species": species, "stats": stats, "counts": counts, "maps": maps.astype(np.float32)}

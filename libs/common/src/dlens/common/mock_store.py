@@ -1,0 +1,79 @@
+"""A small store whose members have known, steady skills: the mock-data factory of the tests.
+
+Unlike the synthetic generator (realistic, for benchmarks), every error here is chosen: member m is
+the analysis times (1 + bias[m]) plus Gaussian noise of standard deviation noise[m] (in % of the
+local value), so tests know which member is best and what a good weighting must achieve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from dlens.common.grid import parse_domain
+from dlens.common.layout import ANALYSIS, FORECASTS, Status
+from dlens.common.species import MEMBERS, SPECIES_NAMES
+from dlens.common.writer import FieldWriter, StoreCoordinator, StoreSpec
+
+#: Typical concentration of each species in the mock store, µg/m³.
+BASE = {"o3": 70.0, "no2": 30.0, "so2": 5.0, "pm10": 25.0}
+
+
+@dataclass(frozen=True)
+class MockSkill:
+    """Member errors: relative noise and bias per member (11 values each), and absent (day, member)s."""
+
+    noise: tuple[float, ...] = (0.05, 0.06, 0.08, 0.1, 0.14, 0.18, 0.22, 0.26, 0.3, 0.34, 0.4)
+    bias: tuple[float, ...] = (0.0, 0.02, -0.03, 0.05, -0.06, 0.08, -0.1, 0.12, -0.14, 0.16, -0.18)
+    absent: tuple[tuple[int, int], ...] = ((2, 0), (5, 3), (10, 1))
+
+
+def build_mock_store(
+    url: str,
+    start: datetime,
+    days: int,
+    domain: str = "44.05,45.55,7.05,9.35",
+    leads: Sequence[int] = (0, 12, 24, 36, 48, 60, 72, 84, 96),
+    skill: MockSkill = MockSkill(),
+    seed: int = 0,
+) -> StoreSpec:
+    """Write analysis (hourly, every valid time) and members for `days` runs into a new store."""
+    spec = StoreSpec(parse_domain(domain), tuple(leads), (0,))
+    coordinator = StoreCoordinator(url, spec)
+    writer = FieldWriter(url)
+    rng = np.random.default_rng(seed)
+    nlat, nlon = spec.domain.shape
+    yy, xx = np.meshgrid(np.linspace(0, 1, nlat), np.linspace(0, 1, nlon), indexing="ij")
+    pattern = 1.0 + 0.5 * np.sin(3 * xx + 1.0) * np.cos(2 * yy)  # smooth, positive, 0.5..1.5
+
+    def truth(species: str, t: datetime) -> np.ndarray:
+        daily = 1.0 + 0.2 * np.sin(t.toordinal() * 0.9 + SPECIES_NAMES.index(species))
+        diurnal = 1.0 + 0.4 * np.sin(2 * np.pi * (t.hour - 8) / 24)
+        return (BASE[species] * pattern * daily * diurnal).astype(np.float32)
+
+    runs = [start + timedelta(days=d) for d in range(days)]
+    times = [start + timedelta(hours=h) for h in range((days - 1) * 24 + max(leads) + 1)]
+    t_pos = coordinator.ensure_axis(ANALYSIS, times)
+    for species in SPECIES_NAMES:
+        for t, pos in zip(times, t_pos):
+            writer.write(ANALYSIS, species, (pos, 0), truth(species, t))
+    coordinator.mark(ANALYSIS, t_pos, Status.COMPLETE)
+    r_pos = coordinator.ensure_axis(FORECASTS, runs)
+    noise = np.array(skill.noise)[:, None, None]
+    bias = np.array(skill.bias)[:, None, None]
+    for d, (run, pos) in enumerate(zip(runs, r_pos)):
+        absent = [m for day, m in skill.absent if day == d]
+        for species in SPECIES_NAMES:
+            for li, lead in enumerate(leads):
+                value = truth(species, run + timedelta(hours=lead))[None]
+                members = value * (1 + bias) + noise * value * rng.standard_normal((len(MEMBERS), nlat, nlon))
+                members = np.maximum(members, 0.0)
+                members[absent] = np.nan
+                writer.write(FORECASTS, species, (pos, li, slice(None), 0), members)
+            status = np.full(len(MEMBERS), Status.COMPLETE, dtype=np.uint8)
+            status[absent] = Status.ABSENT
+            coordinator.mark(FORECASTS, pos, status, (slice(None), SPECIES_NAMES.index(species)))
+    return spec

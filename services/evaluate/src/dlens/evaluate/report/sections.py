@@ -1,0 +1,223 @@
+"""The page's sections: header, per-species plots and tables (regions, seasons, exceedances)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pandas as pd
+
+from dlens.common.species import SPECIES
+from dlens.evaluate.report.records import Context
+from dlens.evaluate.report.tables import DASH, NO_DATA, SCORES, esc, finite, fmt, score_table, slug
+
+
+@dataclass(frozen=True)
+class FigureRef:
+    """A saved figure as the page links it: path relative to index.html, alt text, pixel size."""
+
+    src: str
+    alt: str
+    width: int
+    height: int
+
+
+def header_html(ctx: Context) -> str:
+    """The page header: title, period, domain, store, created, code version, products."""
+    meta = ctx.meta
+    period = meta.get("period") or {}
+    domain = meta.get("domain") or {}
+    runs = [str(r) for r in period.get("runs") or []]
+    run_text = f"{len(runs)} runs, {runs[0]} … {runs[-1]}" if runs else "no runs listed"
+    bounds = domain.get("bounds_snwe") or []
+    bounds_text = (
+        f"{bounds[0]}–{bounds[1]}°N, {bounds[2]}–{bounds[3]}°E" if len(bounds) == 4 else "bounds not given"
+    )
+    shape = domain.get("shape") or []
+    shape_text = f", {shape[0]} × {shape[1]} cells" if len(shape) == 2 else ""
+    by_role: dict[str, list[str]] = {}
+    for p in ctx.products:
+        by_role.setdefault(ctx.role(p), []).append(p)
+    products = "; ".join(
+        f"{label}: {', '.join(esc(p) for p in by_role[role])}"
+        for role, label in (
+            ("reference", "reference"),
+            ("baseline", "baselines"),
+            ("dlens", "DL-ENS"),
+            ("member", f"members ({len(by_role.get('member', []))})"),
+        )
+        if by_role.get(role)
+    )
+    boot = meta.get("bootstrap") or {}
+    boot_text = (
+        f"{boot.get('resamples', '?')} resamples by {boot.get('unit', '?')}, "
+        f"{100 * float(boot.get('confidence', 0.95)):.0f}% intervals"
+        if boot
+        else "not given"
+    )
+    items = [
+        (
+            "Period",
+            f"from {esc(period.get('start', '?'))}, {esc(period.get('days', '?'))} days ({esc(run_text)})",
+        ),
+        ("Domain", f"{esc(domain.get('name', '?'))}: {esc(bounds_text)}{esc(shape_text)}"),
+        ("Store", f"<code>{esc(meta.get('store', '?'))}</code>"),
+        ("Created", esc(meta.get("created", "?"))),
+        ("Code version", f"<code>{esc(meta.get('code_version', '?'))}</code>"),
+        ("Products", products or "none"),
+        ("Species", esc(", ".join(ctx.species)) or "none"),
+        ("Bootstrap", esc(boot_text)),
+        ("Units", esc(ctx.units)),
+        ("Data", '<a href="metrics.json">metrics.json</a> · <a href="maps.nc">maps.nc</a>'),
+    ]
+    rows = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in items)
+    notes = "".join(f'<p class="note">{esc(n)}</p>' for n in ctx.notes)
+    title = esc(meta.get("title") or "DL-ENS verification report")
+    return f'<header><h1>{title}</h1><dl class="meta">{rows}</dl>{notes}</header>'
+
+
+def _figure_html(fig: FigureRef | None, caption: str) -> str:
+    if fig is None:
+        return f'<figure class="plot"><figcaption>{esc(caption)}</figcaption>{NO_DATA}</figure>'
+    return (
+        f'<figure class="plot"><img src="{esc(quote(fig.src))}" alt="{esc(fig.alt)}" '
+        f'width="{fig.width}" height="{fig.height}"><figcaption>{esc(caption)}</figcaption></figure>'
+    )
+
+
+def _aggregate_rows(ctx: Context, species: str) -> pd.DataFrame:
+    df = ctx.continuous
+    return df[(df["species"] == species) & df["lead"].isna()]
+
+
+def blocks_html(ctx: Context, species: str) -> str:
+    """Whole-domain scores per product, one table per lead block (all leads first)."""
+    rows = _aggregate_rows(ctx, species)
+    rows = rows[rows["region"].isin(["domain"]) & rows["season"].isin(["all"])]
+    if rows.empty:
+        return NO_DATA
+    columns = [("n", "n", "count", None), *SCORES]
+    tables = []
+    for block in ["all", *ctx.blocks]:
+        part = rows[rows["lead_block"] == block]
+        name = "all leads" if block == "all" else f"lead {block} h"
+        tables.append(score_table(ctx, part, columns, esc(name)) if not part.empty else "")
+    return '<div class="grid">' + "".join(t for t in tables if t) + "</div>"
+
+
+def regions_html(ctx: Context, species: str) -> str:
+    """RMSE and bias per product and region, all leads and seasons."""
+    rows = _aggregate_rows(ctx, species)
+    rows = rows[rows["lead_block"].isin(["all"]) & rows["season"].isin(["all"])]
+    regions = [r for r in ctx.regions if r in set(rows["region"])]
+    if not regions:
+        return NO_DATA
+    groups = []
+    for name in regions:
+        info = ctx.regions.get(name) or {}
+        title = f"{info.get('description', name)}, {info.get('cells', '?')} cells"
+        groups.append((name, title, [("region", name)]))
+    columns = [("rmse", "RMSE", "score", "min"), ("bias", "bias", "signed", "absmin")]
+    legend = "".join(
+        f"<li><b>{esc(name)}</b>: {esc((ctx.regions.get(name) or {}).get('description', ''))} "
+        f"({esc((ctx.regions.get(name) or {}).get('cells', '?'))} cells)</li>"
+        for name in regions
+    )
+    caption = "all leads, all seasons"
+    return score_table(ctx, rows, columns, caption, groups) + f'<ul class="regions">{legend}</ul>'
+
+
+def seasons_html(ctx: Context, species: str) -> str:
+    """n, RMSE and bias per product and season, all leads, whole domain."""
+    rows = _aggregate_rows(ctx, species)
+    rows = rows[rows["lead_block"].isin(["all"]) & rows["region"].isin(["domain"])]
+    seasons = [s for s in ctx.seasons if s in set(rows["season"])]
+    if not seasons:
+        return NO_DATA
+    groups = [(s, s, [("season", s)]) for s in seasons]
+    columns = [
+        ("n", "n", "count", None),
+        ("rmse", "RMSE", "score", "min"),
+        ("bias", "bias", "signed", "absmin"),
+    ]
+    return score_table(ctx, rows, columns, "all leads, whole domain", groups)
+
+
+def exceedance_html(ctx: Context, species: str) -> str:
+    """Per threshold: contingency counts, POD, FAR and CSI per product, then CSI per lead block."""
+    rows = ctx.exceedance[ctx.exceedance["species"] == species]
+    if rows.empty:
+        return NO_DATA
+    columns = [
+        ("hits", "hits", "count", None),
+        ("misses", "misses", "count", None),
+        ("false_alarms", "false alarms", "count", None),
+        ("correct_negatives", "correct neg.", "count", None),
+        ("pod", "POD", "ratio2", "max"),
+        ("far", "FAR", "ratio2", "min"),
+        ("csi", "CSI", "ratio2", "max"),
+    ]
+    out = []
+    keys = rows[["threshold_name", "threshold", "averaging"]].drop_duplicates()
+    keys = keys.sort_values("threshold", na_position="last")
+    for _, key in keys.iterrows():
+        part = rows[
+            (rows["threshold_name"] == key["threshold_name"])
+            & (
+                (rows["threshold"] == key["threshold"])
+                | (rows["threshold"].isna() & pd.isna(key["threshold"]))
+            )
+            & (rows["averaging"] == key["averaging"])
+        ]
+        blocks = [b for b in ["all", *ctx.blocks] if b in set(part["lead_block"])]
+        groups = [("all leads" if b == "all" else f"{b} h", "", [("lead_block", b)]) for b in blocks[:1]]
+        table = score_table(ctx, part, columns, "", groups)
+        if len(blocks) > 1:
+            per_block = [(f"{b} h" if b != "all" else "all", "", [("lead_block", b)]) for b in blocks[1:]]
+            table += score_table(ctx, part, [("csi", "CSI", "ratio2", "max")], "CSI by lead block", per_block)
+        threshold = f"{fmt(key['threshold'])} {esc(ctx.units)}" if finite(key["threshold"]) else DASH
+        observed = part[part["lead_block"] == (blocks[0] if blocks else "all")]
+        events = (
+            (observed["hits"].fillna(0) + observed["misses"].fillna(0)).max() if not observed.empty else 0
+        )
+        note = ' <span class="note">(no observed exceedance)</span>' if not events else ""
+        out.append(
+            f"<h4>{esc(key['threshold_name'])} threshold {threshold}, "
+            f'{esc(key["averaging"])} mean{note}</h4><div class="grid">{table}</div>'
+        )
+    return "".join(out)
+
+
+def species_html(ctx: Context, index: int, species: str, figures: dict[str, FigureRef | None]) -> str:
+    """The section of one species: lead-time figure, score tables, maps, regions, seasons, exceedances."""
+    info = SPECIES.get(species)
+    long_name = f" — {info.long_name}" if info else ""
+    lead_fig = figures.get("leads")
+    map_fig = figures.get("maps")
+    return (
+        f'<section class="species" id="{species_anchor(index, species)}">'
+        f"<h2>{esc(species)}{esc(long_name)}</h2>"
+        "<h3>Scores against lead time</h3>"
+        + _figure_html(lead_fig, f"{species}: RMSE and bias against lead time, whole domain, all seasons")
+        + "<h3>Scores by lead block</h3>"
+        + blocks_html(ctx, species)
+        + f"<h3>Maps: RMSE of {esc(ctx.reference)} and gain over it</h3>"
+        + _figure_html(
+            map_fig,
+            f"{species}: RMSE of the {ctx.reference} over the period and, per product, the gain "
+            f"RMSE({ctx.reference}) − RMSE(product); blue = better than the {ctx.reference}",
+        )
+        + '<div class="grid"><div><h3>Regions</h3>'
+        + regions_html(ctx, species)
+        + "</div><div><h3>Seasons</h3>"
+        + seasons_html(ctx, species)
+        + "</div></div>"
+        + "<h3>Threshold exceedances</h3>"
+        + exceedance_html(ctx, species)
+        + "</section>"
+    )
+
+
+def species_anchor(index: int, species: str) -> str:
+    """The id of a species section (safe whatever the species name)."""
+    return f"species-{index}-{slug(species)}".rstrip("-")

@@ -1,0 +1,166 @@
+"""`dlens-evaluate` end to end on a store whose member skills are known (a local Ray, real files)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+from scipy.stats import spearmanr
+
+from dlens.common.layout import Status
+from dlens.common.mock_store import MockSkill, build_mock_store
+from dlens.common.reader import StoreReader
+from dlens.common.schema import validate_store
+from dlens.common.species import MEMBERS, SPECIES_NAMES
+from dlens.common.store import open_dataset
+from dlens.evaluate.cli import main
+
+START = datetime(2025, 3, 1)
+ARGS = ["--no-progress", "--start", "2025-03-09", "--days", "6", "--resamples", "400"]
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, ray_cluster) -> tuple[str, Path, dict]:
+    """A 14-day mock store, evaluated on its last 6 days with every baseline and every member."""
+    root = tmp_path_factory.mktemp("evaluate")
+    store = str(root / "mock.zarr")
+    build_mock_store(store, START, days=14)
+    out = root / "report"
+    assert main([*ARGS, "--store", store, "--products", "median,weighted,mean,best-member,members",
+                 "--out", str(out)]) == 0  # fmt: skip
+    return store, out, json.loads((out / "metrics.json").read_text())
+
+
+def overall(metrics: dict) -> pd.DataFrame:
+    c = pd.DataFrame(metrics["continuous"])
+    sel = (c.lead_block == "all") & (c.region == "domain") & (c.season == "all")
+    return c[sel].pivot(index="product", columns="species", values="rmse")
+
+
+def test_report_ranks_products_as_the_data_was_built(evaluated):
+    _, _, metrics = evaluated
+    rmse = overall(metrics)
+    for sp in SPECIES_NAMES:
+        worse_members = [m for m in MEMBERS if rmse.loc[m, sp] > rmse.loc["median", sp]]
+        assert len(worse_members) >= 8, (sp, rmse[sp].sort_values())
+        assert rmse.loc["weighted", sp] < 0.8 * rmse.loc["median", sp]
+        # The best member by trailing skill is the least noisy one, chimere.
+        assert rmse.loc["best-member", sp] == pytest.approx(rmse.loc["chimere", sp], rel=0.02)
+    sig = pd.DataFrame(metrics["significance"]).set_index(["product", "species", "lead_block"])
+    for sp in SPECIES_NAMES:
+        for block in [*metrics["meta"]["lead_blocks"], "all"]:
+            assert sig.loc[("weighted", sp, block), "verdict"] == "better"
+            assert sig.loc[("silam", sp, block), "verdict"] == "worse"
+            row = sig.loc[("weighted", sp, block)]
+            assert row.ci_low <= row.difference <= row.ci_high < 0
+
+
+def test_weights_are_in_the_store_and_favour_the_better_members(evaluated):
+    store, _, _ = evaluated
+    ds = open_dataset(store, "products/weighted")
+    weights = ds["weights"].values  # (run, species, lead_block, member)
+    assert weights.shape == (6, 4, 4, 11)
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)
+    error = np.hypot(MockSkill().noise, MockSkill().bias)  # each member's relative RMSE, by construction
+    for w in weights.reshape(-1, 11):
+        assert spearmanr(w, error).statistic < -0.9  # the larger a member's error, the smaller its weight
+    assert (ds["trailing_rmse"].values > 0).all()
+    # Dehm is absent on 2025-03-11: every product still covers that run, from the members present.
+    reader = StoreReader(store)
+    run = np.datetime64("2025-03-11T00", "h")
+    assert not reader.member_presence("o3", run)[MEMBERS.index("dehm")]
+    for name in ("median", "mean", "weighted", "best-member"):
+        assert reader.product_status(name, "o3", run) == Status.COMPLETE
+        assert np.isfinite(reader.product(name, "o3", run, 24)).all()
+
+
+def test_report_files_and_store_copy(evaluated):
+    store, out, metrics = evaluated
+    assert (out / "index.html").stat().st_size > 5000
+    meta = metrics["meta"]
+    assert meta["period"]["runs"] == [f"2025-03-{d:02d}" for d in range(9, 15)]
+    assert meta["products"][0] == "median" and len(meta["members"]) == 11
+    assert {"domain", "land", "AL"} <= set(meta["regions"])
+    exceed = pd.DataFrame(metrics["exceedance"])
+    assert set(exceed.threshold_name) == {"information", "alert", "limit"}
+    assert ((exceed.hits + exceed.misses + exceed.false_alarms + exceed.correct_negatives) > 0).all()
+    copies = list((Path(store) / "reports").iterdir())
+    assert len(copies) == 1
+    assert json.loads((copies[0] / "metrics.json").read_text()) == metrics
+    assert validate_store(store, deep=True) == []
+
+
+def test_rerun_reuses_stored_baselines(evaluated, tmp_path, caplog):
+    store, _, first = evaluated
+    products = zarr.open_group(store, mode="r")["products/median/o3"]
+    before = products[:].copy()
+    assert main([*ARGS, "--store", store, "--products", "weighted", "--out", str(tmp_path / "again")]) == 0
+    assert "runs computed" not in caplog.text
+    np.testing.assert_array_equal(zarr.open_group(store, mode="r")["products/median/o3"][:], before)
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert overall(again).loc["weighted"].equals(overall(first).loc["weighted"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--products", "median,nonsense"], "unknown product 'nonsense'"),
+        (["--start", "2024-01-01", "--days", "3"], "no forecast run of o3,no2,so2,pm10 from 2024-01-01"),
+        (["--species", "co"], "unknown species"),
+        (["--domain", "50.05,51.05,7.05,8.05"], "is not inside the store's domain"),
+        (["--days", "0"], "--days 0: expected at least 1"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_no_report(evaluated, tmp_path, capsys, extra, message):
+    store, _, _ = evaluated
+    out = tmp_path / "report"
+    argv = [*ARGS, "--store", store, "--out", str(out)]
+    for i in range(0, len(extra), 2):  # later flags override the defaults above
+        argv += extra[i : i + 2]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not out.exists() and not list(tmp_path.glob(".report*"))
+
+
+def test_invalid_store_is_refused_without_writing(tmp_path, capsys):
+    store = tmp_path / "broken.zarr"
+    build_mock_store(str(store), START, days=2)
+    shutil.rmtree(store / "analysis" / "no2")  # a group loses a variable
+    out = tmp_path / "report"
+    assert (
+        main([*ARGS, "--store", str(store), "--start", "2025-03-01", "--days", "2", "--out", str(out)]) == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert "fails validation: analysis: variable 'no2' is missing" in err and len(err.splitlines()) == 1
+    assert not out.exists() and not (store / "products" / "median").exists()
+    assert main([*ARGS, "--store", str(tmp_path / "none.zarr"), "--out", str(out)]) == 2
+    assert "fails validation: cannot open store" in capsys.readouterr().err
+
+
+def test_console_script_on_s3(s3_bucket, tmp_path, ray_cluster):
+    """The installed script, a store in a bucket over HTTP, the report copied under reports/ there."""
+    store = f"{s3_bucket}/store.zarr"
+    build_mock_store(store, START, days=3, skill=MockSkill(absent=()))
+    out = tmp_path / "report"
+    cli = shutil.which("dlens-evaluate")
+    assert cli, "dlens-evaluate is not installed"
+    done = subprocess.run(
+        [cli, *ARGS, "--store", store, "--start", "2025-03-02", "--days", "2", "--products", "median,mean",
+         "--species", "o3", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"report: {out / 'index.html'}"
+    import s3fs
+
+    listed = s3fs.S3FileSystem().find(f"{s3_bucket}/store.zarr/reports")
+    assert any(p.endswith("/index.html") for p in listed) and any(p.endswith("metrics.json") for p in listed)
+    assert any(p.endswith(".png") for p in listed)
