@@ -4,9 +4,13 @@ UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 export RAY_ENABLE_UV_RUN_RUNTIME_ENV := 0
 RUN := $(UV) run --frozen
 STORE ?= data/demo.zarr
-DAYS ?= 3
+DAYS ?= 10
+EVAL_START ?= 2025-07-06
+EVAL_DAYS ?= 5
+REPORT ?= data/demo-report
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup browser demo test test-fast lint bench clean
 
 setup: .venv/.synced
 
@@ -16,18 +20,25 @@ setup: .venv/.synced
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
-demo: setup  ## synthetic ingest of a few days on the demo domain into a local store, status, validation, a map
+browser:  ## Debian's Chromium, which the report's browser test drives (skipped where apt is unavailable)
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "warning: could not install chromium; the browser test will be skipped (and fail under CI)"
+
+demo: setup  ## synthetic ingest on the demo domain, checks, a map, then the baselines evaluated in a report
 	$(RUN) dlens-ingest synthetic --store $(STORE) --start 2025-07-01 --days $(DAYS) --domain demo --seed 0
 	$(RUN) dlens-ingest status --store $(STORE)
 	$(RUN) dlens-ingest validate --store $(STORE) --deep
 	$(RUN) dlens-ingest plot --store $(STORE) --species no2 --lead 18 --out data/demo_no2.png
+	$(RUN) dlens-evaluate --store $(STORE) --start $(EVAL_START) --days $(EVAL_DAYS) \
+		--products median,mean,weighted,best-member,members --out $(REPORT)
+	@echo "demo report: file://$(abspath $(REPORT))/index.html (numbers in $(REPORT)/metrics.json)"
 
 lint: setup
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) lint-imports
 
-test: lint  ## lint, then the whole suite (slow tests included)
+test: lint browser  ## lint, then the whole suite (slow tests included)
 	$(RUN) pytest
 
 test-fast: setup
@@ -35,6 +46,7 @@ test-fast: setup
 
 bench: setup
 	$(RUN) python bench/ingest.py --s3
+	$(RUN) python bench/evaluate.py
 
 clean:
-	rm -rf data/demo.zarr bench/results .pytest_cache .ruff_cache
+	rm -rf data/demo.zarr data/demo-report bench/results test-artifacts .pytest_cache .ruff_cache

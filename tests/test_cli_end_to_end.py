@@ -102,3 +102,30 @@ def test_fetch_without_an_ads_key_says_so(tmp_path, monkeypatch):
     )
     assert done.returncode == 2 and "no ADS key" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_synthetic_ingest_then_evaluate_ranks_the_median_above_the_members(tmp_path, ray_cluster):
+    """The two services chained as `make demo` does, through their console scripts, on the generator."""
+    store, out = str(tmp_path / "store.zarr"), tmp_path / "report"
+    done = run("--no-progress", "synthetic", "--store", store, "--start", "2025-07-01", "--days", "8",
+               "--domain", "tiny", "--leads", "0:96:12", "--seed", "3")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    evaluate = shutil.which("dlens-evaluate")
+    assert evaluate, "dlens-evaluate is not installed in this environment"
+    scored = subprocess.run(
+        [evaluate, "--no-progress", "--store", store, "--start", "2025-07-06", "--days", "3",
+         "--products", "median,weighted,members", "--resamples", "200", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert scored.returncode == 0, scored.stderr
+    assert (out / "index.html").exists()
+    metrics = json.loads((out / "metrics.json").read_text())
+    rows = [
+        r for r in metrics["continuous"]
+        if r["lead_block"] == "all" and r["region"] == "domain" and r["season"] == "all"
+    ]  # fmt: skip
+    rmse = {(r["product"], r["species"]): r["rmse"] for r in rows}
+    for species in metrics["meta"]["species"]:
+        beaten = [m for m in metrics["meta"]["members"] if rmse[(m, species)] > rmse[("median", species)]]
+        assert len(beaten) >= 9, (species, rmse)
+    assert validate_store(store, deep=True) == []
