@@ -14,6 +14,7 @@ import pytest
 import zarr
 from scipy.stats import spearmanr
 
+from dlens.common.browser import ARTIFACTS, render_page, served_directory
 from dlens.common.layout import Status
 from dlens.common.mock_store import MockSkill, build_mock_store
 from dlens.common.reader import StoreReader
@@ -95,6 +96,17 @@ def test_report_files_and_store_copy(evaluated):
     assert len(copies) == 1
     assert json.loads((copies[0] / "metrics.json").read_text()) == metrics
     assert validate_store(store, deep=True) == []
+
+
+def test_pipeline_report_renders_in_chromium(evaluated, tmp_path):
+    """The report the CLI wrote for the mock store, in a real browser: every figure loads."""
+    _, out, metrics = evaluated
+    with served_directory(out) as base:
+        images = render_page(
+            f"{base}/index.html", ARTIFACTS / "evaluate-report.png", tmp_path / "profile", "table.scorecard"
+        )
+    assert len(images) == 2 * len(metrics["meta"]["species"])  # lead-time plot and maps per species
+    assert (out / "figures").is_dir()
 
 
 def test_rerun_reuses_stored_baselines(evaluated, tmp_path, caplog):
