@@ -27,9 +27,11 @@ from dlens.evaluate.weights import MemberSkill, block_lag_days, inverse_mse_weig
 
 log = get_logger(__name__)
 
-BASELINES: tuple[str, ...] = ("median", "mean", "weighted", "best-member")
-#: Baselines that combine members with trailing-skill weights (stored beside them for inspection).
-SKILL_WEIGHTED: tuple[str, ...] = ("weighted", "best-member")
+#: Baselines from the members alone, and those that also take trailing-skill weights (stored beside them).
+COMBINERS = {"median": ensembles.median, "mean": ensembles.mean}
+WEIGHTED_COMBINERS = {"weighted": ensembles.weighted, "best-member": ensembles.best_member}
+BASELINES: tuple[str, ...] = (*COMBINERS, *WEIGHTED_COMBINERS)
+SKILL_WEIGHTED: tuple[str, ...] = tuple(WEIGHTED_COMBINERS)
 WEIGHT_DIMS = ("run", "species", "lead_block", "member")
 DESCRIPTIONS = {
     "median": "CAMS Median ENSEMBLE: per point, median of the members present (mean of the two middle "
@@ -90,14 +92,12 @@ def product_unit(
             if not present:
                 break
             members = reader.members(species, t0, lead)
-            w = weights.get(species)
             for name in names:
                 if name in SKILL_WEIGHTED:
-                    combined = getattr(ensembles, name.replace("-", "_"))(
-                        members, w[blocks.index(lead_block(lead))]
-                    )
+                    block = blocks.index(lead_block(lead))
+                    combined = WEIGHTED_COMBINERS[name](members, weights[species][block])
                 else:
-                    combined = getattr(ensembles, name)(members)
+                    combined = COMBINERS[name](members)
                 writer.write(f"products/{name}", species, (positions[name], li), combined)
         for name in names:
             status[(name, species)] = int(Status.COMPLETE if present else Status.ABSENT)
