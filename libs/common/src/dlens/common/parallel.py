@@ -67,11 +67,24 @@ def fan_out(units: Sequence[Unit], on_result: Callable[[Any], None], desc: str) 
         return report
     ensure_ray()
     remote = ray.remote(num_cpus=1, max_retries=2, retry_exceptions=False)(_call)
-    pending = {remote.remote(unit.function, unit.args): unit for unit in units}
+    # A bounded window of tasks in flight keeps arguments and results within the object store,
+    # however many units a long period has.
+    in_flight = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+    queue = iter(units)
+    pending: dict = {}
+
+    def submit() -> None:
+        unit = next(queue, None)
+        if unit is not None:
+            pending[remote.remote(unit.function, unit.args)] = unit
+
+    for _ in range(in_flight):
+        submit()
     with tqdm(total=len(units), desc=desc, unit="unit", disable=not get_settings().progress) as bar:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             unit = pending.pop(ready[0])
+            submit()
             try:
                 on_result(ray.get(ready[0]))
                 report.done += 1

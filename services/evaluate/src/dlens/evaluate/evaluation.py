@@ -71,7 +71,7 @@ def score_period(plan: Plan) -> tuple[list[dict], list[dict], list[dict], xr.Dat
 
     units = [
         Unit(f"score {np.datetime64(run, 'D')} {sp}", score_unit,
-             (plan.url, str(run), sp, plan.products, plan.regions.masks, plan.window))
+             (plan.url, str(run), sp, plan.products, plan.domain, plan.window))
         for run in plan.runs for sp in plan.species
     ]  # fmt: skip
     report = fan_out(units, add, desc="scoring")

@@ -7,15 +7,17 @@ instead and keeps only the latitude rows of the box, so memory stays at a few MB
 
 from __future__ import annotations
 
+import importlib.util
 import zipfile
 from functools import lru_cache
 from pathlib import Path
 
-import global_land_mask
 import numpy as np
 from numpy.lib import format as npy_format
 
-_FILE = Path(global_land_mask.__file__).parent / "globe_combined_mask_compressed.npz"
+# Located, not imported: importing `global_land_mask` would load the whole mask.
+_PACKAGE = importlib.util.find_spec("global_land_mask").submodule_search_locations[0]
+_FILE = Path(_PACKAGE) / "globe_combined_mask_compressed.npz"
 _RESOLUTION = 1 / 120  # degrees: rows from 90N southwards, columns from 180W eastwards
 _READ_ROWS = 256
 

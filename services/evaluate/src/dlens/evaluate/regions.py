@@ -8,6 +8,7 @@ one cell of the evaluated domain; land and sea come from an offline 1-km land ma
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -57,6 +58,7 @@ class Regions:
         }
 
 
+@lru_cache(maxsize=4)
 def regions_for(domain: Domain) -> Regions:
     """The regions with at least one cell in `domain`."""
     lat, lon = np.meshgrid(domain.latitude, domain.longitude, indexing="ij")

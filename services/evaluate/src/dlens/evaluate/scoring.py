@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dlens.common.grid import Domain
 from dlens.common.reader import StoreReader
 from dlens.common.species import LEAD_BLOCKS, MEMBERS, SPECIES, lead_block
 from dlens.evaluate.metrics import CONTINGENCY, STATISTICS, contingency_counts, sum_statistics
+from dlens.evaluate.regions import regions_for
 
 #: Map sums per product and cell at the first level: squared error, error, count.
 MAP_SUMS = ("sse", "se", "n")
@@ -69,7 +71,7 @@ def _fields(
 
 
 def score_unit(
-    url: str, run: str, species: str, products: Sequence[str], masks: np.ndarray, window: Window
+    url: str, run: str, species: str, products: Sequence[str], domain: Domain, window: Window
 ) -> dict:
     """Sums for one run and species.
 
@@ -77,6 +79,7 @@ def score_unit(
     contingency); `maps` (mapped product, MAP_SUMS, lat, lon) at the first level.
     """
     reader = StoreReader(url)
+    masks = regions_for(domain).masks  # built once per worker process
     t0 = np.datetime64(run, "h")
     leads, levels = reader.spec.leads, reader.spec.levels
     n_p, n_b = len(products), len(LEAD_BLOCKS)
