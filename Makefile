@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: .venv/.synced
 
-.venv/.synced: pyproject.toml uv.lock libs/common/pyproject.toml services/ingest/pyproject.toml services/evaluate/pyproject.toml
+.venv/.synced: pyproject.toml uv.lock libs/common/pyproject.toml services/ingest/pyproject.toml services/evaluate/pyproject.toml services/train/pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv \
 		|| python3 -m pip install --quiet --user --break-system-packages uv
 	$(UV) sync --frozen --all-packages

@@ -16,7 +16,7 @@ import numpy as np
 from dlens.common.grid import parse_domain
 from dlens.common.layout import ANALYSIS, FORECASTS, Status
 from dlens.common.species import MEMBERS, SPECIES_NAMES
-from dlens.common.writer import FieldWriter, StoreCoordinator, StoreSpec
+from dlens.common.writer import FieldWriter, StoreCoordinator, StoreSpec, field_stats, merge_stats
 
 #: Typical concentration of each species in the mock store, µg/m³.
 BASE = {"o3": 70.0, "no2": 30.0, "so2": 5.0, "pm10": 25.0}
@@ -67,13 +67,17 @@ def build_mock_store(
     for d, (run, pos) in enumerate(zip(runs, r_pos)):
         absent = [m for day, m in skill.absent if day == d]
         for species in SPECIES_NAMES:
+            stats = field_stats(np.empty(0))
             for li, lead in enumerate(leads):
                 value = truth(species, run + timedelta(hours=lead))[None]
                 members = value * (1 + bias) + noise * value * rng.standard_normal((len(MEMBERS), nlat, nlon))
                 members = np.maximum(members, 0.0)
                 members[absent] = np.nan
                 writer.write(FORECASTS, species, (pos, li, slice(None), 0), members)
+                stats = merge_stats(stats, field_stats(members))
             status = np.full(len(MEMBERS), Status.COMPLETE, dtype=np.uint8)
             status[absent] = Status.ABSENT
+            coordinator.write_stats(FORECASTS, pos, species, stats)
             coordinator.mark(FORECASTS, pos, status, (slice(None), SPECIES_NAMES.index(species)))
+    coordinator.refresh_normalisation()
     return spec

@@ -82,11 +82,16 @@ class StoreReader:
         pos = self.axis(FORECASTS)[np.datetime64(run, "h")]
         return self.status(FORECASTS)[pos, :, SPECIES_NAMES.index(species)] == Status.COMPLETE
 
+    def analysis_complete(self, species: str, valid_time: np.datetime64) -> bool:
+        """Whether the analysis of `species` at `valid_time` is committed."""
+        pos = self.axis(ANALYSIS).get(np.datetime64(valid_time, "h"))
+        return pos is not None and self.status(ANALYSIS)[pos, SPECIES_NAMES.index(species)] == Status.COMPLETE
+
     def analysis(self, species: str, valid_time: np.datetime64) -> np.ndarray | None:
         """(level, lat, lon) analysis at a valid time, or None when it is not COMPLETE."""
-        pos = self.axis(ANALYSIS).get(np.datetime64(valid_time, "h"))
-        if pos is None or self.status(ANALYSIS)[pos, SPECIES_NAMES.index(species)] != Status.COMPLETE:
+        if not self.analysis_complete(species, valid_time):
             return None
+        pos = self.axis(ANALYSIS)[np.datetime64(valid_time, "h")]
         return self.array(ANALYSIS, species)[pos]
 
     def product_status(self, name: str, species: str, run: np.datetime64) -> Status:

@@ -1,0 +1,104 @@
+"""The training configuration: one pydantic model, read from `configs/train/<name>.yaml`.
+
+The YAML files are validated against this model (unknown keys are errors, so a misspelt setting
+is never silently ignored), and the registry stores the validated config with every model.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dlens.common.species import SPECIES_NAMES
+
+Architecture = Literal["UNet", "HalfUNet", "DeepLabV3Plus", "Segformer", "SwinUNetR", "UNetRPP"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Period(_Strict):
+    """Runs from `start` to `end`, both included."""
+
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.end < self.start:
+            raise ValueError(f"period ends ({self.end}) before it starts ({self.start})")
+        return self
+
+    def overlaps(self, other: Period) -> bool:
+        return self.start <= other.end and other.start <= self.end
+
+
+class DataConfig(_Strict):
+    """What the model sees: species, leads, periods split by date, member dropout."""
+
+    species: tuple[str, ...] = SPECIES_NAMES
+    leads: tuple[int, ...] | None = Field(None, description="lead hours; default every lead of the store")
+    train: Period
+    validation: Period
+    test: Period
+    member_dropout: float = Field(0.15, ge=0.0, lt=1.0, description="probability of dropping each member")
+    static: bool = Field(True, description="land-sea mask and orography as input channels")
+
+    @field_validator("species")
+    @classmethod
+    def _known_species(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [s for s in value if s not in SPECIES_NAMES]
+        if unknown or not value:
+            raise ValueError(f"unknown species {unknown}; expected a subset of {list(SPECIES_NAMES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> DataConfig:
+        periods = {"train": self.train, "validation": self.validation, "test": self.test}
+        names = list(periods)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                if periods[a].overlaps(periods[b]):
+                    raise ValueError(f"the {a} and {b} periods overlap: they must be disjoint")
+        return self
+
+
+class ModelConfig(_Strict):
+    """An mfai architecture by name, with its settings (fields of its settings dataclass)."""
+
+    architecture: Architecture
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimConfig(_Strict):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(8, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+
+
+class TrainConfig(_Strict):
+    """Everything a training run needs besides the store and the machine."""
+
+    name: str
+    seed: int = 0
+    data: DataConfig
+    model: ModelConfig
+    optim: OptimConfig = OptimConfig()
+
+
+def load_config(path: Path) -> TrainConfig:
+    """Read and validate a YAML training config; ValueError naming the file and the problem."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read the config ({exc})") from None
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None

@@ -1,0 +1,155 @@
+"""mfai models built by name from JSON/YAML-friendly settings.
+
+The six architectures are imported directly (mfai's `load_model_registry()` imports every model module and
+needs extra packages). `build_model` turns a plain settings dict into the architecture's settings dataclass:
+unknown keys are refused, lists become tuples for tuple-typed fields, autopadding is on unless set
+explicitly (inputs of any size), and DeepLabV3Plus never loads pretrained weights (no download at run time).
+UNetRPP's attention dropout is switched off in eval mode (`_TrainOnlyDropout`, an mfai 9.0.1 bug).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any
+
+import torch
+from mfai.pytorch.models.deeplabv3 import DeepLabV3Plus
+from mfai.pytorch.models.half_unet import HalfUNet
+from mfai.pytorch.models.segformer import Segformer
+from mfai.pytorch.models.swinunetr import SwinUNetR
+from mfai.pytorch.models.unet import UNet
+from mfai.pytorch.models.unetrpp import EPA, UNetRPP
+
+ARCHITECTURES: dict[str, type] = {
+    "UNet": UNet,
+    "HalfUNet": HalfUNet,
+    "DeepLabV3Plus": DeepLabV3Plus,
+    "Segformer": Segformer,
+    "SwinUNetR": SwinUNetR,
+    "UNetRPP": UNetRPP,
+}
+
+#: Settings for a small, CPU-friendly model per architecture (tests, demo config); lists keep them YAML-safe.
+SMALL_SETTINGS: dict[str, dict[str, Any]] = {
+    "UNet": {"init_features": 8},
+    "HalfUNet": {"num_filters": 16},
+    "DeepLabV3Plus": {"encoder_name": "resnet18", "decoder_channels": 32},
+    "Segformer": {
+        "dims": [16, 32, 64, 128],
+        "heads": [1, 2, 4, 8],
+        "num_layers": 1,
+        "decoder_dim": 32,
+        "num_downsampling_chans": 16,
+    },
+    # feature_size must be a multiple of 12; "instance" norm fails on the 1×1 bottleneck of small inputs.
+    "SwinUNetR": {
+        "feature_size": 12,
+        "depths": [1, 1, 1, 1],
+        "num_heads": [1, 2, 4, 8],
+        "norm_name": "batch",
+    },
+    "UNetRPP": {
+        "hidden_size": 64,
+        "depths": [1, 1, 1, 1],
+        "num_heads_encoder": 2,
+        "num_heads_decoder": 2,
+        "decoder_proj_size": 16,
+        "encoder_proj_sizes": [16, 16, 16, 8],
+    },
+}
+
+#: Settings key asking for pretrained encoder weights (DeepLabV3Plus), which torch.hub would download.
+_PRETRAINED_KEY = "encoder_weights"
+
+
+class _TrainOnlyDropout(torch.nn.Dropout):
+    """`nn.Dropout` whose `p` reads 0 in eval mode.
+
+    mfai 9.0.1's UNetRPP attention (`EPA`) passes `attn_drop.p` to `scaled_dot_product_attention`, which
+    drops out whatever the mode: eval outputs would be random. Reading `p` through the mode fixes that.
+    """
+
+    @property
+    def p(self) -> float:  # type: ignore[override]
+        return self._p if self.training else 0.0
+
+    @p.setter
+    def p(self, value: float) -> None:
+        self._p = value
+
+    def extra_repr(self) -> str:
+        return f"p={self._p}, train_only=True"
+
+
+def _fix_eval_attention_dropout(model: torch.nn.Module) -> None:
+    """Make every UNetRPP attention block's dropout train-only (see `_TrainOnlyDropout`)."""
+    for module in model.modules():
+        if isinstance(module, EPA) and not isinstance(module.attn_drop, _TrainOnlyDropout):
+            module.attn_drop = _TrainOnlyDropout(module.attn_drop.p)
+
+
+def _accepts_tuple(annotation: Any) -> bool:
+    """Whether a settings field annotation is `tuple`, `tuple[...]` or a union containing one."""
+    if annotation is tuple or typing.get_origin(annotation) is tuple:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_accepts_tuple(arg) for arg in typing.get_args(annotation))
+    return False
+
+
+def _to_tuple(value: Any) -> Any:
+    """Lists (from JSON/YAML), nested ones included, as tuples; other values unchanged."""
+    if isinstance(value, list | tuple):
+        return tuple(_to_tuple(item) for item in value)
+    return value
+
+
+def _settings_fields(settings_kls: type) -> dict[str, Any]:
+    """Field name -> resolved type annotation of an mfai settings dataclass."""
+    hints = typing.get_type_hints(settings_kls)
+    return {f.name: hints.get(f.name, f.type) for f in dataclasses.fields(settings_kls)}
+
+
+def build_model(
+    architecture: str,
+    in_channels: int,
+    out_channels: int,
+    input_shape: tuple[int, int],
+    settings: dict | None = None,
+) -> torch.nn.Module:
+    """Build an mfai model by name from a JSON/YAML-friendly settings dict.
+
+    Raises ValueError naming the architecture and the unknown settings keys (listing the valid ones), for an
+    unknown architecture (listing the known ones), or when DeepLabV3Plus is asked for pretrained weights.
+    UNetRPP is fixed to `input_shape` (after autopadding) at build time; the others take any input size.
+    Eval-mode outputs are deterministic (UNetRPP's attention dropout is made train-only).
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
+    kls = ARCHITECTURES[architecture]
+    fields = _settings_fields(kls.settings_kls)
+    values = dict(settings or {})
+
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"unknown settings for {architecture}: {', '.join(unknown)}; valid: {', '.join(sorted(fields))}"
+        )
+    if _PRETRAINED_KEY in fields:
+        if values.get(_PRETRAINED_KEY):
+            raise ValueError(
+                f"{architecture}: {_PRETRAINED_KEY}={values[_PRETRAINED_KEY]!r} is not supported: "
+                "pretrained weights would be downloaded at run time"
+            )
+        values[_PRETRAINED_KEY] = False
+    values.setdefault("autopad_enabled", True)
+    values = {
+        key: _to_tuple(value) if _accepts_tuple(fields[key]) else value for key, value in values.items()
+    }
+    model = kls(
+        in_channels, out_channels, input_shape=tuple(input_shape), settings=kls.settings_kls(**values)
+    )
+    _fix_eval_attention_dropout(model)
+    return model

@@ -1,0 +1,40 @@
+"""Training configs: the YAML files validate, and mistakes are errors that say what is wrong."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dlens.train.config import load_config
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "train"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_committed_configs_validate(path):
+    config = load_config(path)
+    assert config.name == path.stem
+
+
+def write(tmp_path, change) -> Path:
+    raw = yaml.safe_load((CONFIGS / "demo.yaml").read_text())
+    change(raw)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["optim"].update(learning_rte=0.1), "learning_rte"),
+        (lambda r: r["data"].update(species=["o3", "co"]), "unknown species ['co']"),
+        (lambda r: r["data"]["test"].update(start="2025-07-12"), "the validation and test periods overlap"),
+        (lambda r: r["model"].update(architecture="ResNet"), "architecture"),
+        (lambda r: r["data"]["train"].update(end="2025-06-01"), "ends (2025-06-01) before it starts"),
+    ],
+)
+def test_mistakes_name_the_problem(tmp_path, change, message):
+    with pytest.raises(ValueError, match=r"config\.yaml") as info:
+        load_config(write(tmp_path, change))
+    assert message in str(info.value)

@@ -1,0 +1,83 @@
+"""The store dataset: splits by date, lazily opened store, missing members, dropout."""
+
+import pickle
+from datetime import date, datetime
+
+import numpy as np
+import pytest
+import torch
+
+from dlens.common.mock_store import build_mock_store
+from dlens.common.species import MEMBERS
+from dlens.train.config import DataConfig, Period
+from dlens.train.dataset import StoreDataset, store_normaliser
+from dlens.train.features import channel_names
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    url = str(tmp_path_factory.mktemp("train") / "mock.zarr")
+    build_mock_store(url, datetime(2025, 3, 1), days=8, leads=(0, 24, 48))
+    return url
+
+
+def config(**changes) -> DataConfig:
+    periods = {
+        "train": Period(start=date(2025, 3, 1), end=date(2025, 3, 4)),
+        "validation": Period(start=date(2025, 3, 5), end=date(2025, 3, 5)),
+        "test": Period(start=date(2025, 3, 6), end=date(2025, 3, 8)),
+    }
+    return DataConfig(**{**periods, "static": False, **changes})
+
+
+def test_splits_index_only_their_period(store):
+    norm = store_normaliser(store)
+    train = StoreDataset(store, config(), "train", norm)
+    test = StoreDataset(store, config(), "test", norm)
+    assert len(train) == 4 * 3 and len(test) == 3 * 3
+    assert {str(r)[:10] for r, _ in train.samples} == {"2025-03-01", "2025-03-02", "2025-03-03", "2025-03-04"}
+    assert not {r for r, _ in train.samples} & {r for r, _ in test.samples}
+
+
+def test_sample_shapes_and_values(store):
+    cfg = config(species=("o3", "pm10"))
+    data = StoreDataset(store, cfg, "train", store_normaliser(store))
+    sample = data[5]
+    names = channel_names(cfg.species, ())
+    assert sample["inputs"].shape == (len(names), 16, 24)
+    assert sample["median"].shape == sample["target"].shape == (2, 16, 24)
+    assert sample["inputs"].dtype == torch.float32 and torch.isfinite(sample["inputs"]).all()
+    assert sample["mask"].all()
+    # The mock store's members scatter around the analysis: the median is close to the target.
+    assert (sample["median"] - sample["target"]).abs().mean() < 0.2
+
+
+def test_absent_member_is_masked(store):
+    data = StoreDataset(store, config(species=("o3",)), "train", store_normaliser(store))
+    index = next(i for i, (run, _) in enumerate(data.samples) if str(run).startswith("2025-03-03"))
+    inputs = data[index]["inputs"]
+    names = channel_names(("o3",), ())
+    absent = names.index(f"o3:present:{MEMBERS[0]}")  # chimere is absent on day 2 of the mock store
+    assert (inputs[absent] == 0).all() and (inputs[names.index("o3:present:dehm")] == 1).all()
+
+
+def test_pickles_without_an_open_store(store):
+    data = StoreDataset(store, config(), "validation", store_normaliser(store))
+    _ = data[0]
+    clone = pickle.loads(pickle.dumps(data))
+    assert clone._reader is None
+    np.testing.assert_array_equal(clone[0]["target"].numpy(), data[0]["target"].numpy())
+
+
+def test_training_mode_drops_members(store):
+    data = StoreDataset(store, config(member_dropout=0.5), "train", store_normaliser(store), training=True)
+    names = channel_names(config().species, ())
+    presence = [i for i, n in enumerate(names) if n.startswith("o3:present:")]
+    counts = {int(data[0]["inputs"][presence, 0, 0].sum()) for _ in range(10)}
+    assert len(counts) > 1 and min(counts) >= 3
+
+
+def test_empty_period_is_an_error(store):
+    cfg = config(test=Period(start=date(2026, 1, 1), end=date(2026, 1, 2)))
+    with pytest.raises(ValueError, match="no test sample"):
+        StoreDataset(store, cfg, "test", store_normaliser(store))
