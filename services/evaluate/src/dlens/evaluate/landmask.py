@@ -2,14 +2,14 @@
 
 The `global-land-mask` wheel ships a global 1/120° land mask (21600 x 43200 booleans, 933 MB once
 decompressed). Importing its module loads all of it; this reader streams the compressed file
-instead and keeps only the latitude rows of the box, so memory stays at a few MB.
+instead and keeps only the latitude rows of the box while it answers (218 MB for the whole CAMS
+grid, a few MB for the demo domain); callers cache what they derive from it.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import zipfile
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,6 @@ _RESOLUTION = 1 / 120  # degrees: rows from 90N southwards, columns from 180W ea
 _READ_ROWS = 256
 
 
-@lru_cache(maxsize=8)
 def _rows(first: int, last: int) -> np.ndarray:
     """Rows first..last (inclusive) of the global mask, decompressed as a stream."""
     with zipfile.ZipFile(_FILE) as archive, archive.open("mask.npy") as stream:
