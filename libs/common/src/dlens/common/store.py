@@ -14,6 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Literal
 
+import fsspec
+import s3fs
 import xarray as xr
 import zarr
 from zarr.storage import FsspecStore, LocalStore
@@ -64,13 +66,35 @@ def open_dataset(url: str | None, group: str) -> xr.Dataset:
 
 def put_directory(local: Path, url: str, key: str) -> str:
     """Copy a local directory to `key` under the store root (reports, figures); return its location."""
+    fs, root = _filesystem(url)
     if is_s3(url):
-        import s3fs  # imported here: only S3 stores need it
-
-        options = {k: v for k, v in s3_storage_options().items() if k != "asynchronous"}
-        target = f"{url.rstrip('/')}/{key}"
-        s3fs.S3FileSystem(**options).put(str(local), target, recursive=True)
-        return target
-    target = Path(url.removeprefix("file://")).expanduser() / key
+        target = f"{root}/{key}"
+        fs.put(str(local), target, recursive=True)
+        return f"s3://{target}"
+    target = Path(root) / key
     shutil.copytree(local, target, dirs_exist_ok=True)
     return str(target)
+
+
+def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """(fsspec filesystem, root path) of the store, for the plain files beside the Zarr nodes."""
+    if is_s3(url):
+        options = {k: v for k, v in s3_storage_options().items() if k != "asynchronous"}
+        return s3fs.S3FileSystem(**options), url.removeprefix("s3://").rstrip("/")
+    return fsspec.filesystem("file"), str(Path(url.removeprefix("file://")).expanduser())
+
+
+def list_directory(url: str, key: str) -> list[str]:
+    """Names of the entries under `key` in the store (empty when it does not exist)."""
+    fs, root = _filesystem(url)
+    path = f"{root}/{key}"
+    if not fs.exists(path):
+        return []
+    return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
+
+
+def read_file(url: str, key: str) -> bytes:
+    """The bytes of a plain file under the store root; FileNotFoundError when it is missing."""
+    fs, root = _filesystem(url)
+    with fs.open(f"{root}/{key}", "rb") as f:
+        return f.read()

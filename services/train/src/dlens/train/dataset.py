@@ -30,6 +30,14 @@ def store_normaliser(url: str) -> Normaliser:
     return Normaliser.from_attrs(attrs["normalisation"])
 
 
+def static_fields(reader: StoreReader, enabled: bool) -> np.ndarray:
+    """The static channels: land-sea mask and orography / 1000 m (zeros where the store has none)."""
+    if not enabled:
+        return np.zeros((0, *reader.spec.domain.shape), dtype=np.float32)
+    g = reader.root[STATIC]
+    return np.nan_to_num(np.stack([g["land_sea_mask"][:], g["orography"][:] / 1000.0])).astype(np.float32)
+
+
 class StoreDataset(Dataset):
     """Samples of one split: inputs, the normalised median, the normalised target and its mask."""
 
@@ -77,12 +85,7 @@ class StoreDataset(Dataset):
     def static(self) -> np.ndarray:
         """Land-sea mask and orography / 1000 m (zeros where the store has none), read once."""
         if self._static is None:
-            if self.config.static:
-                g = self.reader.root[STATIC]
-                fields = [g["land_sea_mask"][:], g["orography"][:] / 1000.0]
-                self._static = np.nan_to_num(np.stack(fields)).astype(np.float32)
-            else:
-                self._static = np.zeros((0, *self.shape), dtype=np.float32)
+            self._static = static_fields(self.reader, self.config.static)
         return self._static
 
     def __len__(self) -> int:

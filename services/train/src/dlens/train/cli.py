@@ -1,0 +1,109 @@
+"""`dlens-train`: train DL-ENS models on the store, list the registry, write predictions.
+
+Exit status: 0 done; 1 training or prediction failed; 2 bad arguments, config or store (one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from dlens.common.config import get_settings
+from dlens.common.logging import setup_logging
+from dlens.common.reader import StoreReader
+from dlens.train.config import load_config
+from dlens.train.fit import fit
+from dlens.train.predict import predict
+from dlens.train.registry import entries
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dlens-train", description=__doc__.split("\n")[0])
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    fit = sub.add_parser("fit", help="train one model with Ray Train and publish it to the registry")
+    fit.add_argument("--store", help="local path or s3://bucket/prefix (default: DLENS_STORE)")
+    fit.add_argument("--config", required=True, type=Path, help="configs/train/<name>.yaml")
+    fit.add_argument("--workers", type=int, default=1, help="DDP workers (default 1)")
+    fit.add_argument("--gpu", action="store_true", help="one GPU per worker, NCCL, bf16 autocast")
+    fit.add_argument("--storage", help="checkpoints: local path or s3:// (default data/ray-results)")
+
+    models = sub.add_parser("models", help="the model registry as a table")
+    models.add_argument("--store", help="local path or s3://bucket/prefix (default: DLENS_STORE)")
+
+    predict = sub.add_parser("predict", help="write products/dlens-<id> for a period")
+    predict.add_argument("--store", help="local path or s3://bucket/prefix (default: DLENS_STORE)")
+    predict.add_argument("--model", default="latest", help="a model id or 'latest'")
+    predict.add_argument("--start", required=True, type=_day, help="first run, YYYY-MM-DD")
+    predict.add_argument("--days", required=True, type=int, help="number of daily runs")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    setup_logging(args.log_level or settings.log_level)
+    if args.no_progress:
+        settings.progress = False
+    store = args.store or settings.store
+    try:
+        return {"fit": cmd_fit, "models": cmd_models, "predict": cmd_predict}[args.command](args, store)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"dlens-train: error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"dlens-train: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_fit(args: argparse.Namespace, store: str) -> int:
+    if args.workers < 1:
+        raise ValueError(f"--workers {args.workers}: expected at least 1")
+    model_id = fit(store, load_config(args.config), args.workers, args.gpu, args.storage)
+    print(f"model: {model_id}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, store: str) -> int:
+    known = entries(store)
+    if not known:
+        print(f"no model in the registry of {store}")
+        return 0
+    header = f"{'id':<32} {'architecture':<14} {'train period':<23} {'val/median RMSE':>15}  created"
+    print(header)
+    for e in known:
+        train = e.card["periods"]["train"]
+        ratio = e.card["validation"].get("val_ratio", float("nan"))
+        print(
+            f"{e.model_id:<32} {e.card['architecture']:<14} {train['start']}..{train['end']:<11} "
+            f"{ratio:>15.3f}  {e.card['created']}"
+        )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, store: str) -> int:
+    if args.days < 1:
+        raise ValueError(f"--days {args.days}: expected at least 1")
+    first = np.datetime64(args.start, "h")
+    last = first + np.timedelta64(24 * args.days, "h")
+    runs = [r for r in StoreReader(store).complete_runs() if first <= r < last]
+    if not runs:
+        raise ValueError(f"no forecast run in store {store!r} from {args.start} for {args.days} days")
+    name, report = predict(store, args.model, runs)
+    if report.failed:
+        raise RuntimeError(f"{len(report.failed)} prediction units failed; first: {report.failed[0]}")
+    print(f"product: products/{name} ({len(runs)} runs)")
+    return 0
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"date {text!r}: expected YYYY-MM-DD") from None

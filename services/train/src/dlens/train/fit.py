@@ -1,0 +1,66 @@
+"""`dlens-train fit`: one Ray Train TorchTrainer run, then the best checkpoint published to the registry."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dlens.common.parallel import ensure_ray
+
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+import ray.train
+import torch
+from ray.train.torch import TorchConfig, TorchTrainer
+
+from dlens.train.config import TrainConfig
+from dlens.train.dataset import StoreDataset, store_normaliser
+from dlens.train.loop import CHECKPOINT_FILE, train_loop
+from dlens.train.registry import publish
+
+#: Ray Train restarts the worker group this many times (from the latest checkpoint) before giving up.
+MAX_FAILURES = 3
+
+
+def make_trainer(
+    url: str, config: TrainConfig, workers: int, gpu: bool, storage: str, name: str | None = None
+) -> TorchTrainer:
+    """The TorchTrainer of a run: DDP over `workers` (gloo on CPU, NCCL on GPU), checkpoints in `storage`."""
+    normaliser = store_normaliser(url)
+    params = {
+        "store": url,
+        "config": config.model_dump(mode="json"),
+        "normaliser": {"log1p_mean": normaliser.log1p_mean, "log1p_std": normaliser.log1p_std},
+    }
+    return TorchTrainer(
+        train_loop,
+        train_loop_config=params,
+        torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=gpu),
+        run_config=ray.train.RunConfig(
+            name=name or config.name,
+            storage_path=storage,
+            failure_config=ray.train.FailureConfig(max_failures=MAX_FAILURES),
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=2, checkpoint_score_attribute="val_loss", checkpoint_score_order="min"
+            ),
+        ),
+    )
+
+
+def fit(
+    url: str, config: TrainConfig, workers: int = 1, gpu: bool = False, storage: str | None = None
+) -> str:
+    """Train, publish the best checkpoint, return the model id."""
+    ensure_ray()
+    StoreDataset(url, config.data, "train", store_normaliser(url))  # fail fast, before any worker starts
+    storage = storage or str(Path("data/ray-results").resolve())
+    result = make_trainer(url, config, workers, gpu, storage).fit()
+    if result.error:
+        raise RuntimeError(f"training failed: {result.error}")
+    best = result.get_best_checkpoint(metric="val_loss", mode="min")
+    with best.as_directory() as directory:
+        state = torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+    metrics = next(m for c, m in result.best_checkpoints if c.path == best.path)
+    shape = StoreDataset(url, config.data, "validation", store_normaliser(url)).shape
+    scores = {**metrics, "last": dict(result.metrics)}  # `last.start_epoch` > 0 after a resume
+    return publish(url, config, store_normaliser(url), state["model"], shape, scores)

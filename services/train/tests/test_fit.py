@@ -1,0 +1,101 @@
+"""Ray Train on the local cluster: a two-worker DDP fit publishes a model, survives a killed worker,
+and its predictions are written as a product that evaluate can score."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlens.common.mock_store import MockSkill, build_mock_store
+from dlens.common.reader import StoreReader
+from dlens.train.cli import main
+from dlens.train.config import TrainConfig
+from dlens.train.fit import fit
+from dlens.train.registry import entries, load_model, resolve
+
+ABSENT = ((2, 0), (6, 3), (6, 5))
+CONFIG = {
+    "name": "ddp",
+    "data": {
+        "species": ["o3", "no2"],
+        "train": {"start": "2025-03-01", "end": "2025-03-05"},
+        "validation": {"start": "2025-03-06", "end": "2025-03-06"},
+        "test": {"start": "2025-03-07", "end": "2025-03-08"},
+    },
+    "model": {"architecture": "HalfUNet", "settings": {"num_filters": 8}},
+    "optim": {"epochs": 3, "batch_size": 4},
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    url = str(tmp_path_factory.mktemp("fit") / "mock.zarr")
+    # Two members are absent on 2025-03-07, a test-period run.
+    build_mock_store(url, datetime(2025, 3, 1), days=8, leads=(0, 24, 48), skill=MockSkill(absent=ABSENT))
+    return url
+
+
+def test_two_worker_ddp_fit_publishes_a_model(store, tmp_path, ray_cluster):
+    model_id = fit(store, TrainConfig.model_validate(CONFIG), workers=2, storage=str(tmp_path / "ray"))
+    entry = resolve(store, "latest")
+    assert entry.model_id == model_id and [e.model_id for e in entries(store)] == [model_id]
+    card = entry.card
+    assert card["architecture"] == "HalfUNet" and card["periods"]["test"]["start"] == "2025-03-07"
+    assert card["validation"]["epoch"] >= 1 and np.isfinite(card["validation"]["val_loss"])
+    assert card["validation"]["last"]["epoch"] == 3
+    model = load_model(store, entry)
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def _kill_a_worker_after_first_checkpoint(storage: Path, killed: list[int]) -> None:
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(storage.rglob("checkpoint_*/state.pt")):
+        time.sleep(0.2)
+    time.sleep(3)  # let the controller register the reported checkpoint
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"RayTrainWorker" in cmdline.read_bytes():
+                pid = int(cmdline.parent.name)
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+        except OSError:  # the process ended meanwhile
+            continue
+
+
+@pytest.mark.slow
+def test_killed_worker_resumes_from_its_checkpoint(store, tmp_path, ray_cluster):
+    config = TrainConfig.model_validate({**CONFIG, "name": "resume", "optim": {"epochs": 5, "batch_size": 4}})
+    storage = tmp_path / "ray"
+    killed: list[int] = []
+    killer = threading.Thread(target=_kill_a_worker_after_first_checkpoint, args=(storage, killed))
+    killer.start()
+    model_id = fit(store, config, workers=2, storage=str(storage))
+    killer.join()
+    assert killed, "no Ray Train worker process was found to kill"
+    last = resolve(store, model_id).card["validation"]["last"]
+    assert last["epoch"] == 5 and last["start_epoch"] >= 1  # the restarted group resumed, not restarted
+
+
+def test_predict_writes_a_product_with_members_missing(store, ray_cluster, capsys):
+    if not entries(store):
+        fit(store, TrainConfig.model_validate(CONFIG), workers=1)
+    assert main(["--no-progress", "predict", "--store", store, "--model", "latest",
+                 "--start", "2025-03-07", "--days", "2"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    name = out.split("products/")[1].split()[0]
+    reader = StoreReader(store)
+    assert reader.member_presence("o3", np.datetime64("2025-03-07T00", "h")).sum() == 9
+    for day in ("2025-03-07", "2025-03-08"):
+        run = np.datetime64(f"{day}T00", "h")
+        field = reader.product(name, "o3", run, 24)
+        assert field is not None and np.isfinite(field).all() and (field >= 0).all()
+    assert main(["models", "--store", store]) == 0
+    assert entries(store)[-1].model_id in capsys.readouterr().out
