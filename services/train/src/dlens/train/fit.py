@@ -22,7 +22,13 @@ MAX_FAILURES = 3
 
 
 def make_trainer(
-    url: str, config: TrainConfig, workers: int, gpu: bool, storage: str, name: str | None = None
+    url: str,
+    config: TrainConfig,
+    workers: int,
+    gpu: bool,
+    storage: str,
+    name: str | None = None,
+    callbacks: list | None = None,
 ) -> TorchTrainer:
     """The TorchTrainer of a run: DDP over `workers` (gloo on CPU, NCCL on GPU), checkpoints in `storage`."""
     normaliser = store_normaliser(url)
@@ -40,6 +46,7 @@ def make_trainer(
             name=name or config.name,
             storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=MAX_FAILURES),
+            callbacks=callbacks,
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=2, checkpoint_score_attribute="val_loss", checkpoint_score_order="min"
             ),
@@ -57,7 +64,14 @@ def fit(
     result = make_trainer(url, config, workers, gpu, storage).fit()
     if result.error:
         raise RuntimeError(f"training failed: {result.error}")
+    return publish_best(url, config, result)
+
+
+def publish_best(url: str, config: TrainConfig, result: ray.train.Result) -> str:
+    """Publish the checkpoint of `result` with the lowest validation loss; return the model id."""
     best = result.get_best_checkpoint(metric="val_loss", mode="min")
+    if best is None:
+        raise RuntimeError("the run reported no checkpoint")
     with best.as_directory() as directory:
         state = torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
     metrics = next(m for c, m in result.best_checkpoints if c.path == best.path)
