@@ -1,6 +1,6 @@
 import os
 
-# Set before Ray is imported anywhere: workers share this venv (see dlens.common.parallel).
+# Set before Ray is imported anywhere: workers share this venv (see dlens.common).
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 pytest_plugins = ["dlens.common.testing"]

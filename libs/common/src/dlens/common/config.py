@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dlens.common.logging import setup_logging
+
 
 class Settings(BaseSettings):
     """DL-ENS settings, read from ``DLENS_*`` environment variables."""
@@ -45,3 +47,12 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings (environment read once)."""
     return Settings()
+
+
+def cli_settings(log_level: str | None, no_progress: bool) -> Settings:
+    """The settings with a command line's `--log-level` / `--no-progress` applied, logging set up."""
+    settings = get_settings()
+    if no_progress:
+        settings.progress = False
+    setup_logging(log_level or settings.log_level)
+    return settings

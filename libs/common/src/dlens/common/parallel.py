@@ -7,9 +7,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# Workers run in this same environment (the local venv, or the service image on a cluster): Ray's
-# `uv run` hook would instead package the working directory, data included, for every job.
-os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 import ray
 from tqdm import tqdm
 

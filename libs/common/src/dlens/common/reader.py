@@ -15,7 +15,7 @@ import zarr
 from dlens.common.layout import ANALYSIS, FORECASTS, STATUS, Status, axis_group, product_group
 from dlens.common.species import SPECIES_NAMES
 from dlens.common.store import open_store
-from dlens.common.writer import StoreSpec
+from dlens.common.writer import StoreSpec, committed_labels
 
 
 class StoreReader:
@@ -39,10 +39,8 @@ class StoreReader:
     def axis(self, path: str) -> dict[np.datetime64, int]:
         """Committed labels of a group's run/time axis (datetime64[h]) mapped to positions."""
         if path not in self._axes:
-            coord = self.array(path, axis_group(path).axis)[:]
-            unwritten = np.flatnonzero(coord == 0)
-            coord = coord[: unwritten[0]] if unwritten.size else coord
-            self._axes[path] = {t: i for i, t in enumerate(coord.astype("datetime64[h]"))}
+            labels = committed_labels(self.array(path, axis_group(path).axis)[:])
+            self._axes[path] = {t: i for i, t in enumerate(labels)}
         return self._axes[path]
 
     def status(self, path: str) -> np.ndarray:

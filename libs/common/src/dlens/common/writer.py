@@ -236,9 +236,7 @@ class StoreCoordinator:
     def axis_values(self, path: str) -> np.ndarray:
         """The committed labels of a group's run/time axis, as datetime64[h]."""
         coord = self.root[f"{path}/{axis_group(path).axis}"][:]
-        unwritten = np.flatnonzero(coord == 0)  # grown by a coordinator that crashed before writing labels
-        coord = coord[: unwritten[0]] if unwritten.size else coord
-        return coord.astype("datetime64[h]")
+        return committed_labels(coord)
 
     def ensure_axis(self, path: str, times: Sequence[datetime]) -> list[int]:
         """Positions of `times` on the group's axis, appending the ones it lacks (coordinator only)."""
@@ -311,6 +309,15 @@ class StoreCoordinator:
                 if rows.size:
                     norm[sp] = summarise_stats(rows)
             self.root[path].attrs["normalisation"] = norm
+
+
+def committed_labels(coord: np.ndarray) -> np.ndarray:
+    """Axis labels (hours since 1970) as datetime64[h], cut at the first unwritten (0) entry.
+
+    An axis grown by a coordinator that crashed before writing its labels ends in zeros.
+    """
+    unwritten = np.flatnonzero(coord == 0)
+    return (coord[: unwritten[0]] if unwritten.size else coord).astype("datetime64[h]")
 
 
 def field_stats(data: np.ndarray) -> np.ndarray:

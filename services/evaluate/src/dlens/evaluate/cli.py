@@ -8,25 +8,24 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 from datetime import UTC, date, datetime, timedelta
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dlens.common.config import get_settings
+from dlens.common.config import cli_settings, get_settings
 from dlens.common.grid import Domain, parse_domain
-from dlens.common.logging import get_logger, setup_logging
+from dlens.common.logging import get_logger
 from dlens.common.reader import StoreReader
 from dlens.common.schema import validate_store
 from dlens.common.species import MEMBERS, SPECIES_NAMES, lead_block, parse_species
 from dlens.common.store import put_directory
+from dlens.common.version import code_version
 from dlens.evaluate.baselines import BASELINES, ensure_baselines
-from dlens.evaluate.evaluation import SEASONS, EvaluationError, Plan, score_period
+from dlens.evaluate.evaluation import EvaluationError, Plan, score_period, season_of
 from dlens.evaluate.regions import regions_for
 from dlens.evaluate.report import write_report
 from dlens.evaluate.scoring import Window
@@ -71,10 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = get_settings()
-    setup_logging(args.log_level or settings.log_level)
-    if args.no_progress:
-        settings.progress = False
+    settings = cli_settings(args.log_level, args.no_progress)
     store = args.store or settings.store
     try:
         plan = make_plan(args, store)
@@ -195,7 +191,7 @@ def _meta(plan: Plan, args: argparse.Namespace, created: datetime) -> dict:
         "title": "DL-ENS verification against the analysis",
         "store": plan.url,
         "created": created.isoformat(timespec="seconds"),
-        "code_version": _code_version(),
+        "code_version": code_version("dlens-evaluate"),
         "period": {
             "start": str(plan.runs[0].astype("datetime64[D]")),
             "days": args.days,
@@ -210,7 +206,7 @@ def _meta(plan: Plan, args: argparse.Namespace, created: datetime) -> dict:
         "levels": list(plan.levels),
         "lead_blocks": sorted({lead_block(lead) for lead in plan.leads}),
         "regions": plan.regions.to_meta(),
-        "seasons": sorted({SEASONS[int(str(r)[5:7])] for r in plan.runs}),
+        "seasons": sorted({season_of(r) for r in plan.runs}),
         "bootstrap": {"resamples": plan.resamples, "confidence": 0.95, "unit": "run"},
         "weighted": {
             "window_days": args.weight_days,
@@ -218,18 +214,6 @@ def _meta(plan: Plan, args: argparse.Namespace, created: datetime) -> dict:
         },
         "units": "µg/m3",
     }
-
-
-def _code_version() -> str:
-    """The git commit of the code, or the package version outside a checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=Path(__file__).parent, check=True,
-        )  # fmt: skip
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return f"dlens-evaluate {version('dlens-evaluate')}"
 
 
 def _day(text: str) -> date:

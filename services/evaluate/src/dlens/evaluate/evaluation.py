@@ -30,6 +30,11 @@ SEASONS = {12: "DJF", 1: "DJF", 2: "DJF", 3: "MAM", 4: "MAM", 5: "MAM",
 ALL = "all"
 
 
+def season_of(run: np.datetime64) -> str:
+    """DJF, MAM, JJA or SON of a run's date."""
+    return SEASONS[int(str(np.datetime64(run, "M"))[5:7])]
+
+
 class EvaluationError(RuntimeError):
     """Scoring could not produce a report (every unit failed, or nothing was verifiable)."""
 
@@ -103,7 +108,7 @@ def _record(base: dict, sums: np.ndarray) -> dict:
 def _continuous(plan: Plan, stats: np.ndarray) -> list[dict]:
     """Records per lead (domain), per block (every region) and per season (all leads, domain)."""
     records = []
-    seasons = np.array([SEASONS[int(str(r)[5:7])] for r in plan.runs])
+    seasons = np.array([season_of(r) for r in plan.runs])
     by_run = stats.sum(axis=0)  # (species, product, lead, level, region, stat)
     for s, sp in enumerate(plan.species):
         for p, product in enumerate(plan.products):

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dlens.common.config import get_settings
+from dlens.common.config import cli_settings, get_settings
 from dlens.common.grid import parse_domain
-from dlens.common.logging import get_logger, setup_logging
+from dlens.common.logging import get_logger
 from dlens.common.schema import validate_store
 from dlens.common.species import SPECIES_NAMES, parse_leads, parse_species
 
@@ -133,10 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = get_settings()
-    if args.no_progress:
-        settings.progress = False
-    setup_logging(args.log_level or settings.log_level)
+    settings = cli_settings(args.log_level, args.no_progress)
     store = args.store or settings.store
     try:
         return COMMANDS[args.command](args, store)

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlens.common.config import get_settings
-from dlens.common.logging import setup_logging
+from dlens.common.config import cli_settings
 from dlens.common.reader import StoreReader
 from dlens.train.config import load_config
 from dlens.train.fit import fit
@@ -47,10 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = get_settings()
-    setup_logging(args.log_level or settings.log_level)
-    if args.no_progress:
-        settings.progress = False
+    settings = cli_settings(args.log_level, args.no_progress)
     store = args.store or settings.store
     try:
         return {"fit": cmd_fit, "models": cmd_models, "predict": cmd_predict}[args.command](args, store)

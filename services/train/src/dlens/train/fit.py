@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from dlens.common.parallel import ensure_ray
-
-os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 import ray.train
 import torch
 from ray.train.torch import TorchConfig, TorchTrainer
 
+from dlens.common.parallel import ensure_ray
 from dlens.train.config import TrainConfig
 from dlens.train.dataset import StoreDataset, store_normaliser
+from dlens.train.features import Normaliser
 from dlens.train.loop import CHECKPOINT_FILE, train_loop
 from dlens.train.registry import publish
 
@@ -22,16 +20,9 @@ MAX_FAILURES = 3
 
 
 def make_trainer(
-    url: str,
-    config: TrainConfig,
-    workers: int,
-    gpu: bool,
-    storage: str,
-    name: str | None = None,
-    callbacks: list | None = None,
+    url: str, config: TrainConfig, normaliser: Normaliser, workers: int, gpu: bool, storage: str
 ) -> TorchTrainer:
     """The TorchTrainer of a run: DDP over `workers` (gloo on CPU, NCCL on GPU), checkpoints in `storage`."""
-    normaliser = store_normaliser(url)
     params = {
         "store": url,
         "config": config.model_dump(mode="json"),
@@ -43,10 +34,9 @@ def make_trainer(
         torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=gpu),
         run_config=ray.train.RunConfig(
-            name=name or config.name,
+            name=config.name,
             storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=MAX_FAILURES),
-            callbacks=callbacks,
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=2, checkpoint_score_attribute="val_loss", checkpoint_score_order="min"
             ),
@@ -59,15 +49,18 @@ def fit(
 ) -> str:
     """Train, publish the best checkpoint, return the model id."""
     ensure_ray()
-    StoreDataset(url, config.data, "train", store_normaliser(url))  # fail fast, before any worker starts
+    normaliser = store_normaliser(url)
+    shape = StoreDataset(url, config.data, "train", normaliser).shape  # fails fast, before any worker starts
     storage = storage or str(Path("data/ray-results").resolve())
-    result = make_trainer(url, config, workers, gpu, storage).fit()
+    result = make_trainer(url, config, normaliser, workers, gpu, storage).fit()
     if result.error:
         raise RuntimeError(f"training failed: {result.error}")
-    return publish_best(url, config, result)
+    return publish_best(url, config, normaliser, shape, result)
 
 
-def publish_best(url: str, config: TrainConfig, result: ray.train.Result) -> str:
+def publish_best(
+    url: str, config: TrainConfig, normaliser: Normaliser, shape: tuple[int, int], result: ray.train.Result
+) -> str:
     """Publish the checkpoint of `result` with the lowest validation loss; return the model id."""
     best = result.get_best_checkpoint(metric="val_loss", mode="min")
     if best is None:
@@ -75,6 +68,5 @@ def publish_best(url: str, config: TrainConfig, result: ray.train.Result) -> str
     with best.as_directory() as directory:
         state = torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
     metrics = next(m for c, m in result.best_checkpoints if c.path == best.path)
-    shape = StoreDataset(url, config.data, "validation", store_normaliser(url)).shape
     scores = {**metrics, "last": dict(result.metrics)}  # `last.start_epoch` > 0 after a resume
-    return publish(url, config, store_normaliser(url), state["model"], shape, scores)
+    return publish(url, config, normaliser, state["model"], shape, scores)

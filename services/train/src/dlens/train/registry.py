@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 
 import torch
 
 from dlens.common.store import list_directory, put_directory, read_file
+from dlens.common.version import code_version
 from dlens.train.config import TrainConfig
 from dlens.train.features import Normaliser
 from dlens.train.loop import input_channels, make_model
@@ -41,18 +40,6 @@ class ModelEntry:
     @property
     def normaliser(self) -> Normaliser:
         return Normaliser(**self.card["normaliser"])
-
-
-def code_version() -> str:
-    """The git commit of the code, or the package version outside a checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=Path(__file__).parent, check=True,
-        )  # fmt: skip
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return f"dlens-train {version('dlens-train')}"
 
 
 def publish(
@@ -77,7 +64,7 @@ def publish(
         "periods": {
             k: getattr(config.data, k).model_dump(mode="json") for k in ("train", "validation", "test")
         },
-        "code_version": code_version(),
+        "code_version": code_version("dlens-train"),
         "validation": scores,
     }
     with tempfile.TemporaryDirectory() as directory:
