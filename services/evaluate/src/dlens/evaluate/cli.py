@@ -113,7 +113,7 @@ def make_plan(args: argparse.Namespace, store: str) -> Plan:
             f"{args.start + timedelta(days=args.days - 1)} in store {store!r}"
         )
     if not any(
-        reader.analysis(sp, r + np.timedelta64(lead, "h")) is not None
+        reader.analysis_complete(sp, r + np.timedelta64(lead, "h"))
         for r in runs for sp in species for lead in reader.spec.leads
     ):  # fmt: skip
         raise UsageError(
