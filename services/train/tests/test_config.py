@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from dlens.train.config import load_config
+from dlens.train.sweep import load_sweep
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "train"
 
@@ -38,3 +39,9 @@ def test_mistakes_name_the_problem(tmp_path, change, message):
     with pytest.raises(ValueError, match=r"config\.yaml") as info:
         load_config(write(tmp_path, change))
     assert message in str(info.value)
+
+
+def test_committed_sweeps_validate():
+    for path in sorted((CONFIGS.parent / "tune").glob("*.yaml")):
+        sweep, base = load_sweep(path)
+        assert sweep.name and base.name and sweep.models

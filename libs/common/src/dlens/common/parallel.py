@@ -32,10 +32,13 @@ def ensure_ray() -> None:
     if address:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
     else:
-        ray.init(
-            include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+        # The dashboard (on loopback) shows jobs and runs, and serves the State API that Ray Train's
+        # placement-group cleaner needs: without it, a finished run's workers' CPUs are never freed.
+        context = ray.init(
+            include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False, logging_level="WARNING",
             object_store_memory=256 * 1024**2,
         )  # fmt: skip
+        log.info("ray dashboard: http://%s", context.dashboard_url)
     log.info("ray: %s CPUs available", ray.cluster_resources().get("CPU", 0))
 
 

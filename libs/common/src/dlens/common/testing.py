@@ -86,7 +86,11 @@ def ray_cluster(s3_endpoint: str) -> Iterator[str]:
     """One local Ray cluster (2 CPUs) for the session; its address is exported as RAY_ADDRESS."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=256 * 1024**2)
+    # The dashboard serves the State API, which Ray Train's placement-group cleaner needs between runs.
+    ray.init(
+        num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False,
+        object_store_memory=256 * 1024**2,
+    )  # fmt: skip
     address = ray.get_runtime_context().gcs_address
     os.environ["RAY_ADDRESS"] = address
     yield address

@@ -18,6 +18,7 @@ from dlens.train.config import load_config
 from dlens.train.fit import fit
 from dlens.train.predict import predict
 from dlens.train.registry import entries
+from dlens.train.sweep import load_sweep, tune
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--workers", type=int, default=1, help="DDP workers (default 1)")
     fit.add_argument("--gpu", action="store_true", help="one GPU per worker, NCCL, bf16 autocast")
     fit.add_argument("--storage", help="checkpoints: local path or s3:// (default data/ray-results)")
+
+    tune = sub.add_parser("tune", help="a Ray Tune sweep (ASHA) of Ray Train runs; publishes the best")
+    tune.add_argument("--store", help="local path or s3://bucket/prefix (default: DLENS_STORE)")
+    tune.add_argument("--config", required=True, type=Path, help="configs/tune/<name>.yaml")
+    tune.add_argument(
+        "--storage", default="data/ray-results", help="sweep directory (default data/ray-results)"
+    )
+    tune.add_argument("--resume", action="store_true", help="resume the interrupted sweep of that name")
 
     models = sub.add_parser("models", help="the model registry as a table")
     models.add_argument("--store", help="local path or s3://bucket/prefix (default: DLENS_STORE)")
@@ -49,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = cli_settings(args.log_level, args.no_progress)
     store = args.store or settings.store
     try:
-        return {"fit": cmd_fit, "models": cmd_models, "predict": cmd_predict}[args.command](args, store)
+        commands = {"fit": cmd_fit, "tune": cmd_tune, "models": cmd_models, "predict": cmd_predict}
+        return commands[args.command](args, store)
     except (ValueError, FileNotFoundError) as exc:
         print(f"dlens-train: error: {exc}", file=sys.stderr)
         return 2
@@ -62,6 +72,13 @@ def cmd_fit(args: argparse.Namespace, store: str) -> int:
     if args.workers < 1:
         raise ValueError(f"--workers {args.workers}: expected at least 1")
     model_id = fit(store, load_config(args.config), args.workers, args.gpu, args.storage)
+    print(f"model: {model_id}")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace, store: str) -> int:
+    sweep, base = load_sweep(args.config)
+    model_id = tune(store, sweep, base, args.storage, resume=args.resume)
     print(f"model: {model_id}")
     return 0
 

@@ -20,9 +20,19 @@ MAX_FAILURES = 3
 
 
 def make_trainer(
-    url: str, config: TrainConfig, normaliser: Normaliser, workers: int, gpu: bool, storage: str
+    url: str,
+    config: TrainConfig,
+    normaliser: Normaliser,
+    workers: int,
+    gpu: bool,
+    storage: str,
+    run_name: str | None = None,
+    callbacks: list | None = None,
 ) -> TorchTrainer:
-    """The TorchTrainer of a run: DDP over `workers` (gloo on CPU, NCCL on GPU), checkpoints in `storage`."""
+    """The TorchTrainer of a run: DDP over `workers` (gloo on CPU, NCCL on GPU), checkpoints in `storage`.
+
+    `run_name` defaults to the config's name; `callbacks` receive the run's reports (a sweep's Tune bridge).
+    """
     params = {
         "store": url,
         "config": config.model_dump(mode="json"),
@@ -34,8 +44,9 @@ def make_trainer(
         torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=gpu),
         run_config=ray.train.RunConfig(
-            name=config.name,
+            name=run_name or config.name,
             storage_path=storage,
+            callbacks=callbacks,
             failure_config=ray.train.FailureConfig(max_failures=MAX_FAILURES),
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=2, checkpoint_score_attribute="val_loss", checkpoint_score_order="min"
