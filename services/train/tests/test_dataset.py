@@ -81,3 +81,23 @@ def test_empty_period_is_an_error(store):
     cfg = config(test=Period(start=date(2026, 1, 1), end=date(2026, 1, 2)))
     with pytest.raises(ValueError, match="no test sample"):
         StoreDataset(store, cfg, "test", store_normaliser(store))
+
+
+def test_s3_store_through_spawned_loader_workers(s3_bucket, tmp_path):
+    """The same samples from a bucket over HTTP, read by DataLoader worker processes that open it lazily."""
+    from torch.utils.data import DataLoader
+
+    from dlens.train.loop import loader_options
+
+    url = f"{s3_bucket}/mock.zarr"
+    build_mock_store(url, datetime(2025, 3, 1), days=6, leads=(0, 24))
+    data = config(static=True)
+    local = str(tmp_path / "mock.zarr")
+    build_mock_store(local, datetime(2025, 3, 1), days=6, leads=(0, 24))
+    remote = StoreDataset(url, data, "train", store_normaliser(url))
+    batches = list(DataLoader(remote, batch_size=4, **loader_options(2)))
+    expected = list(DataLoader(StoreDataset(local, data, "train", store_normaliser(local)), batch_size=4))
+    assert len(batches) == len(expected) == 2
+    for got, want in zip(batches, expected):
+        for key in want:
+            assert torch.equal(got[key], want[key]), key

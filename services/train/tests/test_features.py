@@ -1,9 +1,11 @@
 """Model inputs from raw members: normalisation, channel layout, member dropout."""
 
+import warnings
+
 import numpy as np
 import pytest
 
-from dlens.train.features import Normaliser, build_inputs, channel_names, drop_members
+from dlens.train.features import Normaliser, build_inputs, channel_names, drop_members, median_field
 
 SPECIES = ("o3", "no2")
 NORM = Normaliser({"o3": 3.5, "no2": 2.8}, {"o3": 0.6, "no2": 0.9})
@@ -19,6 +21,18 @@ def test_normaliser_round_trips_and_is_finite_at_zero():
     x = np.array([0.0, 0.5, 40.0, 300.0])
     np.testing.assert_allclose(NORM.inverse("o3", NORM.forward("o3", x)), x, rtol=1e-5, atol=1e-5)
     assert np.isfinite(NORM.forward("no2", np.zeros(3))).all()
+
+
+@pytest.mark.parametrize("absent", [0, 1, 6, 10, 11])
+def test_median_field_is_nanmedian_with_zero_where_no_member_is_present(absent):
+    rng = np.random.default_rng(absent)
+    z = rng.normal(size=(2, 11, 6, 8)).astype(np.float32)
+    z[:, rng.permutation(11)[:absent]] = np.nan
+    z[rng.random(z.shape) < 0.1] = np.nan  # scattered missing cells too
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nan_to_num(np.nanmedian(z, axis=-3))
+    np.testing.assert_allclose(median_field(z), expected, atol=1e-6)
 
 
 def test_inputs_follow_the_channel_names_and_mark_absent_members():

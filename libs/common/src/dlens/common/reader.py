@@ -7,10 +7,13 @@ the process that uses it (a Ray task, a DataLoader worker): store handles are no
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from functools import cached_property
 
 import numpy as np
 import zarr
+from zarr.core.sync import sync
 
 from dlens.common.layout import ANALYSIS, FORECASTS, STATUS, Status, axis_group, product_group
 from dlens.common.species import SPECIES_NAMES
@@ -70,10 +73,31 @@ class StoreReader:
     def members(self, species: str, run: np.datetime64, lead: int) -> np.ndarray:
         """(member, level, lat, lon) float32 at one run and lead; NaN for members not COMPLETE."""
         pos = self.axis(FORECASTS)[np.datetime64(run, "h")]
-        data = self.array(FORECASTS, species)[pos, self.lead_index[lead]]
+        return self._committed_members(
+            self.array(FORECASTS, species)[pos, self.lead_index[lead]], species, pos
+        )
+
+    def _committed_members(self, data: np.ndarray, species: str, pos: int) -> np.ndarray:
         committed = self.status(FORECASTS)[pos, :, SPECIES_NAMES.index(species)] == Status.COMPLETE
         data[~committed] = np.nan
         return data
+
+    def sample(
+        self, species: Sequence[str], run: np.datetime64, lead: int
+    ) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """The members of every species at one run and lead (species, member, level, lat, lon; NaN where not
+        COMPLETE) and the analysis of each at the valid time (None where not COMPLETE), read concurrently."""
+        pos, lead_pos = self.axis(FORECASTS)[np.datetime64(run, "h")], self.lead_index[lead]
+        valid = np.datetime64(run, "h") + np.timedelta64(lead, "h")
+        truths = [sp for sp in species if self.analysis_complete(sp, valid)]
+        reads = [self.array(FORECASTS, sp).async_array.getitem((pos, lead_pos)) for sp in species]
+        reads += [
+            self.array(ANALYSIS, sp).async_array.getitem((self.axis(ANALYSIS)[valid],)) for sp in truths
+        ]
+        fields = sync(_gather(reads))
+        members = np.stack([self._committed_members(f, sp, pos) for f, sp in zip(fields, species)])
+        analysis = dict(zip(truths, fields[len(species) :]))
+        return members, [analysis.get(sp) for sp in species]
 
     def member_presence(self, species: str, run: np.datetime64) -> np.ndarray:
         """Boolean (member,): which members are COMPLETE for this run and species."""
@@ -108,3 +132,8 @@ class StoreReader:
             return None
         path = product_group(name).path
         return self.array(path, species)[self.axis(path)[np.datetime64(run, "h")], self.lead_index[lead]]
+
+
+async def _gather(reads: list) -> list[np.ndarray]:
+    """Await zarr reads together, on zarr's event loop."""
+    return list(await asyncio.gather(*reads))

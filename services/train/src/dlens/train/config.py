@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dlens.common.species import SPECIES_NAMES
+from dlens.train.head import Head
 
 Architecture = Literal["UNet", "HalfUNet", "DeepLabV3Plus", "Segformer", "SwinUNetR", "UNetRPP"]
 
@@ -47,7 +48,10 @@ class DataConfig(_Strict):
     validation: Period
     test: Period
     member_dropout: float = Field(0.15, ge=0.0, lt=1.0, description="probability of dropping each member")
-    static: bool = Field(True, description="land-sea mask and orography as input channels")
+    static: bool = Field(
+        True, description="land-sea mask, orography, latitude and longitude as input channels"
+    )
+    loader_workers: int = Field(2, ge=0, le=32, description="DataLoader processes per training worker")
 
     @field_validator("species")
     @classmethod
@@ -73,6 +77,11 @@ class ModelConfig(_Strict):
 
     architecture: Architecture
     settings: dict[str, Any] = Field(default_factory=dict)
+    head: Head = Field(
+        "mixture",
+        description="mixture: softmax weights over the present members plus a correction, per point; "
+        "correction: the median of the present members plus a correction",
+    )
 
 
 class OptimConfig(_Strict):
@@ -80,6 +89,9 @@ class OptimConfig(_Strict):
     batch_size: int = Field(8, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
+    loss: Literal["normalised", "concentration", "relative"] = Field(
+        "relative", description="per-field MSE: in normalised units, in concentrations, or over the median's"
+    )
 
 
 class TrainConfig(_Strict):

@@ -30,12 +30,29 @@ def store_normaliser(url: str) -> Normaliser:
     return Normaliser.from_attrs(attrs["normalisation"])
 
 
-def static_fields(reader: StoreReader, enabled: bool) -> np.ndarray:
-    """The static channels: land-sea mask and orography / 1000 m (zeros where the store has none)."""
-    if not enabled:
-        return np.zeros((0, *reader.spec.domain.shape), dtype=np.float32)
-    g = reader.root[STATIC]
-    return np.nan_to_num(np.stack([g["land_sea_mask"][:], g["orography"][:] / 1000.0])).astype(np.float32)
+#: The static input channels, in order. Latitude and longitude (scaled to [-1, 1] over the full MACCGE01
+#: grid) let the model learn where each member is biased: a convolution alone hardly knows where it is.
+STATIC_FIELDS = ("land_sea_mask", "orography", "latitude", "longitude")
+
+
+def static_names(config: DataConfig) -> tuple[str, ...]:
+    """The static channels a config trains with."""
+    return STATIC_FIELDS if config.static else ()
+
+
+def static_fields(reader: StoreReader, names: tuple[str, ...]) -> np.ndarray:
+    """The named static channels (names from STATIC_FIELDS); mask and orography (/ 1000 m) are zeros where
+    the store has none."""
+    domain = reader.spec.domain
+    lat, lon = np.meshgrid(domain.latitude, domain.longitude, indexing="ij")
+    builders = {
+        "land_sea_mask": lambda: reader.root[STATIC]["land_sea_mask"][:],
+        "orography": lambda: reader.root[STATIC]["orography"][:] / 1000.0,
+        "latitude": lambda: (lat - 51.0) / 21.0,
+        "longitude": lambda: (lon - 10.0) / 35.0,
+    }
+    fields = [builders[name]() for name in names]
+    return np.nan_to_num(np.stack(fields) if fields else np.zeros((0, *domain.shape))).astype(np.float32)
 
 
 class StoreDataset(Dataset):
@@ -83,9 +100,9 @@ class StoreDataset(Dataset):
         return self._reader
 
     def static(self) -> np.ndarray:
-        """Land-sea mask and orography / 1000 m (zeros where the store has none), read once."""
+        """The static channels, read once per process."""
         if self._static is None:
-            self._static = static_fields(self.reader, self.config.static)
+            self._static = static_fields(self.reader, static_names(self.config))
         return self._static
 
     def __len__(self) -> int:
@@ -94,12 +111,13 @@ class StoreDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         run, lead = self.samples[index]
         species = self.config.species
-        members = np.stack([self.reader.members(sp, run, lead)[:, 0] for sp in species])
+        members, analysis = self.reader.sample(species, run, lead)
+        members = members[:, :, 0]
         if self.training and self.config.member_dropout > 0:
             members = drop_members(members, self.config.member_dropout, np.random.default_rng())
         valid = run + np.timedelta64(lead, "h")
         inputs, median = build_inputs(members, species, self.normaliser, self.static(), lead, valid)
-        truth = np.stack([self.reader.analysis(sp, valid)[0] for sp in species])
+        truth = np.stack([field[0] for field in analysis])  # the index holds complete analyses only
         target = np.stack([self.normaliser.forward(sp, truth[k]) for k, sp in enumerate(species)])
         mask = np.isfinite(truth)
         return {

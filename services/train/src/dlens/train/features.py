@@ -69,10 +69,16 @@ def drop_members(members: np.ndarray, rate: float, rng: np.random.Generator, kee
 
 
 def median_field(z_members: np.ndarray) -> np.ndarray:
-    """Per point median of the present (finite) members along axis −3; 0 where none is present."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nan_to_num(np.nanmedian(z_members, axis=-3)).astype(np.float32)
+    """Per point median of the present (finite) members along axis −3; 0 where none is present.
+
+    The values of `np.nanmedian`, several times faster: one sort puts the NaNs last, then the middle of
+    the present members is picked per point.
+    """
+    ordered = np.sort(z_members, axis=-3)
+    count = np.isfinite(z_members).sum(axis=-3, keepdims=True)
+    low = np.take_along_axis(ordered, np.maximum(count - 1, 0) // 2, axis=-3)
+    high = np.take_along_axis(ordered, count // 2, axis=-3)
+    return np.where(count > 0, (low + high) / 2, 0.0).squeeze(-3).astype(np.float32)
 
 
 def build_inputs(

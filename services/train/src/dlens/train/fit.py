@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import ray.train
 import torch
 from ray.train.torch import TorchConfig, TorchTrainer
+from ray.util.queue import Queue
 
 from dlens.common.parallel import ensure_ray
 from dlens.train.config import TrainConfig
 from dlens.train.dataset import StoreDataset, store_normaliser
 from dlens.train.features import Normaliser
 from dlens.train.loop import CHECKPOINT_FILE, train_loop
+from dlens.train.progress import epoch_progress, epoch_queue
 from dlens.train.registry import publish
 
 #: Ray Train restarts the worker group this many times (from the latest checkpoint) before giving up.
@@ -28,13 +31,16 @@ def make_trainer(
     storage: str,
     run_name: str | None = None,
     callbacks: list | None = None,
+    progress: Queue | None = None,
 ) -> TorchTrainer:
     """The TorchTrainer of a run: DDP over `workers` (gloo on CPU, NCCL on GPU), checkpoints in `storage`.
 
-    `run_name` defaults to the config's name; `callbacks` receive the run's reports (a sweep's Tune bridge).
+    `run_name` defaults to the config's name; `callbacks` receive the run's reports (a sweep's Tune bridge);
+    rank 0 puts each epoch's metrics on `progress`.
     """
     params = {
         "store": url,
+        "progress": progress,
         "config": config.model_dump(mode="json"),
         "normaliser": {"log1p_mean": normaliser.log1p_mean, "log1p_std": normaliser.log1p_std},
     }
@@ -63,7 +69,12 @@ def fit(
     normaliser = store_normaliser(url)
     shape = StoreDataset(url, config.data, "train", normaliser).shape  # fails fast, before any worker starts
     storage = storage or str(Path("data/ray-results").resolve())
-    result = make_trainer(url, config, normaliser, workers, gpu, storage).fit()
+    # A fresh run name: under a reused one, Ray Train would resume that earlier run's checkpoints.
+    run_name = f"{config.name}-{datetime.now(UTC):%Y%m%dt%H%M%S}"
+    progress = epoch_queue()
+    with epoch_progress(progress, config.optim.epochs, config.name):
+        trainer = make_trainer(url, config, normaliser, workers, gpu, storage, run_name, progress=progress)
+        result = trainer.fit()
     if result.error:
         raise RuntimeError(f"training failed: {result.error}")
     return publish_best(url, config, normaliser, shape, result)

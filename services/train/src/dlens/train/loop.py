@@ -8,6 +8,7 @@ latest checkpoint, so a lost worker costs at most one epoch.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 
@@ -18,57 +19,73 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from dlens.train.config import TrainConfig
-from dlens.train.dataset import StoreDataset
+from dlens.train.dataset import StoreDataset, static_names
 from dlens.train.features import Normaliser, channel_names
+from dlens.train.head import EnsembleModel, head_channels
 from dlens.train.models import build_model
+from dlens.train.objective import Objective
 
 CHECKPOINT_FILE = "state.pt"
-STATIC_FIELDS = ("land_sea_mask", "orography")
 
 
 def input_channels(config: TrainConfig) -> list[str]:
-    return channel_names(config.data.species, STATIC_FIELDS if config.data.static else ())
+    return channel_names(config.data.species, static_names(config.data))
 
 
-def make_model(config: TrainConfig, shape: tuple[int, int]) -> torch.nn.Module:
-    """The configured architecture: inputs per `input_channels`, one output per species."""
-    return build_model(
-        config.model.architecture, len(input_channels(config)), len(config.data.species), shape,
-        config.model.settings,
+def make_model(config: TrainConfig, shape: tuple[int, int], channels: int | None = None) -> EnsembleModel:
+    """The configured architecture and head: `channels` inputs (default: `input_channels`) → the normalised
+    ensemble, one channel per species."""
+    species = len(config.data.species)
+    backbone = build_model(
+        config.model.architecture, channels or len(input_channels(config)),
+        head_channels(config.model.head, species), shape, config.model.settings,
     )  # fmt: skip
+    return EnsembleModel(backbone, species, config.model.head)
 
 
-def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    weight = mask.to(prediction.dtype)
-    return ((prediction - target) ** 2 * weight).sum() / weight.sum().clamp(min=1.0)
+def loader_options(workers: int) -> dict:
+    """DataLoader options: `workers` persistent processes, started by spawn (a forked child would inherit
+    zarr's event-loop thread stopped), each opening the store once."""
+    if workers == 0:
+        return {}
+    return {
+        "num_workers": workers,
+        "persistent_workers": True,
+        "prefetch_factor": 4,
+        "multiprocessing_context": "spawn",
+    }
 
 
 def train_loop(params: dict) -> None:
-    """Ray Train entry point; `params`: store, config (dict), normaliser (dict)."""
+    """Ray Train entry point; `params`: store, config (dict), normaliser (dict), progress (queue or None)."""
     config = TrainConfig.model_validate(params["config"])
     normaliser = Normaliser(**params["normaliser"])
     torch.manual_seed(config.seed + ray.train.get_context().get_world_rank())
     train_set = StoreDataset(params["store"], config.data, "train", normaliser, training=True)
     val_set = StoreDataset(params["store"], config.data, "validation", normaliser)
     batch = config.optim.batch_size
-    train_loader = ray.train.torch.prepare_data_loader(DataLoader(train_set, batch_size=batch, shuffle=True))
-    val_loader = ray.train.torch.prepare_data_loader(DataLoader(val_set, batch_size=batch))
+    options = loader_options(config.data.loader_workers)
+    train_loader = ray.train.torch.prepare_data_loader(DataLoader(train_set, batch, shuffle=True, **options))
+    val_loader = ray.train.torch.prepare_data_loader(DataLoader(val_set, batch, **options))
     model = ray.train.torch.prepare_model(make_model(config, train_set.shape))
     device = ray.train.torch.get_device()
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=config.optim.learning_rate, weight_decay=config.optim.weight_decay
     )
     autocast = device.type == "cuda"  # bf16 on GPU; full precision on CPU
+    objective = Objective(config.optim.loss, normaliser, config.data.species, device)
     start = _resume(model, optimiser)
     for epoch in range(start, config.optim.epochs):
+        for group in optimiser.param_groups:
+            group["lr"] = cosine_learning_rate(config.optim.learning_rate, epoch, config.optim.epochs)
         if ray.train.get_context().get_world_size() > 1:
             train_loader.sampler.set_epoch(epoch)
         model.train()
         train_loss = 0.0
         for sample in train_loader:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                prediction = sample["median"] + model(sample["inputs"])
-            loss = masked_mse(prediction.float(), sample["target"], sample["mask"])
+                prediction = model(sample["inputs"])
+            loss = objective(prediction.float(), sample["target"], sample["mask"], sample["median"])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -78,22 +95,32 @@ def train_loop(params: dict) -> None:
             "train_loss": train_loss / max(len(train_loader), 1),
             "start_epoch": start,
         }
-        metrics.update(_validate(model, val_loader, autocast, device))
+        metrics.update(_validate(model, val_loader, objective, autocast, device))
         _report(model, optimiser, epoch, metrics)
+        if params.get("progress") is not None and ray.train.get_context().get_world_rank() == 0:
+            params["progress"].put(metrics)
 
 
-def _validate(model: torch.nn.Module, loader: DataLoader, autocast: bool, device: torch.device) -> dict:
-    """Validation MSE of the model and of the median (normalised space), summed over all workers."""
+def cosine_learning_rate(peak: float, epoch: int, epochs: int, floor: float = 0.05) -> float:
+    """The learning rate of `epoch`: cosine decay from `peak` to `floor` × peak over the run (stateless, so
+    a resumed run continues on the same schedule)."""
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs - 1, 1))))
+
+
+def _validate(
+    model: torch.nn.Module, loader: DataLoader, objective: Objective, autocast: bool, device: torch.device
+) -> dict:
+    """Validation loss of the model and of the median, summed over all workers."""
     model.eval()
-    sums = torch.zeros(3, dtype=torch.float64, device=device)  # model sse, median sse, count
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # model loss, median loss, fields
     with torch.no_grad():
         for sample in loader:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                prediction = (sample["median"] + model(sample["inputs"])).float()
-            weight = sample["mask"].to(torch.float64)
-            sums[0] += (((prediction - sample["target"]) ** 2) * weight).sum()
-            sums[1] += (((sample["median"] - sample["target"]) ** 2) * weight).sum()
-            sums[2] += weight.sum()
+                prediction = model(sample["inputs"])
+            target, mask, median = sample["target"], sample["mask"], sample["median"]
+            sums[0] += objective.per_field(prediction, target, mask, median).sum()
+            sums[1] += objective.per_field(median, target, mask, median).sum()
+            sums[2] += (mask.sum(dim=(-2, -1)) > 0).sum()
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(sums)
     count = max(sums[2].item(), 1.0)

@@ -32,9 +32,9 @@ def ensemble(
 ) -> np.ndarray:  # fmt: skip
     """DL-ENS fields (species, H, W) in µg/m³ from raw members (species, member, H, W)."""
     config, normaliser = entry.config, entry.normaliser
-    inputs, median = build_inputs(members, config.data.species, normaliser, static, lead, valid_time)
+    inputs, _ = build_inputs(members, config.data.species, normaliser, static, lead, valid_time)
     with torch.no_grad():
-        z = torch.from_numpy(median)[None] + model(torch.from_numpy(inputs)[None])
+        z = model(torch.from_numpy(inputs)[None])
     z = z[0].float().numpy()
     return np.stack([normaliser.inverse(sp, z[k]) for k, sp in enumerate(config.data.species)]).astype(
         np.float32
@@ -50,7 +50,7 @@ def predict_unit(url: str, model_id: str, run: str, position: int) -> dict:
     writer = FieldWriter(url)
     t0 = np.datetime64(run, "h")
     present = {sp: bool(reader.member_presence(sp, t0).any()) for sp in species}
-    static = static_fields(reader, entry.config.data.static)
+    static = static_fields(reader, entry.static_names)
     if any(present.values()):
         for li, lead in enumerate(reader.spec.leads):
             members = np.stack([reader.members(sp, t0, lead)[:, 0] for sp in species])

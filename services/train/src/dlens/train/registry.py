@@ -41,6 +41,12 @@ class ModelEntry:
     def normaliser(self) -> Normaliser:
         return Normaliser(**self.card["normaliser"])
 
+    @property
+    def static_names(self) -> tuple[str, ...]:
+        """The static input channels the model was trained with, in order."""
+        channels = self.card["input_channels"]
+        return tuple(c.removeprefix("static:") for c in channels if c.startswith("static:"))
+
 
 def publish(
     url: str,
@@ -99,7 +105,7 @@ def resolve(url: str, model_id: str) -> ModelEntry:
 
 def load_model(url: str, entry: ModelEntry) -> torch.nn.Module:
     """The registered model in eval mode, weights loaded with weights_only=True."""
-    model = make_model(entry.config, tuple(entry.card["input_shape"]))
+    model = make_model(entry.config, tuple(entry.card["input_shape"]), len(entry.card["input_channels"]))
     state = torch.load(io.BytesIO(read_file(url, f"{MODELS}/{entry.model_id}/weights.pt")), weights_only=True)
     model.load_state_dict(state)
     return model.eval()
