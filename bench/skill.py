@@ -1,0 +1,230 @@
+"""Benchmark: DL-ENS skill against the Median and Weighted ENSEMBLE on a held-out synthetic period.
+
+The pipeline as a user runs it, through the console scripts, on one synthetic store (the generator of
+DESIGN §5): `dlens-ingest synthetic` (all four species, 3-hourly leads to 96 h), `dlens-train fit` on a
+training period (validation period for model selection), `dlens-train predict` and `dlens-evaluate` on
+a later test period that neither saw. Then, per species and lead block:
+  - RMSE (µg/m³) of DL-ENS, the median, the weighted ensemble, and the generator's floor: the error of
+    the analysis itself against the hidden truth, which no forecast can beat; beside it, the RMSE of a
+    perfect combination of the members, sqrt(analysis error² + the error all members share²) (a model
+    can beat that one: shrinking an uncertain forecast towards what is likely lowers its RMSE);
+  - DL-ENS / median RMSE, and the share of the median's removable error (its MSE above the floor's)
+    that DL-ENS removes;
+  - the paired bootstrap (runs resampled) 95 % interval of RMSE(DL-ENS) − RMSE(median) from
+    `dlens-evaluate`, and its verdict.
+Targets: DL-ENS better than the median and than the weighted ensemble in every row; the mean of
+DL-ENS / median over the rows ≤ 0.85. Exit status 1 if a target is missed.
+
+    uv run python bench/skill.py [--seed 0] [--start 2025-06-01] [--domain demo] [--json bench/results/skill.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from dlens.common.grid import parse_domain
+from dlens.common.species import LEAD_BLOCKS, lead_block, parse_leads
+from dlens.ingest.synthetic.generator import SyntheticGenerator
+
+LEADS = "0:96:3"
+RATIO_TARGET = 0.85
+BIN = Path(sys.executable).parent
+
+
+def training_config(args: argparse.Namespace) -> dict:
+    """The training config of the benchmark: its periods follow --start; the model is the committed one."""
+    config = yaml.safe_load(Path(args.config).read_text())
+    train_end = args.start + timedelta(days=args.train_days - 1)
+    val_end = train_end + timedelta(days=args.validation_days)
+    config["name"] = "skill-bench"
+    config["seed"] = args.seed
+    config["data"]["train"] = {"start": f"{args.start:%Y-%m-%d}", "end": f"{train_end:%Y-%m-%d}"}
+    config["data"]["validation"] = {
+        "start": f"{train_end + timedelta(days=1):%Y-%m-%d}",
+        "end": f"{val_end:%Y-%m-%d}",
+    }
+    config["data"]["test"] = {
+        "start": f"{val_end + timedelta(days=1):%Y-%m-%d}",
+        "end": f"{val_end + timedelta(days=args.test_days):%Y-%m-%d}",
+    }
+    if args.epochs:
+        config["optim"]["epochs"] = args.epochs
+    return config
+
+
+def step(name: str, command: list[str], timings: dict) -> str:
+    """Run one console script, echoing its output; its stdout, or exit with its error."""
+    print(f"\n$ {shlex.join(command)}", flush=True)
+    started = time.perf_counter()
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=None, text=True)
+    timings[name] = round(time.perf_counter() - started, 1)
+    print(done.stdout.rstrip(), flush=True)
+    if done.returncode != 0:
+        sys.exit(f"bench/skill.py: {name} failed with exit status {done.returncode}")
+    return done.stdout
+
+
+def floor_by_block(
+    domain: str, seed: int, runs: list[datetime], species: list[str], leads: list[int]
+) -> dict:
+    """Per species and lead block (and 'all'): RMSE of the analysis error (the floor) and of a perfect
+    combination of the members (analysis error and the members' shared error), from the generator."""
+    generator = SyntheticGenerator(parse_domain(domain), seed)
+    sums: dict[tuple[str, str], np.ndarray] = {}
+    for run in runs:
+        for sp in species:
+            for lead in leads:
+                floor = generator.error_floor(sp, run, lead)
+                for block in (lead_block(lead), "all"):
+                    acc = sums.setdefault((sp, block), np.zeros(3))
+                    acc += [floor["analysis_sq"], floor["analysis_sq"] + floor["common_sq"], floor["n"]]
+    return {
+        key: {"floor": float(np.sqrt(a / n)), "combination": float(np.sqrt(c / n))}
+        for key, (a, c, n) in sums.items()
+    }
+
+
+def skill_table(metrics: dict, product: str, floors: dict, species: list[str]) -> list[dict]:
+    """One row per species and lead block: the RMSEs, the ratio, the removable share, the bootstrap."""
+    rmse = {
+        (r["product"], r["species"], r["lead_block"]): r["rmse"]
+        for r in metrics["continuous"]
+        if r["region"] == "domain" and r["season"] == "all" and r["lead"] is None
+    }
+    significance = {
+        (r["species"], r["lead_block"]): r for r in metrics["significance"] if r["product"] == product
+    }
+    rows = []
+    for sp in species:
+        for block in (*LEAD_BLOCKS, "all"):
+            if (product, sp, block) not in rmse:
+                continue
+            dl, median, weighted = (rmse[(p, sp, block)] for p in (product, "median", "weighted"))
+            floor = floors[(sp, block)]["floor"]
+            boot = significance[(sp, block)]
+            rows.append({
+                "species": sp, "lead_block": block, "dlens": dl, "median": median, "weighted": weighted,
+                "floor": floor, "perfect_combination": floors[(sp, block)]["combination"], "ratio": dl / median,
+                "removable_share": (median**2 - dl**2) / (median**2 - floor**2),
+                "ci_low": boot["ci_low"], "ci_high": boot["ci_high"], "verdict": boot["verdict"],
+            })  # fmt: skip
+    return rows
+
+
+def verdicts(rows: list[dict]) -> dict:
+    """The targets, judged on the per-block rows (not the 'all' rows, which repeat them)."""
+    blocks = [r for r in rows if r["lead_block"] != "all"]
+    mean_ratio = float(np.mean([r["ratio"] for r in blocks]))
+    return {
+        "beats_median_everywhere": all(r["dlens"] < r["median"] for r in blocks),
+        "beats_weighted_everywhere": all(r["dlens"] < r["weighted"] for r in blocks),
+        "mean_ratio": mean_ratio,
+        "mean_ratio_target": RATIO_TARGET,
+        "mean_ratio_met": mean_ratio <= RATIO_TARGET,
+        "significantly_better_rows": sum(r["verdict"] == "better" for r in blocks),
+        "rows": len(blocks),
+    }
+
+
+def print_table(rows: list[dict]) -> None:
+    header = (
+        f"{'species':<7} {'leads':<8} {'DL-ENS':>8} {'median':>8} {'weighted':>8} {'floor':>7} {'perfect':>8} "
+        f"{'DL/med':>7} {'removed':>8}  {'95% CI of DL−median':<22} verdict"
+    )
+    print("\n" + header + "\n" + "-" * len(header))
+    for r in rows:
+        print(
+            f"{r['species']:<7} {r['lead_block']:<8} {r['dlens']:8.2f} {r['median']:8.2f} {r['weighted']:8.2f} "
+            f"{r['floor']:7.2f} {r['perfect_combination']:8.2f} {r['ratio']:7.3f} {r['removable_share']:8.1%}  "
+            f"[{r['ci_low']:+7.2f}, {r['ci_high']:+7.2f}]     {r['verdict']}"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    parser.add_argument("--start", type=lambda s: datetime.strptime(s, "%Y-%m-%d"), default=datetime(2025, 6, 1),
+                        help="first training run, YYYY-MM-DD (default 2025-06-01)")  # fmt: skip
+    parser.add_argument("--domain", default="demo", help="domain (default demo)")
+    parser.add_argument("--train-days", type=int, default=28)
+    parser.add_argument("--validation-days", type=int, default=4)
+    parser.add_argument("--test-days", type=int, default=10)
+    parser.add_argument("--epochs", type=int, help="override the config's epochs")
+    parser.add_argument(
+        "--config", default="configs/train/skill.yaml", help="the model and optimiser to train"
+    )
+    parser.add_argument("--workdir", type=Path, help="store and runs (default: a temporary directory)")
+    parser.add_argument("--json", type=Path, default=Path("bench/results/skill.json"))
+    args = parser.parse_args()
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dlens-skill-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    store = str(workdir / "store.zarr")
+    config = training_config(args)
+    config_path = workdir / "train.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    days = args.train_days + args.validation_days + args.test_days
+    test_start = datetime.strptime(config["data"]["test"]["start"], "%Y-%m-%d")
+    species = config["data"]["species"]
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+
+    step("ingest", [str(BIN / "dlens-ingest"), "--no-progress", "synthetic", "--store", store,
+                    "--start", f"{args.start:%Y-%m-%d}", "--days", str(days), "--domain", args.domain,
+                    "--leads", LEADS, "--seed", str(args.seed)], timings)  # fmt: skip
+    out = step("fit", [str(BIN / "dlens-train"), "--no-progress", "fit", "--store", store,
+                       "--config", str(config_path), "--storage", str(workdir / "ray")], timings)  # fmt: skip
+    model_id = re.search(r"model: (\S+)", out).group(1)
+    test = ["--start", f"{test_start:%Y-%m-%d}", "--days", str(args.test_days)]
+    step("predict", [str(BIN / "dlens-train"), "--no-progress", "predict", "--store", store,
+                     "--model", model_id, *test], timings)  # fmt: skip
+    product = f"dlens-{model_id}"
+    report = workdir / "report"
+    step("evaluate", [str(BIN / "dlens-evaluate"), "--no-progress", "--store", store, *test,
+                      "--products", f"{product},median,weighted", "--out", str(report)], timings)  # fmt: skip
+
+    runs = [test_start + timedelta(days=d) for d in range(args.test_days)]
+    floors = floor_by_block(args.domain, args.seed, runs, species, parse_leads(LEADS))
+    rows = skill_table(json.loads((report / "metrics.json").read_text()), product, floors, species)
+    timings["total"] = round(time.perf_counter() - started, 1)
+    result = verdicts(rows)
+    print_table(rows)
+    print(
+        f"\nmean DL-ENS / median over {result['rows']} species × lead blocks: {result['mean_ratio']:.3f} "
+        f"(target ≤ {RATIO_TARGET}); better than the median everywhere: {result['beats_median_everywhere']}; "
+        f"than the weighted ensemble everywhere: {result['beats_weighted_everywhere']}; "
+        f"significantly better than the median in {result['significantly_better_rows']} of {result['rows']}"
+    )
+    print(f"timings (s): {timings}")
+    passed = (
+        result["beats_median_everywhere"] and result["beats_weighted_everywhere"] and result["mean_ratio_met"]
+    )
+    print("PASS" if passed else "FAIL")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({
+        "benchmark": "skill", "date": f"{datetime.now():%Y-%m-%d %H:%M}", "command": shlex.join(sys.argv),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "seed": args.seed, "domain": args.domain, "leads": LEADS, "species": species, "model_id": model_id,
+        "periods": {k: config["data"][k] for k in ("train", "validation", "test")}, "config": config,
+        "rows": rows, "result": result, "passed": passed, "timings_s": timings, "report": str(report / "index.html"),
+    }, indent=1))  # fmt: skip
+    print(f"JSON: {args.json}; report: {report / 'index.html'}")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
