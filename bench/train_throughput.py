@@ -5,7 +5,8 @@ or reused), with the training config given (default configs/train/demo.yaml, eve
   1. the data loader alone: the training split through the DataLoader that `dlens-train fit` builds
      (its worker processes, batch size, member dropout), batches consumed and dropped, timed after a
      first epoch that starts the workers;
-  2. the training step alone: forward, the training loss, backward and AdamW on batches already in memory
+  2. the training step alone: input assembly (presence, median, spread: done where the model runs),
+     forward, the training loss, backward and AdamW on batches already in memory
      (bf16 autocast on a GPU, as in training), for the configured model and for each architecture with
      mfai's default settings;
   3. the ratio loader / step: the loader must deliver at least twice what a step consumes (target).
@@ -34,6 +35,7 @@ from torch.utils.data import DataLoader
 
 from dlens.train.config import load_config
 from dlens.train.dataset import StoreDataset, store_normaliser
+from dlens.train.features import assemble_inputs
 from dlens.train.loop import loader_options, make_model
 from dlens.train.objective import Objective
 
@@ -75,9 +77,10 @@ def step_rate(config, normaliser, shape, batch: dict, device: torch.device, step
     autocast = device.type == "cuda"
 
     def one_step() -> None:
+        inputs, median = assemble_inputs(batch["members"], batch["static"], batch["time"])
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            prediction = model(batch["inputs"])
-        loss = objective(prediction.float(), batch["target"], batch["mask"], batch["median"])
+            prediction = model(inputs)
+        loss = objective(prediction.float(), batch["target"], batch["mask"], median)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -91,7 +94,7 @@ def step_rate(config, normaliser, shape, batch: dict, device: torch.device, step
         one_step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return steps * len(batch["inputs"]) / (time.perf_counter() - started)
+    return steps * len(batch["members"]) / (time.perf_counter() - started)
 
 
 def main() -> int:

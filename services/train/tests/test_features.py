@@ -4,8 +4,9 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
-from dlens.train.features import Normaliser, build_inputs, channel_names, drop_members, median_field
+from dlens.train.features import Normaliser, build_inputs, channel_names, drop_members, member_median
 
 SPECIES = ("o3", "no2")
 NORM = Normaliser({"o3": 3.5, "no2": 2.8}, {"o3": 0.6, "no2": 0.9})
@@ -24,15 +25,16 @@ def test_normaliser_round_trips_and_is_finite_at_zero():
 
 
 @pytest.mark.parametrize("absent", [0, 1, 6, 10, 11])
-def test_median_field_is_nanmedian_with_zero_where_no_member_is_present(absent):
+def test_member_median_is_nanmedian_with_zero_where_no_member_is_present(absent):
     rng = np.random.default_rng(absent)
-    z = rng.normal(size=(2, 11, 6, 8)).astype(np.float32)
-    z[:, rng.permutation(11)[:absent]] = np.nan
+    z = rng.normal(size=(3, 2, 11, 6, 8)).astype(np.float32)  # batch, species, member, H, W
+    z[:, :, rng.permutation(11)[:absent]] = np.nan
     z[rng.random(z.shape) < 0.1] = np.nan  # scattered missing cells too
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        expected = np.nan_to_num(np.nanmedian(z, axis=-3))
-    np.testing.assert_allclose(median_field(z), expected, atol=1e-6)
+        expected = np.nan_to_num(np.nanmedian(z, axis=2))
+    tensor = torch.from_numpy(z)
+    np.testing.assert_allclose(member_median(tensor, torch.isfinite(tensor)).numpy(), expected, atol=1e-6)
 
 
 def test_inputs_follow_the_channel_names_and_mark_absent_members():
@@ -49,6 +51,8 @@ def test_inputs_follow_the_channel_names_and_mark_absent_members():
     expected = np.median(NORM.forward("no2", raw[1, present]), axis=0)
     np.testing.assert_allclose(median[1], expected, rtol=1e-5)
     np.testing.assert_allclose(channel["no2:median"], expected, rtol=1e-5)
+    spread = np.std(NORM.forward("no2", raw[1, present]), axis=0)
+    np.testing.assert_allclose(channel["no2:spread"], spread, rtol=1e-4, atol=1e-6)
     assert channel["time:lead"][0, 0] == pytest.approx(36 / 96)
     assert channel["time:hour_sin"][0, 0] == pytest.approx(np.sin(np.pi), abs=1e-6)  # 12 UTC
 

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from dlens.common.layout import FORECASTS, STATIC
 from dlens.common.reader import StoreReader
 from dlens.train.config import DataConfig
-from dlens.train.features import Normaliser, build_inputs, drop_members
+from dlens.train.features import Normaliser, drop_members, normalise_members, time_values
 
 Split = Literal["train", "validation", "test"]
 
@@ -56,7 +56,7 @@ def static_fields(reader: StoreReader, names: tuple[str, ...]) -> np.ndarray:
 
 
 class StoreDataset(Dataset):
-    """Samples of one split: inputs, the normalised median, the normalised target and its mask."""
+    """Samples of one split: normalised members, static fields, time encodings, normalised target, mask."""
 
     def __init__(
         self, url: str, config: DataConfig, split: Split, normaliser: Normaliser, training: bool = False
@@ -109,6 +109,8 @@ class StoreDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        """One sample: normalised members (NaN where absent or dropped), static fields, time encodings, the
+        normalised target and its mask; `features.assemble_inputs` makes the model inputs of a batch."""
         run, lead = self.samples[index]
         species = self.config.species
         members, analysis = self.reader.sample(species, run, lead)
@@ -116,13 +118,13 @@ class StoreDataset(Dataset):
         if self.training and self.config.member_dropout > 0:
             members = drop_members(members, self.config.member_dropout, np.random.default_rng())
         valid = run + np.timedelta64(lead, "h")
-        inputs, median = build_inputs(members, species, self.normaliser, self.static(), lead, valid)
         truth = np.stack([field[0] for field in analysis])  # the index holds complete analyses only
         target = np.stack([self.normaliser.forward(sp, truth[k]) for k, sp in enumerate(species)])
         mask = np.isfinite(truth)
         return {
-            "inputs": torch.from_numpy(inputs),
-            "median": torch.from_numpy(median),
+            "members": torch.from_numpy(normalise_members(members, species, self.normaliser)),
+            "static": torch.from_numpy(self.static()),
+            "time": torch.from_numpy(time_values(lead, valid)),
             "target": torch.from_numpy(np.where(mask, target, 0.0).astype(np.float32)),
             "mask": torch.from_numpy(mask),
         }

@@ -3,16 +3,16 @@
 Concentrations go through z = (log1p(x) − μ) / σ with μ, σ the per-species log1p statistics the
 ingest stored in the `forecasts` group's `normalisation` attribute. Per species the channels are:
 the 11 members (0 where absent), their presence mask, the median and the spread of the members
-present. Then static fields and time encodings. The model predicts, per species, a correction to
-the normalised median, so an untrained model already reproduces the Median ENSEMBLE.
+present. Then static fields and time encodings. The data loader delivers the normalised members;
+presence, median, spread and the constant channels are assembled in batches where the model runs.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from dlens.common.species import MEMBERS
 
@@ -68,47 +68,15 @@ def drop_members(members: np.ndarray, rate: float, rng: np.random.Generator, kee
     return out
 
 
-def median_field(z_members: np.ndarray) -> np.ndarray:
-    """Per point median of the present (finite) members along axis −3; 0 where none is present.
-
-    The values of `np.nanmedian`, several times faster: one sort puts the NaNs last, then the middle of
-    the present members is picked per point.
-    """
-    ordered = np.sort(z_members, axis=-3)
-    count = np.isfinite(z_members).sum(axis=-3, keepdims=True)
-    low = np.take_along_axis(ordered, np.maximum(count - 1, 0) // 2, axis=-3)
-    high = np.take_along_axis(ordered, count // 2, axis=-3)
-    return np.where(count > 0, (low + high) / 2, 0.0).squeeze(-3).astype(np.float32)
+def normalise_members(members: np.ndarray, species: tuple[str, ...], normaliser: Normaliser) -> np.ndarray:
+    """Raw members (species, member, H, W) → normalised float32, NaN where a member is absent."""
+    z = np.stack([normaliser.forward(sp, members[k]) for k, sp in enumerate(species)])
+    z[~np.isfinite(members)] = np.nan
+    return z
 
 
-def build_inputs(
-    members: np.ndarray,
-    species: tuple[str, ...],
-    normaliser: Normaliser,
-    static: np.ndarray,
-    lead: int,
-    valid_time: np.datetime64,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs (C, H, W), normalised median (species, H, W)) from raw members (species, member, H, W)."""
-    parts, medians = [], []
-    for k, sp in enumerate(species):
-        z = normaliser.forward(sp, members[k])
-        z[~np.isfinite(members[k])] = np.nan
-        present = np.isfinite(z)
-        median = median_field(z)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            spread = np.nan_to_num(np.nanstd(z, axis=0)).astype(np.float32)
-        parts += [np.nan_to_num(z), present.astype(np.float32), median[None], spread[None]]
-        medians.append(median)
-    h, w = members.shape[-2:]
-    parts.append(static.astype(np.float32))
-    parts.append(time_encoding(lead, valid_time, (h, w)))
-    return np.concatenate(parts).astype(np.float32), np.stack(medians)
-
-
-def time_encoding(lead: int, valid_time: np.datetime64, shape: tuple[int, int]) -> np.ndarray:
-    """Constant channels: lead / 96 h, hour of day and day of year as sin/cos."""
+def time_values(lead: int, valid_time: np.datetime64) -> np.ndarray:
+    """The time encodings (TIME_CHANNELS): lead / 96 h, hour of day and day of year as sin/cos."""
     t = np.datetime64(valid_time, "h")
     hour = int((t - t.astype("datetime64[D]")).astype(int))
     doy = int((t.astype("datetime64[D]") - t.astype("datetime64[Y]")).astype(int))
@@ -119,4 +87,54 @@ def time_encoding(lead: int, valid_time: np.datetime64, shape: tuple[int, int]) 
         np.sin(2 * np.pi * doy / 365.25),
         np.cos(2 * np.pi * doy / 365.25),
     ]
-    return np.broadcast_to(np.array(values, dtype=np.float32)[:, None, None], (len(values), *shape)).copy()
+    return np.array(values, dtype=np.float32)
+
+
+def member_median(z: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """Per point median of the present members along dim 2 of (batch, species, member, H, W); 0 where
+    none is present (the values of `nanmedian`: one sort puts the NaNs last)."""
+    ordered = torch.sort(z, dim=2).values
+    count = present.sum(dim=2, keepdim=True)
+    low = ordered.gather(2, (count - 1).clamp(min=0) // 2)
+    high = ordered.gather(2, count // 2)
+    return torch.where(count > 0, (low + high) / 2, 0.0).squeeze(2)
+
+
+def assemble_inputs(
+    z: torch.Tensor, static: torch.Tensor, time: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model inputs (batch, C, H, W) in `channel_names` order and the normalised median (batch, species,
+    H, W), from normalised members (batch, species, member, H, W; NaN where absent), static fields
+    (batch, C_static, H, W) and time encodings (batch, 5). Batched tensor work: it runs where the
+    model runs (on the GPU in training), not in the data loader."""
+    present = torch.isfinite(z)
+    count = present.sum(dim=2).clamp(min=1)
+    median = member_median(z, present)
+    z = torch.where(present, z, 0.0)
+    mean = z.sum(dim=2) / count
+    spread = ((torch.where(present, z - mean[:, :, None], 0.0) ** 2).sum(dim=2) / count).sqrt()
+    batch, species, members, h, w = z.shape
+    per_species = torch.cat([z, present.float(), median[:, :, None], spread[:, :, None]], dim=2)
+    constants = time[:, :, None, None].expand(-1, -1, h, w)
+    inputs = torch.cat(
+        [per_species.reshape(batch, species * (2 * members + 2), h, w), static, constants], dim=1
+    )
+    return inputs.float(), median
+
+
+def build_inputs(
+    members: np.ndarray,
+    species: tuple[str, ...],
+    normaliser: Normaliser,
+    static: np.ndarray,
+    lead: int,
+    valid_time: np.datetime64,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs (C, H, W), normalised median (species, H, W)) from raw members (species, member, H, W): one
+    sample, as prediction and serving build it."""
+    inputs, median = assemble_inputs(
+        torch.from_numpy(normalise_members(members, species, normaliser))[None],
+        torch.from_numpy(static.astype(np.float32))[None],
+        torch.from_numpy(time_values(lead, valid_time))[None],
+    )
+    return inputs[0].numpy(), median[0].numpy()

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from dlens.train.config import TrainConfig
 from dlens.train.dataset import StoreDataset, static_names
-from dlens.train.features import Normaliser, channel_names
+from dlens.train.features import Normaliser, assemble_inputs, channel_names
 from dlens.train.head import EnsembleModel, head_channels
 from dlens.train.models import build_model
 from dlens.train.objective import Objective
@@ -83,9 +83,10 @@ def train_loop(params: dict) -> None:
         model.train()
         train_loss = 0.0
         for sample in train_loader:
+            inputs, median = assemble_inputs(sample["members"], sample["static"], sample["time"])
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                prediction = model(sample["inputs"])
-            loss = objective(prediction.float(), sample["target"], sample["mask"], sample["median"])
+                prediction = model(inputs)
+            loss = objective(prediction.float(), sample["target"], sample["mask"], median)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -115,9 +116,10 @@ def _validate(
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # model loss, median loss, fields
     with torch.no_grad():
         for sample in loader:
+            inputs, median = assemble_inputs(sample["members"], sample["static"], sample["time"])
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                prediction = model(sample["inputs"])
-            target, mask, median = sample["target"], sample["mask"], sample["median"]
+                prediction = model(inputs)
+            target, mask = sample["target"], sample["mask"]
             sums[0] += objective.per_field(prediction, target, mask, median).sum()
             sums[1] += objective.per_field(median, target, mask, median).sum()
             sums[2] += (mask.sum(dim=(-2, -1)) > 0).sum()
