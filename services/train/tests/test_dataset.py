@@ -85,6 +85,17 @@ def test_training_mode_drops_members(store):
     assert len(counts) > 1 and min(counts) >= 3
 
 
+def test_member_dropout_is_reproducible_from_the_torch_seed(store):
+    def dropped(seed: int) -> list[list[int]]:
+        torch.manual_seed(seed)
+        data = StoreDataset(
+            store, config(member_dropout=0.5), "train", store_normaliser(store), training=True
+        )
+        return [torch.isnan(data[i]["members"][0, :, 0, 0]).nonzero().flatten().tolist() for i in range(6)]
+
+    assert dropped(7) == dropped(7) != dropped(8)
+
+
 def test_empty_period_is_an_error(store):
     cfg = config(test=Period(start=date(2026, 1, 1), end=date(2026, 1, 2)))
     with pytest.raises(ValueError, match="no test sample"):

@@ -42,8 +42,9 @@ def store(tmp_path_factory) -> str:
     return url
 
 
-def test_two_worker_ddp_fit_publishes_a_model(store, tmp_path, ray_cluster):
-    model_id = fit(store, TrainConfig.model_validate(CONFIG), workers=2, storage=str(tmp_path / "ray"))
+def test_two_worker_ddp_fit_publishes_a_model(store, tmp_path, ray_cluster, monkeypatch):
+    monkeypatch.chdir(Path(store).parent)  # relative paths, as `make demo` gives them: workers run elsewhere
+    model_id = fit(Path(store).name, TrainConfig.model_validate(CONFIG), workers=2, storage="ray-results")
     entry = resolve(store, "latest")
     assert entry.model_id == model_id and [e.model_id for e in entries(store)] == [model_id]
     card = entry.card

@@ -38,6 +38,14 @@ def s3_storage_options() -> dict:
     return options
 
 
+def absolute_url(url: str) -> str:
+    """`url` with a local path made absolute, so that processes started in another directory (Ray Train
+    workers, Tune trials) open the same store; s3:// and other URLs are returned unchanged."""
+    if "://" in url and not url.startswith("file://"):
+        return url
+    return str(Path(url.removeprefix("file://")).expanduser().resolve())
+
+
 def zarr_store(url: str, read_only: bool = False) -> zarr.abc.store.Store:
     """The zarr store object behind `url` (local path or s3:// URL)."""
     if is_s3(url):

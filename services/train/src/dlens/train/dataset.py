@@ -65,6 +65,7 @@ class StoreDataset(Dataset):
         self.normaliser, self.training = normaliser, training
         self._reader: StoreReader | None = None
         self._static: np.ndarray | None = None
+        self._rng: np.random.Generator | None = None
         reader = StoreReader(url)
         self.leads = config.leads or reader.spec.leads
         missing = sorted(set(self.leads) - set(reader.spec.leads))
@@ -91,7 +92,15 @@ class StoreDataset(Dataset):
         ]
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_reader": None, "_static": None}  # opened again in each process
+        return {**self.__dict__, "_reader": None, "_static": None, "_rng": None}  # made again in each process
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """Member dropout's generator, one per process, seeded from torch's: the training loop seeds torch,
+        and each DataLoader worker gets its own seed from it, so a run's dropout is reproducible."""
+        if self._rng is None:
+            self._rng = np.random.default_rng(torch.initial_seed())
+        return self._rng
 
     @property
     def reader(self) -> StoreReader:
@@ -116,7 +125,7 @@ class StoreDataset(Dataset):
         members, analysis = self.reader.sample(species, run, lead)
         members = members[:, :, 0]
         if self.training and self.config.member_dropout > 0:
-            members = drop_members(members, self.config.member_dropout, np.random.default_rng())
+            members = drop_members(members, self.config.member_dropout, self.rng)
         valid = run + np.timedelta64(lead, "h")
         truth = np.stack([field[0] for field in analysis])  # the index holds complete analyses only
         target = np.stack([self.normaliser.forward(sp, truth[k]) for k, sp in enumerate(species)])

@@ -11,6 +11,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from ray.util.queue import Queue
 
 from dlens.common.parallel import ensure_ray
+from dlens.common.store import absolute_url
 from dlens.train.config import TrainConfig
 from dlens.train.dataset import StoreDataset, store_normaliser
 from dlens.train.features import Normaliser
@@ -39,7 +40,7 @@ def make_trainer(
     rank 0 puts each epoch's metrics on `progress`.
     """
     params = {
-        "store": url,
+        "store": absolute_url(url),
         "progress": progress,
         "config": config.model_dump(mode="json"),
         "normaliser": {"log1p_mean": normaliser.log1p_mean, "log1p_std": normaliser.log1p_std},
@@ -51,7 +52,7 @@ def make_trainer(
         scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=gpu),
         run_config=ray.train.RunConfig(
             name=run_name or config.name,
-            storage_path=storage,
+            storage_path=absolute_url(storage),
             callbacks=callbacks,
             failure_config=ray.train.FailureConfig(max_failures=MAX_FAILURES),
             checkpoint_config=ray.train.CheckpointConfig(

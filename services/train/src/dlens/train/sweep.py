@@ -19,6 +19,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler
 
 from dlens.common.parallel import ensure_ray
+from dlens.common.store import absolute_url
 from dlens.train.config import ModelConfig, TrainConfig, _Strict, load_config
 from dlens.train.dataset import StoreDataset, store_normaliser
 from dlens.train.features import Normaliser
@@ -104,8 +105,8 @@ def tune(url: str, sweep: SweepConfig, base: TrainConfig, storage: str, resume: 
                 f"a sweep named {sweep.name!r} exists at {experiment}: add --resume, or rename it"
             )
         params = {
-            "base": base.model_dump(mode="json"), "store": url, "storage": str(experiment / "runs"),
-            "workers": sweep.workers_per_trial,
+            "base": base.model_dump(mode="json"), "store": absolute_url(url),
+            "storage": str(experiment / "runs"), "workers": sweep.workers_per_trial,
             "normaliser": {"log1p_mean": normaliser.log1p_mean, "log1p_std": normaliser.log1p_std},
             **search_space(sweep),
         }  # fmt: skip
