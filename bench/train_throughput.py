@@ -35,8 +35,7 @@ from torch.utils.data import DataLoader
 
 from dlens.train.config import load_config
 from dlens.train.dataset import StoreDataset, store_normaliser
-from dlens.train.features import assemble_inputs
-from dlens.train.loop import loader_options, make_model
+from dlens.train.loop import loader_options, make_model, train_step
 from dlens.train.objective import Objective
 
 TARGET = 2.0
@@ -76,22 +75,13 @@ def step_rate(config, normaliser, shape, batch: dict, device: torch.device, step
     batch = {k: v.to(device) for k, v in batch.items()}
     autocast = device.type == "cuda"
 
-    def one_step() -> None:
-        inputs, median = assemble_inputs(batch["members"], batch["static"], batch["time"])
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            prediction = model(inputs)
-        loss = objective(prediction.float(), batch["target"], batch["mask"], median)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-
     for _ in range(3):  # warm-up
-        one_step()
+        train_step(model, optimiser, objective, batch, autocast)
     if device.type == "cuda":
         torch.cuda.synchronize()
     started = time.perf_counter()
     for _ in range(steps):
-        one_step()
+        train_step(model, optimiser, objective, batch, autocast)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return steps * len(batch["members"]) / (time.perf_counter() - started)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from dlens.common.species import SPECIES_NAMES
 from dlens.train.head import Head
+from dlens.train.objective import Loss
 
 Architecture = Literal["UNet", "HalfUNet", "DeepLabV3Plus", "Segformer", "SwinUNetR", "UNetRPP"]
 
@@ -89,7 +90,7 @@ class OptimConfig(_Strict):
     batch_size: int = Field(8, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    loss: Literal["normalised", "concentration", "relative"] = Field(
+    loss: Loss = Field(
         "relative", description="per-field MSE: in normalised units, in concentrations, or over the median's"
     )
 

@@ -81,16 +81,7 @@ def train_loop(params: dict) -> None:
         if ray.train.get_context().get_world_size() > 1:
             train_loader.sampler.set_epoch(epoch)
         model.train()
-        train_loss = 0.0
-        for sample in train_loader:
-            inputs, median = assemble_inputs(sample["members"], sample["static"], sample["time"])
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                prediction = model(inputs)
-            loss = objective(prediction.float(), sample["target"], sample["mask"], median)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            train_loss += loss.item()
+        train_loss = sum(train_step(model, optimiser, objective, sample, autocast) for sample in train_loader)
         metrics = {
             "epoch": epoch + 1,
             "train_loss": train_loss / max(len(train_loader), 1),
@@ -100,6 +91,31 @@ def train_loop(params: dict) -> None:
         _report(model, optimiser, epoch, metrics)
         if params.get("progress") is not None and ray.train.get_context().get_world_rank() == 0:
             params["progress"].put(metrics)
+
+
+def forward(model: torch.nn.Module, sample: dict, autocast: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prediction, median) of a batch, both normalised: the inputs are assembled where the model runs, the
+    model under bf16 autocast when `autocast` (on GPU)."""
+    inputs, median = assemble_inputs(sample["members"], sample["static"], sample["time"])
+    with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=autocast):
+        prediction = model(inputs)
+    return prediction.float(), median
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimiser: torch.optim.Optimizer,
+    objective: Objective,
+    sample: dict,
+    autocast: bool,
+) -> float:
+    """One optimisation step on a batch; returns its loss."""
+    prediction, median = forward(model, sample, autocast)
+    loss = objective(prediction, sample["target"], sample["mask"], median)
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    return loss.item()
 
 
 def cosine_learning_rate(peak: float, epoch: int, epochs: int, floor: float = 0.05) -> float:
@@ -116,9 +132,7 @@ def _validate(
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # model loss, median loss, fields
     with torch.no_grad():
         for sample in loader:
-            inputs, median = assemble_inputs(sample["members"], sample["static"], sample["time"])
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                prediction = model(inputs)
+            prediction, median = forward(model, sample, autocast)
             target, mask = sample["target"], sample["mask"]
             sums[0] += objective.per_field(prediction, target, mask, median).sum()
             sums[1] += objective.per_field(median, target, mask, median).sum()

@@ -10,17 +10,20 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 
 from dlens.train.features import Normaliser
 
-LOSSES = ("normalised", "concentration", "relative")
+Loss = Literal["normalised", "concentration", "relative"]
+LOSSES = get_args(Loss)
 
 
 class Objective:
     """Per-field losses and their mean, for one loss kind and one species order."""
 
-    def __init__(self, kind: str, normaliser: Normaliser, species: tuple[str, ...], device: torch.device):
+    def __init__(self, kind: Loss, normaliser: Normaliser, species: tuple[str, ...], device: torch.device):
         if kind not in LOSSES:
             raise ValueError(f"unknown loss {kind!r}; expected one of {LOSSES}")
         self.kind = kind
