@@ -9,13 +9,16 @@ TRAIN_CONFIG ?= configs/train/demo.yaml
 TEST_START ?= 2025-07-13
 TEST_DAYS ?= 3
 REPORT ?= data/demo-report
+SERVE_PORT ?= 8000
+# make demo serves until Ctrl-C; under CI it stops once its example request has answered.
+SERVE_STOP_AFTER ?= $(if $(CI),0,)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup browser demo test test-fast lint bench clean
 
 setup: .venv/.synced
 
-.venv/.synced: pyproject.toml uv.lock libs/common/pyproject.toml services/ingest/pyproject.toml services/evaluate/pyproject.toml services/train/pyproject.toml
+.venv/.synced: pyproject.toml uv.lock libs/common/pyproject.toml services/ingest/pyproject.toml services/evaluate/pyproject.toml services/train/pyproject.toml services/serve/pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv \
 		|| python3 -m pip install --quiet --user --break-system-packages uv
 	$(UV) sync --frozen --all-packages
@@ -25,7 +28,7 @@ browser:  ## Debian's Chromium, which the report's browser test drives (skipped 
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "warning: could not install chromium; the browser test will be skipped (and fail under CI)"
 
-demo: setup  ## synthetic ingest on the demo domain, checks, a map; train, predict the test period, evaluate
+demo: setup  ## synthetic ingest on the demo domain, checks, a map; train, predict the test period, evaluate, serve
 	$(RUN) dlens-ingest synthetic --store $(STORE) --start 2025-07-01 --days $(DAYS) --domain demo --seed 0
 	$(RUN) dlens-ingest status --store $(STORE)
 	$(RUN) dlens-ingest validate --store $(STORE) --deep
@@ -35,8 +38,10 @@ demo: setup  ## synthetic ingest on the demo domain, checks, a map; train, predi
 	$(RUN) dlens-train models --store $(STORE) && \
 	$(RUN) dlens-train predict --store $(STORE) --model $$model --start $(TEST_START) --days $(TEST_DAYS) && \
 	$(RUN) dlens-evaluate --store $(STORE) --start $(TEST_START) --days $(TEST_DAYS) \
-		--products dlens-$$model,median,mean,weighted,best-member,members --out $(REPORT)
-	@echo "demo report: file://$(abspath $(REPORT))/index.html (numbers in $(REPORT)/metrics.json)"
+		--products dlens-$$model,median,mean,weighted,best-member,members --out $(REPORT) && \
+	echo "demo report: file://$(abspath $(REPORT))/index.html (numbers in $(REPORT)/metrics.json)" && \
+	$(RUN) dlens-serve run --store $(STORE) --model $$model --port $(SERVE_PORT) \
+		$(if $(SERVE_STOP_AFTER),--stop-after $(SERVE_STOP_AFTER))
 
 lint: setup
 	$(RUN) ruff check .
@@ -54,6 +59,7 @@ bench: setup  ## every benchmark of docs/benchmarks.md; fails at the first misse
 	$(RUN) python bench/evaluate.py
 	$(RUN) python bench/skill.py
 	$(RUN) python bench/train_throughput.py
+	$(RUN) python bench/serve.py
 
 clean:
 	rm -rf data/demo.zarr data/demo-report bench/results test-artifacts .pytest_cache .ruff_cache

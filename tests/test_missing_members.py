@@ -10,13 +10,13 @@ import warnings
 import numpy as np
 import pytest
 
+from dlens.common.model.inference import ensemble
+from dlens.common.model.registry import load_model, resolve
+from dlens.common.model.static import static_fields
 from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBERS
 from dlens.train.config import TrainConfig
-from dlens.train.dataset import static_fields
 from dlens.train.fit import fit
-from dlens.train.predict import ensemble
-from dlens.train.registry import load_model, resolve
 
 SPECIES = ["o3", "no2", "so2", "pm10"]
 CONFIG = {
@@ -61,7 +61,7 @@ def _rmse_with_absent(store: str, model_id: str, absent: tuple[str, ...]) -> dic
             valid = run + np.timedelta64(lead, "h")
             members = np.stack([reader.members(sp, run, lead)[:, 0] for sp in SPECIES])
             members[:, gone] = np.nan
-            dlens = ensemble(model, entry, members, static, lead, valid)
+            dlens = ensemble(model, entry, members[None], static, [lead], [valid])[0]
             assert np.isfinite(dlens).all() and (dlens >= 0).all()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from dlens.common.mock_store import build_mock_store
+from dlens.common.model.features import assemble_inputs, channel_names
 from dlens.common.species import MEMBERS
 from dlens.train.config import DataConfig, Period
-from dlens.train.dataset import StoreDataset, store_normaliser
-from dlens.train.features import assemble_inputs, channel_names
+from dlens.train.dataset import StoreDataset, drop_members, store_normaliser
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +120,20 @@ def test_s3_store_through_spawned_loader_workers(s3_bucket, tmp_path):
     for got, want in zip(batches, expected):
         for key in want:
             torch.testing.assert_close(got[key], want[key], rtol=0, atol=0, equal_nan=True, msg=key)
+
+
+def test_member_dropout_is_shared_by_species_and_keeps_enough_members():
+    rng = np.random.default_rng(1)
+    raw = _members(rng, absent=(0,))
+    for _ in range(50):
+        out = drop_members(raw, rate=0.9, rng=rng, keep=3)
+        kept = np.isfinite(out[0, :, 0, 0])
+        assert kept.sum() >= 3 and not kept[0]
+        np.testing.assert_array_equal(kept, np.isfinite(out[1, :, 0, 0]))
+    assert np.isfinite(drop_members(raw, 0.0, rng)[:, 1:]).all()
+
+
+def _members(rng, absent=()) -> np.ndarray:
+    x = rng.gamma(4.0, 10.0, size=(2, 11, 6, 8)).astype(np.float32)
+    x[:, list(absent)] = np.nan
+    return x

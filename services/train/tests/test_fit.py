@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from dlens.common.mock_store import MockSkill, build_mock_store
+from dlens.common.model.registry import entries, load_model, resolve
 from dlens.common.reader import StoreReader
 from dlens.train.cli import main
 from dlens.train.config import TrainConfig
 from dlens.train.fit import fit
-from dlens.train.registry import entries, load_model, resolve
 
 ABSENT = ((2, 0), (6, 3), (6, 5))
 CONFIG = {

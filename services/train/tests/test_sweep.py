@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from dlens.common.mock_store import build_mock_store
+from dlens.common.model.registry import resolve
 from dlens.train.cli import main
-from dlens.train.registry import resolve
 
 EPOCHS = 3
 TRAIN = {

@@ -63,7 +63,7 @@ def render_page(url: str, screenshot: Path, profile: Path, visible: str | None =
     """Load `url` in headless Chromium and save a full-page screenshot; return its images.
 
     Fails when the page does not load, a request fails, an image is broken or has no alt text, or
-    the CSS selector `visible` is not visible.
+    the CSS selector `visible` is not visible within 60 s.
     """
     chromium = require_chromium()
     from playwright.sync_api import sync_playwright
@@ -79,12 +79,12 @@ def render_page(url: str, screenshot: Path, profile: Path, visible: str | None =
             page.on("requestfailed", lambda request: failed.append(request.url))
             response = page.goto(url, wait_until="load")
             assert response is not None and response.ok, f"{url} did not load"
+            if visible:  # a page that draws after loading (the serve viewer) gets 60 s to show it
+                page.locator(visible).first.wait_for(state="visible", timeout=60_000)
             images = page.evaluate(_IMAGES_JS)
             broken = [i["src"] for i in images if not (i["complete"] and i["width"] > 0)]
             assert not broken, f"images that did not load: {broken}"
             assert all(i["alt"] for i in images), "an image has no alt text"
-            if visible:
-                assert page.locator(visible).first.is_visible(), f"{visible} is not visible"
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
         finally:

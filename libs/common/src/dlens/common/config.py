@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dlens.common.logging import setup_logging
@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     progress: bool = Field(True, description="Show progress bars on long work")
     weight_window_days: int = Field(
         7, ge=1, description="Weighted ENSEMBLE: trailing days of member skill behind the weights"
+    )
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token the serve endpoint requires on /v1 (unset or empty: no auth); never logged",
     )
     bootstrap_resamples: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals")
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from dlens.common.config import cli_settings
+from dlens.common.model.registry import entries
 from dlens.common.reader import StoreReader
 from dlens.train.config import load_config
 from dlens.train.fit import fit
 from dlens.train.predict import predict
-from dlens.train.registry import entries
 from dlens.train.sweep import load_sweep, tune
 
 

@@ -14,10 +14,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dlens.common.layout import FORECASTS, STATIC
+from dlens.common.layout import FORECASTS
+from dlens.common.model.features import Normaliser, normalise_members, time_values
+from dlens.common.model.static import STATIC_FIELDS, static_fields
 from dlens.common.reader import StoreReader
 from dlens.train.config import DataConfig
-from dlens.train.features import Normaliser, drop_members, normalise_members, time_values
 
 Split = Literal["train", "validation", "test"]
 
@@ -30,29 +31,25 @@ def store_normaliser(url: str) -> Normaliser:
     return Normaliser.from_attrs(attrs["normalisation"])
 
 
-#: The static input channels, in order. Latitude and longitude (scaled to [-1, 1] over the full MACCGE01
-#: grid) let the model learn where each member is biased: a convolution alone hardly knows where it is.
-STATIC_FIELDS = ("land_sea_mask", "orography", "latitude", "longitude")
-
-
 def static_names(config: DataConfig) -> tuple[str, ...]:
     """The static channels a config trains with."""
     return STATIC_FIELDS if config.static else ()
 
 
-def static_fields(reader: StoreReader, names: tuple[str, ...]) -> np.ndarray:
-    """The named static channels (names from STATIC_FIELDS); mask and orography (/ 1000 m) are zeros where
-    the store has none."""
-    domain = reader.spec.domain
-    lat, lon = np.meshgrid(domain.latitude, domain.longitude, indexing="ij")
-    builders = {
-        "land_sea_mask": lambda: reader.root[STATIC]["land_sea_mask"][:],
-        "orography": lambda: reader.root[STATIC]["orography"][:] / 1000.0,
-        "latitude": lambda: (lat - 51.0) / 21.0,
-        "longitude": lambda: (lon - 10.0) / 35.0,
-    }
-    fields = [builders[name]() for name in names]
-    return np.nan_to_num(np.stack(fields) if fields else np.zeros((0, *domain.shape))).astype(np.float32)
+def drop_members(members: np.ndarray, rate: float, rng: np.random.Generator, keep: int = 3) -> np.ndarray:
+    """Members (species, member, H, W) with each present member removed with probability `rate`.
+
+    The same members are dropped for every species (a CTM arrives with all its species), and at least
+    `keep` present members stay.
+    """
+    present = np.isfinite(members).reshape(*members.shape[:2], -1).any(axis=(0, 2))
+    candidates = np.flatnonzero(present)
+    dropped = candidates[rng.random(len(candidates)) < rate]
+    if len(candidates) - len(dropped) < keep:
+        dropped = dropped[: max(0, len(candidates) - keep)]
+    out = members.copy()
+    out[:, dropped] = np.nan
+    return out
 
 
 class StoreDataset(Dataset):

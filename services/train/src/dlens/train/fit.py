@@ -10,11 +10,11 @@ import torch
 from ray.train.torch import TorchConfig, TorchTrainer
 from ray.util.queue import Queue
 
+from dlens.common.model.features import Normaliser
 from dlens.common.parallel import ensure_ray
 from dlens.common.store import absolute_url
 from dlens.train.config import TrainConfig
 from dlens.train.dataset import StoreDataset, store_normaliser
-from dlens.train.features import Normaliser
 from dlens.train.loop import CHECKPOINT_FILE, train_loop
 from dlens.train.progress import epoch_progress, epoch_queue
 from dlens.train.registry import publish

@@ -18,11 +18,11 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+from dlens.common.model.architectures import build_ensemble_model
+from dlens.common.model.features import Normaliser, assemble_inputs, channel_names
+from dlens.common.model.head import EnsembleModel
 from dlens.train.config import TrainConfig
 from dlens.train.dataset import StoreDataset, static_names
-from dlens.train.features import Normaliser, assemble_inputs, channel_names
-from dlens.train.head import EnsembleModel, head_channels
-from dlens.train.models import build_model
 from dlens.train.objective import Objective
 
 CHECKPOINT_FILE = "state.pt"
@@ -35,12 +35,10 @@ def input_channels(config: TrainConfig) -> list[str]:
 def make_model(config: TrainConfig, shape: tuple[int, int], channels: int | None = None) -> EnsembleModel:
     """The configured architecture and head: `channels` inputs (default: `input_channels`) → the normalised
     ensemble, one channel per species."""
-    species = len(config.data.species)
-    backbone = build_model(
-        config.model.architecture, channels or len(input_channels(config)),
-        head_channels(config.model.head, species), shape, config.model.settings,
+    return build_ensemble_model(
+        config.model.architecture, config.model.settings, config.model.head, len(config.data.species),
+        channels or len(input_channels(config)), shape,
     )  # fmt: skip
-    return EnsembleModel(backbone, species, config.model.head)
 
 
 def loader_options(workers: int) -> dict:

@@ -14,7 +14,7 @@ from typing import Literal, get_args
 
 import torch
 
-from dlens.train.features import Normaliser
+from dlens.common.model.features import Normaliser
 
 Loss = Literal["normalised", "concentration", "relative"]
 LOSSES = get_args(Loss)

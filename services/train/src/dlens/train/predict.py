@@ -1,6 +1,6 @@
 """`dlens-train predict`: a registered model's DL-ENS fields written to `products/dlens-<id>`.
 
-One Ray task per run loads the model once and predicts every lead with the members present
+One Ray task per run loads the model once and predicts the leads in batches with the members present
 (missing members are masked, as in training); the coordinator then marks each (run, species)
 COMPLETE, or ABSENT where no member was there. Runs already COMPLETE are skipped.
 """
@@ -10,35 +10,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from dlens.common.layout import Status
+from dlens.common.model.inference import ensemble
+from dlens.common.model.registry import load_model, resolve
+from dlens.common.model.static import static_fields
 from dlens.common.parallel import FanOutReport, Unit, fan_out
 from dlens.common.reader import StoreReader
 from dlens.common.species import SPECIES_NAMES
 from dlens.common.writer import FieldWriter, StoreCoordinator
-from dlens.train.dataset import static_fields
-from dlens.train.features import build_inputs
-from dlens.train.registry import ModelEntry, load_model, resolve
+
+#: Leads predicted in one forward pass.
+LEAD_BATCH = 8
 
 
 def product_name(model_id: str) -> str:
     return f"dlens-{model_id}"
-
-
-def ensemble(
-    model: torch.nn.Module, entry: ModelEntry, members: np.ndarray, static: np.ndarray, lead: int,
-    valid_time: np.datetime64,
-) -> np.ndarray:  # fmt: skip
-    """DL-ENS fields (species, H, W) in µg/m³ from raw members (species, member, H, W)."""
-    config, normaliser = entry.config, entry.normaliser
-    inputs, _ = build_inputs(members, config.data.species, normaliser, static, lead, valid_time)
-    with torch.no_grad():
-        z = model(torch.from_numpy(inputs)[None])
-    z = z[0].float().numpy()
-    return np.stack([normaliser.inverse(sp, z[k]) for k, sp in enumerate(config.data.species)]).astype(
-        np.float32
-    )
 
 
 def predict_unit(url: str, model_id: str, run: str, position: int) -> dict:
@@ -46,18 +33,26 @@ def predict_unit(url: str, model_id: str, run: str, position: int) -> dict:
     reader = StoreReader(url)
     entry = resolve(url, model_id)
     model = load_model(url, entry)
-    species = entry.config.data.species
+    species = entry.species
     writer = FieldWriter(url)
     t0 = np.datetime64(run, "h")
     present = {sp: bool(reader.member_presence(sp, t0).any()) for sp in species}
     static = static_fields(reader, entry.static_names)
-    if any(present.values()):
-        for li, lead in enumerate(reader.spec.leads):
-            members = np.stack([reader.members(sp, t0, lead)[:, 0] for sp in species])
-            fields = ensemble(model, entry, members, static, lead, t0 + np.timedelta64(lead, "h"))
+    leads = list(reader.spec.leads)
+    for start in range(0, len(leads) if any(present.values()) else 0, LEAD_BATCH):
+        batch = leads[start : start + LEAD_BATCH]
+        members = np.stack(
+            [np.stack([reader.members(sp, t0, lead)[:, 0] for sp in species]) for lead in batch]
+        )
+        fields = ensemble(
+            model, entry, members, static, batch, [t0 + np.timedelta64(lead, "h") for lead in batch]
+        )
+        for b, lead_pos in enumerate(range(start, start + len(batch))):
             for k, sp in enumerate(species):
                 if present[sp]:
-                    writer.write(f"products/{product_name(model_id)}", sp, (position, li, 0), fields[k])
+                    writer.write(
+                        f"products/{product_name(model_id)}", sp, (position, lead_pos, 0), fields[b, k]
+                    )
     return {
         "run": run,
         "status": {sp: int(Status.COMPLETE if present[sp] else Status.ABSENT) for sp in species},
@@ -71,7 +66,7 @@ def predict(url: str, model_id: str, runs: Sequence[np.datetime64]) -> tuple[str
     reader = StoreReader(url)
     todo = [
         r for r in runs
-        if any(reader.product_status(name, sp, r) == Status.PENDING for sp in entry.config.data.species)
+        if any(reader.product_status(name, sp, r) == Status.PENDING for sp in entry.species)
     ]  # fmt: skip
     if not todo:
         return name, FanOutReport()

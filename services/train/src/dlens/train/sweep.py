@@ -18,11 +18,11 @@ from pydantic import Field
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler
 
+from dlens.common.model.features import Normaliser
 from dlens.common.parallel import ensure_ray
 from dlens.common.store import absolute_url
 from dlens.train.config import ModelConfig, TrainConfig, _Strict, load_config
 from dlens.train.dataset import StoreDataset, store_normaliser
-from dlens.train.features import Normaliser
 from dlens.train.fit import make_trainer, publish_best
 
 METRIC, MODE = "val_loss", "min"

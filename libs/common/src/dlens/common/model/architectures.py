@@ -22,6 +22,8 @@ from mfai.pytorch.models.swinunetr import SwinUNetR
 from mfai.pytorch.models.unet import UNet
 from mfai.pytorch.models.unetrpp import EPA, UNetRPP
 
+from dlens.common.model.head import EnsembleModel, Head, head_channels
+
 ARCHITECTURES: dict[str, type] = {
     "UNet": UNet,
     "HalfUNet": HalfUNet,
@@ -30,6 +32,9 @@ ARCHITECTURES: dict[str, type] = {
     "SwinUNetR": SwinUNetR,
     "UNetRPP": UNetRPP,
 }
+
+#: Architectures built for one input shape (the registry card's `input_shape`); the others take any size.
+FIXED_SHAPE = frozenset({"UNetRPP"})
 
 #: Settings for a small, CPU-friendly model per architecture (tests, demo config); lists keep them YAML-safe.
 SMALL_SETTINGS: dict[str, dict[str, Any]] = {
@@ -153,3 +158,17 @@ def build_model(
     )
     _fix_eval_attention_dropout(model)
     return model
+
+
+def build_ensemble_model(
+    architecture: str,
+    settings: dict | None,
+    head: Head,
+    species: int,
+    channels: int,
+    input_shape: tuple[int, int],
+) -> EnsembleModel:
+    """An architecture with an ensemble head: `channels` normalised inputs → the normalised ensemble of
+    `species` species (randomly initialised; the registry loads weights into it)."""
+    backbone = build_model(architecture, channels, head_channels(head, species), input_shape, settings)
+    return EnsembleModel(backbone, species, head)

@@ -1,4 +1,4 @@
-"""Model inputs from raw members: normalisation, channel layout, member dropout."""
+"""Model inputs from raw members: normalisation, channel layout, median."""
 
 import warnings
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from dlens.train.features import Normaliser, build_inputs, channel_names, drop_members, member_median
+from dlens.common.model.features import Normaliser, channel_names, member_median
+from dlens.common.model.inference import model_inputs
 
 SPECIES = ("o3", "no2")
 NORM = Normaliser({"o3": 3.5, "no2": 2.8}, {"o3": 0.6, "no2": 0.9})
@@ -41,7 +42,8 @@ def test_inputs_follow_the_channel_names_and_mark_absent_members():
     rng = np.random.default_rng(0)
     raw = members(rng, absent=(2, 7))
     static = rng.random((2, 6, 8))
-    inputs, median = build_inputs(raw, SPECIES, NORM, static, 36, np.datetime64("2025-07-01T12"))
+    inputs, median = model_inputs(raw[None], SPECIES, NORM, static, [36], [np.datetime64("2025-07-01T12")])
+    inputs, median = inputs[0].numpy(), median[0].numpy()
     names = channel_names(SPECIES, ("land_sea_mask", "orography"))
     assert inputs.shape == (len(names), 6, 8) and np.isfinite(inputs).all()
     channel = {name: inputs[i] for i, name in enumerate(names)}
@@ -55,14 +57,3 @@ def test_inputs_follow_the_channel_names_and_mark_absent_members():
     np.testing.assert_allclose(channel["no2:spread"], spread, rtol=1e-4, atol=1e-6)
     assert channel["time:lead"][0, 0] == pytest.approx(36 / 96)
     assert channel["time:hour_sin"][0, 0] == pytest.approx(np.sin(np.pi), abs=1e-6)  # 12 UTC
-
-
-def test_member_dropout_is_shared_by_species_and_keeps_enough_members():
-    rng = np.random.default_rng(1)
-    raw = members(rng, absent=(0,))
-    for _ in range(50):
-        out = drop_members(raw, rate=0.9, rng=rng, keep=3)
-        kept = np.isfinite(out[0, :, 0, 0])
-        assert kept.sum() >= 3 and not kept[0]
-        np.testing.assert_array_equal(kept, np.isfinite(out[1, :, 0, 0]))
-    assert np.isfinite(drop_members(raw, 0.0, rng)[:, 1:]).all()

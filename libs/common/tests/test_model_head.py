@@ -3,9 +3,10 @@
 import numpy as np
 import torch
 
+from dlens.common.model.features import Normaliser
+from dlens.common.model.head import EnsembleModel, head_channels
+from dlens.common.model.inference import model_inputs
 from dlens.common.species import MEMBERS
-from dlens.train.features import Normaliser, build_inputs
-from dlens.train.head import EnsembleModel, head_channels
 
 SPECIES = ("o3", "no2")
 NORM = Normaliser({"o3": 3.5, "no2": 2.8}, {"o3": 0.6, "no2": 0.9})
@@ -16,10 +17,10 @@ def inputs_and_median(absent=ABSENT) -> tuple[torch.Tensor, np.ndarray]:
     rng = np.random.default_rng(0)
     members = rng.gamma(4.0, 10.0, size=(2, 11, 6, 8)).astype(np.float32)
     members[:, absent] = np.nan
-    inputs, median = build_inputs(
-        members, SPECIES, NORM, np.zeros((0, 6, 8)), 24, np.datetime64("2025-07-01")
+    inputs, median = model_inputs(
+        members[None], SPECIES, NORM, np.zeros((0, 6, 8)), [24], [np.datetime64("2025-07-01")]
     )
-    return torch.from_numpy(inputs)[None], median
+    return inputs, median[0].numpy()
 
 
 def model(head: str, channels: int, logits: torch.Tensor | None = None) -> EnsembleModel:

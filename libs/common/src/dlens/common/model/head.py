@@ -13,7 +13,7 @@ import torch
 from dlens.common.species import MEMBERS
 
 Head = Literal["correction", "mixture"]
-#: Per species: the members, their presence, the median and the spread (features.build_inputs).
+#: Per species: the members, their presence, the median and the spread (features.channel_names).
 BLOCK = 2 * len(MEMBERS) + 2
 _ABSENT_LOGIT = -1.0e4
 

@@ -12,7 +12,7 @@ import torch
 import yaml
 from mfai.pytorch.models.unetrpp import EPA
 
-from dlens.train.models import ARCHITECTURES, SMALL_SETTINGS, build_model
+from dlens.common.model.architectures import ARCHITECTURES, SMALL_SETTINGS, build_model
 
 IN_CHANNELS, OUT_CHANNELS, BATCH = 30, 2, 2
 SHAPE = (24, 32)  # tiny domain, padded by autopadding to what each architecture needs

@@ -1,4 +1,4 @@
-"""Model inputs and targets from raw fields (DESIGN §7): normalisation, channels, member dropout.
+"""Model inputs from raw fields (DESIGN §7): normalisation, channels, time encodings (train and serve).
 
 Concentrations go through z = (log1p(x) − μ) / σ with μ, σ the per-species log1p statistics the
 ingest stored in the `forecasts` group's `normalisation` attribute. Per species the channels are:
@@ -50,22 +50,6 @@ def channel_names(species: tuple[str, ...], static: tuple[str, ...]) -> list[str
         names += [f"{sp}:{m}" for m in MEMBERS] + [f"{sp}:present:{m}" for m in MEMBERS]
         names += [f"{sp}:median", f"{sp}:spread"]
     return names + [f"static:{s}" for s in static] + [f"time:{t}" for t in TIME_CHANNELS]
-
-
-def drop_members(members: np.ndarray, rate: float, rng: np.random.Generator, keep: int = 3) -> np.ndarray:
-    """Members (species, member, H, W) with each present member removed with probability `rate`.
-
-    The same members are dropped for every species (a CTM arrives with all its species), and at least
-    `keep` present members stay.
-    """
-    present = np.isfinite(members).reshape(*members.shape[:2], -1).any(axis=(0, 2))
-    candidates = np.flatnonzero(present)
-    dropped = candidates[rng.random(len(candidates)) < rate]
-    if len(candidates) - len(dropped) < keep:
-        dropped = dropped[: max(0, len(candidates) - keep)]
-    out = members.copy()
-    out[:, dropped] = np.nan
-    return out
 
 
 def normalise_members(members: np.ndarray, species: tuple[str, ...], normaliser: Normaliser) -> np.ndarray:
@@ -120,21 +104,3 @@ def assemble_inputs(
         [per_species.reshape(batch, species * (2 * members + 2), h, w), static, constants], dim=1
     )
     return inputs.float(), median
-
-
-def build_inputs(
-    members: np.ndarray,
-    species: tuple[str, ...],
-    normaliser: Normaliser,
-    static: np.ndarray,
-    lead: int,
-    valid_time: np.datetime64,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs (C, H, W), normalised median (species, H, W)) from raw members (species, member, H, W): one
-    sample, as prediction and serving build it."""
-    inputs, median = assemble_inputs(
-        torch.from_numpy(normalise_members(members, species, normaliser))[None],
-        torch.from_numpy(static.astype(np.float32))[None],
-        torch.from_numpy(time_values(lead, valid_time))[None],
-    )
-    return inputs[0].numpy(), median[0].numpy()

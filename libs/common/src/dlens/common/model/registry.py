@@ -1,0 +1,110 @@
+"""The model registry in the store: `models/<id>/` holds `weights.pt` and `model.json` (DESIGN §3).
+
+`weights.pt` is a plain state_dict, loaded with `weights_only=True` (no code runs on load); `model.json`
+(the model card) holds the training config, the normalisation, the data periods, the input channels and
+shape, the code version and the validation scores. Train writes entries; predict and serve read them by
+id or `latest`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dlens.common.model.architectures import FIXED_SHAPE, build_ensemble_model
+from dlens.common.model.features import Normaliser
+from dlens.common.model.head import EnsembleModel
+from dlens.common.store import list_directory, put_directory, read_file
+
+MODELS = "models"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model: its id and its card (`model.json`)."""
+
+    model_id: str
+    card: dict
+
+    @property
+    def species(self) -> tuple[str, ...]:
+        """The species the model predicts (and reads the members of), in order."""
+        return tuple(self.card["config"]["data"]["species"])
+
+    @property
+    def normaliser(self) -> Normaliser:
+        return Normaliser(**self.card["normaliser"])
+
+    @property
+    def static_names(self) -> tuple[str, ...]:
+        """The static input channels the model was trained with, in order."""
+        channels = self.card["input_channels"]
+        return tuple(c.removeprefix("static:") for c in channels if c.startswith("static:"))
+
+    @property
+    def fixed_shape(self) -> tuple[int, int] | None:
+        """The only field shape the model takes where its architecture is built for one; else None."""
+        if self.card["config"]["model"]["architecture"] in FIXED_SHAPE:
+            return tuple(self.card["input_shape"])
+        return None
+
+    def build(self) -> EnsembleModel:
+        """The model's architecture and head, randomly initialised."""
+        model = self.card["config"]["model"]
+        return build_ensemble_model(
+            model["architecture"], model.get("settings"), model["head"], len(self.species),
+            len(self.card["input_channels"]), tuple(self.card["input_shape"]),
+        )  # fmt: skip
+
+    def summary(self) -> dict:
+        """What a user picks a model by: id, architecture, species, periods, validation scores, creation."""
+        keys = ("id", "architecture", "created", "periods", "validation", "code_version")
+        return {k: self.card[k] for k in keys if k in self.card} | {"species": list(self.species)}
+
+
+def write_entry(url: str, model_id: str, card: dict, state_dict: dict) -> None:
+    """Publish weights and card under `models/<model_id>/`."""
+    with tempfile.TemporaryDirectory() as directory:
+        torch.save(state_dict, Path(directory) / "weights.pt")
+        (Path(directory) / "model.json").write_text(json.dumps(card, indent=2))
+        put_directory(Path(directory), url, f"{MODELS}/{model_id}")
+
+
+def entries(url: str) -> list[ModelEntry]:
+    """Every registered model, oldest first."""
+    found = []
+    for model_id in list_directory(url, MODELS):
+        try:
+            found.append(ModelEntry(model_id, json.loads(read_file(url, f"{MODELS}/{model_id}/model.json"))))
+        except FileNotFoundError:  # a model being published: weights and card not both there yet
+            continue
+    return sorted(found, key=lambda e: e.card["created"])
+
+
+class UnknownModelError(ValueError):
+    """A model id that is not in the registry."""
+
+
+def resolve(url: str, model_id: str) -> ModelEntry:
+    """The entry of `model_id` (or the newest for `latest`); UnknownModelError naming the known ids."""
+    known = entries(url)
+    if model_id == "latest" and known:
+        return known[-1]
+    for entry in known:
+        if entry.model_id == model_id:
+            return entry
+    ids = ", ".join(e.model_id for e in known) or "none"
+    raise UnknownModelError(f"model {model_id!r} is not in the registry of {url!r} (models: {ids})")
+
+
+def load_model(url: str, entry: ModelEntry) -> EnsembleModel:
+    """The registered model in eval mode, weights loaded with weights_only=True."""
+    model = entry.build()
+    state = torch.load(io.BytesIO(read_file(url, f"{MODELS}/{entry.model_id}/weights.pt")), weights_only=True)
+    model.load_state_dict(state)
+    return model.eval()

@@ -1,0 +1,1 @@
+"""DL-ENS serve service: registered models on Ray Serve behind an HTTP inference endpoint."""

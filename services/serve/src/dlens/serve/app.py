@@ -1,0 +1,21 @@
+"""The Serve application: one deployment, DLENS (HTTP API, dynamic batching, multiplexed models).
+
+`build_app` is the import path of infra/serve/config.yaml (`serve deploy`, args validated as ServeArgs);
+`dlens-serve run` calls it too.
+"""
+
+from __future__ import annotations
+
+from ray.serve import Application
+
+from dlens.serve.args import ServeArgs
+from dlens.serve.service import DlensService
+
+APP_NAME = "dlens"
+#: Deployment names, as infra/serve/config.yaml must name them.
+DEPLOYMENTS = ("DLENS",)
+
+
+def build_app(args: ServeArgs) -> Application:
+    """The DLENS deployment with these settings."""
+    return DlensService.bind(args)

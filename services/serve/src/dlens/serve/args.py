@@ -1,0 +1,32 @@
+"""The serve application's settings: `dlens-serve run` flags and the `args:` of infra/serve/config.yaml."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class ServeArgs(BaseModel):
+    """What the application serves and its limits (one source: the CLI and the Serve config file build it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    store: str = Field(
+        description="Store root holding the registry and the members: a local path or s3:// URL"
+    )
+    model: str = Field("latest", description="Default model id (or latest) when a request names none")
+    max_body_mb: float = Field(64.0, gt=0, description="Largest request body accepted (413 above)")
+    max_batch_size: int = Field(
+        8, ge=1, le=256, description="Dynamic batching: most samples per forward pass"
+    )
+    batch_wait_timeout_s: float = Field(
+        0.0, ge=0, description="Dynamic batching: longest wait to fill a batch"
+    )
+    reader_refresh_s: float = Field(30.0, ge=0, description="Seconds before the store's run index is reread")
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token required on /v1 (unset: DLENS_API_TOKEN of the replica; empty: no auth)",
+    )
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024**2)

@@ -1,0 +1,44 @@
+"""What the store offers a replica: registered models and forecast runs, reread when stale or missed."""
+
+from __future__ import annotations
+
+import time
+
+from dlens.common.model.registry import ModelEntry, entries
+from dlens.common.reader import StoreReader
+from dlens.serve.problems import RequestProblem
+
+
+class Catalog:
+    """Registry entries and a store reader, reopened after `refresh_s` seconds (new runs, new models)."""
+
+    def __init__(self, store: str, refresh_s: float):
+        self.store, self.refresh_s = store, refresh_s
+        self._reader: StoreReader | None = None
+        self._reader_at = 0.0
+        self._models: dict[str, ModelEntry] = {}
+        self._models_at = 0.0
+
+    def reader(self) -> StoreReader:
+        """A reader no older than `refresh_s` (its run index and statuses are cached)."""
+        if self._reader is None or time.monotonic() - self._reader_at > self.refresh_s:
+            self._reader, self._reader_at = StoreReader(self.store), time.monotonic()
+        return self._reader
+
+    def models(self, refresh: bool = False) -> dict[str, ModelEntry]:
+        """Registered models by id, oldest first."""
+        if refresh or not self._models or time.monotonic() - self._models_at > self.refresh_s:
+            self._models = {e.model_id: e for e in entries(self.store)}
+            self._models_at = time.monotonic()
+        return self._models
+
+    def model(self, model_id: str) -> ModelEntry:
+        """The entry of `model_id` (`latest`: the newest); 404 naming the known ids."""
+        for refresh in (False, True):  # a model published since the last read is found on the second pass
+            known = self.models(refresh)
+            if model_id == "latest" and known:
+                return list(known.values())[-1]
+            if model_id in known:
+                return known[model_id]
+        ids = ", ".join(self.models()) or "none"
+        raise RequestProblem(404, f"model {model_id!r} is not in the registry (models: {ids})")

@@ -1,0 +1,114 @@
+"""`dlens-serve run`: the DL-ENS Serve application on a local Ray (or RAY_ADDRESS), up until interrupted.
+
+Exit status: 0 stopped (Ctrl-C, SIGTERM or --stop-after); 1 the application did not answer its example
+request; 2 bad arguments, store or model (one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import sys
+import threading
+import urllib.request
+
+from dlens.common.config import cli_settings
+from dlens.common.model.registry import resolve
+from dlens.common.parallel import ensure_ray
+from dlens.common.reader import StoreReader
+from dlens.common.species import SPECIES_NAMES
+from dlens.common.store import absolute_url
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dlens-serve", description=__doc__.split("\n")[0])
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="serve a registered model over HTTP until interrupted")
+    run.add_argument("--store", help="local path or s3://bucket/prefix (default: DLENS_STORE)")
+    run.add_argument("--model", default="latest", help="default model id, or latest (default)")
+    run.add_argument("--host", default="127.0.0.1", help="HTTP host (default 127.0.0.1; 0.0.0.0 for all)")
+    run.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    run.add_argument("--max-batch-size", type=int, default=8, help="dynamic batching: samples per pass")
+    run.add_argument(
+        "--stop-after",
+        type=float,
+        metavar="SECONDS",
+        help="stop after this long (0: once the example answered)",
+    )
+    return parser
+
+
+def _checked_example(url: str, store: str, token: str) -> str:
+    """A forecast request for the newest run in the store, sent once: the path of the `curl` line printed."""
+    reader = StoreReader(store)
+    runs = reader.complete_runs()
+    if not runs:
+        return "/v1/models"
+    lead = reader.spec.leads[len(reader.spec.leads) // 2]
+    path = f"/v1/forecast/{SPECIES_NAMES[0]}?run={runs[-1]}:00&lead={lead}"
+    request = urllib.request.Request(
+        url + path, headers={"Authorization": f"Bearer {token}"} if token else {}
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        body = json.load(response)
+    if "dlens" not in body:
+        raise ValueError(f"{path} answered without a field: {str(body)[:200]}")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = cli_settings(args.log_level, no_progress=True)
+    store = absolute_url(args.store or settings.store)
+    try:
+        model_id = resolve(store, args.model).model_id
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        print(f"dlens-serve: {exc}", file=sys.stderr)
+        return 2
+    with socket.socket() as probe:
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            print(
+                f"dlens-serve: cannot listen on {args.host}:{args.port} ({exc}); pick another --port",
+                file=sys.stderr,
+            )
+            return 2
+    from ray import serve
+
+    from dlens.serve.app import APP_NAME, build_app
+    from dlens.serve.args import ServeArgs
+
+    ensure_ray()
+    serve.start(http_options={"host": args.host, "port": args.port})
+    app_args = ServeArgs(
+        store=store, model=model_id, max_batch_size=args.max_batch_size, api_token=settings.api_token
+    )
+    serve.run(build_app(app_args), name=APP_NAME, route_prefix="/", blocking=False)
+    url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '') else args.host}:{args.port}"
+    token = settings.api_token.get_secret_value() if settings.api_token else ""
+    try:
+        example = _checked_example(url, store, token)
+    except (OSError, ValueError) as exc:
+        print(f"dlens-serve: the application does not answer: {exc}", file=sys.stderr)
+        serve.shutdown()
+        return 1
+    auth = ' -H "Authorization: Bearer $DLENS_API_TOKEN"' if token else ""
+    print(f"serving model {model_id} from {store}", flush=True)
+    print(f"viewer: {url}/   API docs: {url}/docs   (Ctrl-C stops)", flush=True)
+    print(f"try: curl -s{auth} '{url}{example}' | head -c 400", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait(timeout=args.stop_after)
+    print("dlens-serve: stopping", flush=True)
+    serve.delete(APP_NAME)
+    serve.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""ASGI guards in front of every route: request bodies bounded in size, bearer-token auth on /v1."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _problem(send: Send, status: int, detail: str, headers: list | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": head + (headers or [])})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Guard:
+    """Refuse bodies over `max_bytes` (413, before reading them where Content-Length says so) and, when
+    `token` is set, requests to /v1 without `Authorization: Bearer <token>` (401)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, token: str | None):
+        self.app, self.max_bytes, self.token = app, max_bytes, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if self.token and scope["path"].startswith("/v1") and not self._authorised(headers):
+            await _problem(send, 401, "missing or wrong bearer token: send Authorization: Bearer <token>",
+                           [(b"www-authenticate", b"Bearer")])  # fmt: skip
+            return
+        too_large = f"request body over the limit of {self.max_bytes} bytes"
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await _problem(send, 413, too_large)
+            return
+        received = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except BodyTooLarge:
+            if not started:
+                await _problem(send, 413, too_large)
+
+    def _authorised(self, headers: dict[str, str]) -> bool:
+        scheme, _, given = headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), self.token or "")

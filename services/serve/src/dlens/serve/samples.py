@@ -1,0 +1,128 @@
+"""From a request's member fields to one checked model sample (the predictor's unit of work)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from dlens.common.grid import Domain
+from dlens.common.model.registry import ModelEntry
+from dlens.common.model.static import crop_of
+from dlens.common.species import MEMBERS
+from dlens.serve.problems import unprocessable
+
+#: Species → member → field (H, W) in µg/m³, or None for a member that is missing.
+Fields = dict[str, dict[str, np.ndarray | None]]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The member fields given at one lead: `fields` (n, H, W) float32 at `slots` (species index, member
+    index). Only what was given crosses to the Predictor, which expands it with `members`."""
+
+    model_id: str
+    fields: np.ndarray
+    slots: tuple[tuple[int, int], ...]
+    species_count: int
+    lead: int
+    valid_time: np.datetime64
+    domain: Domain
+
+    def members(self) -> np.ndarray:
+        """(species, member, H, W) float32, NaN where a member is missing."""
+        out = np.full((self.species_count, len(MEMBERS), *self.domain.shape), np.nan, dtype=np.float32)
+        for field, slot in zip(self.fields, self.slots):
+            out[slot] = field
+        return out
+
+    def members_used(self, species_index: int) -> list[str]:
+        """The members given for one species, in member order."""
+        return [MEMBERS[m] for k, m in sorted(self.slots) if k == species_index]
+
+
+def utc_naive(run: datetime) -> datetime:
+    """A run time in UTC without tzinfo; 422 outside 1950..2200 (no forecast there, and time arithmetic
+    at the ends of the calendar overflows)."""
+    if not 1950 <= run.year <= 2200:  # checked first: converting year 1 to UTC can overflow
+        raise unprocessable(f"run {run.isoformat()} is outside 1950..2200")
+    return run.astimezone(UTC).replace(tzinfo=None) if run.tzinfo is not None else run
+
+
+def check_level(level: int, levels: tuple[int, ...]) -> None:
+    """The models read level 0 of the store (DESIGN §2: year-one scope)."""
+    if level != 0:
+        stored = ", ".join(str(v) for v in levels)
+        raise unprocessable(
+            f"level {level} m: the models are trained for level 0 m only (store levels: {stored})"
+        )
+
+
+def make_sample(
+    entry: ModelEntry,
+    species: str,
+    run: datetime,
+    lead: int,
+    domain: Domain,
+    store_domain: Domain,
+    fields: Fields,
+) -> Sample:
+    """The model's input for `species` from member fields; RequestProblem (422) saying what does not fit."""
+    if species not in entry.species:
+        raise unprocessable(f"model {entry.model_id} predicts {', '.join(entry.species)}, not {species}")
+    unused = sorted(set(fields) - set(entry.species))
+    if unused:
+        raise unprocessable(
+            f"model {entry.model_id} does not read {', '.join(unused)} (it reads {', '.join(entry.species)})"
+        )
+    try:
+        crop_of(store_domain, domain)
+    except ValueError as exc:
+        raise unprocessable(f"{exc}: its static fields are not known outside it") from None
+    fixed = entry.fixed_shape
+    if fixed is not None and tuple(domain.shape) != fixed:
+        raise unprocessable(
+            f"model {entry.model_id} takes {fixed[0]}×{fixed[1]} fields only; domain {domain.spec()} is "
+            f"{domain.shape[0]}×{domain.shape[1]}"
+        )
+    given = [
+        ((k, MEMBERS.index(name)), _checked(field, sp, name, domain))
+        for k, sp in enumerate(entry.species)
+        for name, field in fields.get(sp, {}).items()
+        if field is not None
+    ]
+    if not any(k == entry.species.index(species) for (k, _), _ in given):
+        raise unprocessable(f"no member of {species} given: at least one is needed")
+    valid_time = np.datetime64(utc_naive(run), "h") + np.timedelta64(lead, "h")
+    stacked = np.stack([field for _, field in given])
+    return Sample(
+        entry.model_id,
+        stacked,
+        tuple(slot for slot, _ in given),
+        len(entry.species),
+        lead,
+        valid_time,
+        domain,
+    )
+
+
+def _checked(field: np.ndarray, species: str, member: str, domain: Domain) -> np.ndarray:
+    field = np.asarray(field, dtype=np.float64)
+    if field.shape != domain.shape:
+        shape = "×".join(str(n) for n in field.shape) or "a scalar"
+        raise unprocessable(
+            f"{species} member {member} is {shape}; domain {domain.spec()} (S,N,W,E) is "
+            f"{domain.shape[0]}×{domain.shape[1]}"
+            " (latitude rows south → north, longitude columns west → east)"
+        )
+    bad = int((~np.isfinite(field)).sum())
+    if bad:
+        raise unprocessable(
+            f"{species} member {member} has {bad} non-finite values (NaN or inf); leave a missing member out"
+        )
+    if np.abs(field).max(initial=0.0) > 1e6:
+        raise unprocessable(
+            f"{species} member {member} has values beyond 1e6 µg/m³: not a concentration field"
+        )
+    return field.astype(np.float32)

@@ -1,0 +1,87 @@
+"""The HTTP API's bodies (OpenAPI at /docs): what a client sends and gets back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dlens.common.species import MEMBERS, SpeciesName
+
+MemberName = Literal[MEMBERS]  # type: ignore[valid-type]
+#: A field on the domain: rows south → north, columns west → east, µg/m³.
+Field2D = list[list[float]]
+
+
+class EnsembleRequest(BaseModel):
+    """Member fields of one species, run, lead and level on a domain; the DL-ENS of them is returned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    species: SpeciesName
+    run: datetime = Field(description="Forecast run (ISO 8601, UTC), e.g. 2025-07-13T00:00")
+    lead: int = Field(ge=0, le=96, description="Lead time in hours")
+    level: int = Field(0, description="Level in metres (the models are trained for level 0)")
+    domain: str | None = Field(
+        None, description="Named domain (demo, tiny, full) or S,N,W,E cell centres; default: the store's"
+    )
+    members: dict[MemberName, Field2D | None] = Field(
+        description="Member → field (latitude × longitude) in µg/m³; leave a missing member out (or null)"
+    )
+    context: dict[SpeciesName, dict[MemberName, Field2D | None]] = Field(
+        default_factory=dict,
+        description="Members of the model's other species at the same run and lead (a model trained on "
+        "several species reads them; where they are left out they count as missing)",
+    )
+
+
+class EnsembleResponse(BaseModel):
+    """The DL-ENS field of one species, with where and when it holds."""
+
+    model: str
+    species: SpeciesName
+    run: datetime
+    lead: int
+    level: int
+    valid_time: datetime
+    domain: str = Field(description="S,N,W,E cell centres")
+    units: str = "µg/m3"
+    members_used: list[str]
+    latitude: list[float]
+    longitude: list[float]
+    dlens: Field2D
+
+
+class ForecastResponse(EnsembleResponse):
+    """The DL-ENS field of a run in the store, with the median of the same members for comparison."""
+
+    median: Field2D
+
+
+class ModelInfo(BaseModel):
+    """A registered model as a client picks it."""
+
+    id: str
+    architecture: str
+    species: list[str]
+    created: str
+    periods: dict
+    validation: dict
+    default: bool
+
+
+class RunsInfo(BaseModel):
+    """Forecast runs in the store that the forecast endpoint can serve."""
+
+    runs: list[datetime]
+    leads: list[int]
+    levels: list[int]
+    species: list[str]
+    domain: str
+
+
+class Problem(BaseModel):
+    """Every error: what is wrong with the request."""
+
+    detail: str | list

@@ -1,0 +1,313 @@
+"""The DLENS deployment: the HTTP API of DESIGN §8 (FastAPI ingress on Ray Serve), prediction and the viewer.
+
+No `from __future__ import annotations` here: FastAPI reads the route annotations at run time.
+"""
+
+import asyncio
+import warnings
+from datetime import datetime
+from importlib.resources import files
+from typing import Annotated, Literal
+
+import numpy as np
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ValidationError
+from ray import serve
+
+from dlens.common.config import get_settings
+from dlens.common.grid import Domain, parse_domain
+from dlens.common.logging import setup_logging
+from dlens.common.model.registry import ModelEntry
+from dlens.common.model.static import crop_of
+from dlens.common.species import MEMBERS, SpeciesName
+from dlens.common.version import code_version
+from dlens.serve.args import ServeArgs
+from dlens.serve.catalog import Catalog
+from dlens.serve.codec import NETCDF, PNG, read_netcdf, render_png, write_netcdf
+from dlens.serve.limits import Guard
+from dlens.serve.predictor import Predictor
+from dlens.serve.problems import RequestProblem, unprocessable
+from dlens.serve.samples import Fields, check_level, make_sample, utc_naive
+from dlens.serve.schemas import (
+    EnsembleRequest,
+    EnsembleResponse,
+    ForecastResponse,
+    ModelInfo,
+    Problem,
+    RunsInfo,
+)
+
+api = FastAPI(
+    title="DL-ENS",
+    version=code_version("dlens-serve"),
+    description="Deep-learning ensemble of the CAMS Regional air-quality forecasts. Members in, DL-ENS out.",
+)
+ERRORS = {code: {"model": Problem} for code in (400, 401, 404, 413, 422)}
+ModelQuery = Annotated[str | None, Query(description="Model id (or latest); default: the one the app serves")]
+
+
+# The helpers precede the Gateway: Serve captures the class (and what it refers to) when it is decorated.
+
+
+def _domain(text: str | None, fallback: Domain) -> Domain:
+    if text is None:
+        return fallback
+    try:
+        return parse_domain(text)
+    except ValueError as exc:
+        raise unprocessable(str(exc)) from None
+
+
+def _median(members: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells stay NaN
+        return np.nanmedian(members, axis=0)
+
+
+def _crop(outer: Domain, inner: Domain) -> tuple[slice, slice]:
+    try:
+        return crop_of(outer, inner)
+    except ValueError as exc:
+        raise unprocessable(str(exc)) from None
+
+
+def _arrays(fields: dict) -> Fields:
+    try:
+        return {sp: {m: None if f is None else np.asarray(f, dtype=np.float64) for m, f in members.items()}
+                for sp, members in fields.items()}  # fmt: skip
+    except ValueError:
+        raise unprocessable("a member field is ragged: every row must have as many values") from None
+
+
+def _json(body: BaseModel) -> Response:
+    """A response model as JSON, serialised by pydantic-core (much faster than json.dumps on fields)."""
+    return Response(body.model_dump_json(), media_type="application/json")
+
+
+def _meta(
+    entry: ModelEntry, species: str, run: datetime, lead: int, level: int, domain: Domain, used: list
+) -> dict:
+    run = utc_naive(run)
+    valid = np.datetime64(run, "h") + np.timedelta64(lead, "h")
+    return {
+        "model": entry.model_id, "species": species, "run": run, "lead": lead, "level": level,
+        "valid_time": valid.astype(datetime), "domain": domain.spec(), "members_used": used,
+        "latitude": domain.latitude.tolist(), "longitude": domain.longitude.tolist(),
+    }  # fmt: skip
+
+
+@api.exception_handler(RequestProblem)
+async def _problem(request: Request, exc: RequestProblem) -> JSONResponse:
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+
+@api.exception_handler(RequestValidationError)
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 listing what is wrong, without echoing the (possibly large) input."""
+    errors = [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in exc.errors()[:20]]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+@serve.deployment(
+    name="DLENS", max_ongoing_requests=64, health_check_period_s=10, health_check_timeout_s=30,
+    ray_actor_options={"num_cpus": 1},
+)  # fmt: skip
+@serve.ingress(api)
+class DlensService:
+    """Checks requests, reads the store, predicts DL-ENS in dynamic batches, encodes the answer."""
+
+    def __init__(self, args: ServeArgs):
+        setup_logging(get_settings().log_level)
+        self.predictor, self.args = Predictor(args), args
+        self.catalog = Catalog(args.store, args.reader_refresh_s)
+        self.default_model = self.catalog.model(args.model).model_id
+        token = args.api_token if args.api_token is not None else get_settings().api_token
+        api.add_middleware(
+            Guard, max_bytes=args.max_body_bytes, token=token.get_secret_value() if token else None
+        )
+
+    def reconfigure(self, config: dict) -> None:
+        """Batching settings from the Serve config's `user_config` (applied without a restart)."""
+        self.predictor.reconfigure(config)
+
+    def check_health(self) -> None:
+        """Unhealthy after an inference failure: Serve then replaces the replica."""
+        self.predictor.check_health()
+
+    def stats(self) -> dict:
+        """Batch sizes run by this replica (the benchmark reads them through a handle)."""
+        return self.predictor.stats()
+
+    @api.get("/healthz", summary="Liveness: the gateway answers")
+    async def healthz(self) -> dict:
+        return {"status": "ok"}
+
+    @api.get(
+        "/readyz", summary="Readiness: the default model loaded and the store reachable", responses={503: {}}
+    )
+    async def readyz(self) -> JSONResponse:
+        try:
+            runs = len(self.catalog.reader().complete_runs())
+            loaded = await asyncio.wait_for(self.predictor.ready(self.default_model), timeout=60)
+        except Exception as exc:  # not ready, whatever the cause: say which
+            return JSONResponse(
+                {"status": "not ready", "detail": f"{type(exc).__name__}: {exc}"}, status_code=503
+            )
+        return JSONResponse({"status": "ready", "runs": runs, **loaded})
+
+    @api.get("/v1/models", summary="Registered models", response_model=list[ModelInfo])
+    async def models(self) -> list[ModelInfo]:
+        return [
+            ModelInfo(
+                id=e.model_id,
+                architecture=e.card["architecture"],
+                species=list(e.species),
+                created=e.card["created"],
+                periods=e.card["periods"],
+                validation=e.card["validation"],
+                default=e.model_id == self.default_model,
+            )
+            for e in self.catalog.models(refresh=True).values()
+        ]
+
+    @api.get("/v1/runs", summary="Forecast runs in the store", response_model=RunsInfo)
+    async def runs(self) -> RunsInfo:
+        reader = self.catalog.reader()
+        return RunsInfo(
+            runs=[t.astype(datetime) for t in reader.complete_runs()], leads=list(reader.spec.leads),
+            levels=list(reader.spec.levels), species=list(self.catalog.model(self.default_model).species),
+            domain=reader.spec.domain.spec(),
+        )  # fmt: skip
+
+    @api.post(
+        "/v1/ensemble",
+        summary="DL-ENS from member fields (JSON or NetCDF body, answered in the same form)",
+        response_model=EnsembleResponse,
+        responses=ERRORS | {200: {"content": {NETCDF: {}}}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": EnsembleRequest.model_json_schema()},
+                    NETCDF: {"schema": {"type": "string", "format": "binary"}},
+                },
+            }
+        },
+    )
+    async def ensemble(
+        self,
+        request: Request,
+        model: ModelQuery = None,
+        species: Annotated[
+            SpeciesName | None, Query(description="NetCDF body: the species to predict")
+        ] = None,
+        run: Annotated[datetime | None, Query(description="NetCDF body: the run (ISO 8601, UTC)")] = None,
+        lead: Annotated[int | None, Query(ge=0, le=96, description="NetCDF body: lead hours")] = None,
+        level: Annotated[int, Query(description="NetCDF body: level in metres")] = 0,
+    ) -> Response:
+        entry = self.catalog.model(model or self.default_model)
+        store_domain = self.catalog.reader().spec.domain
+        body = await request.body()
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind in (NETCDF, "application/netcdf"):
+            missing = [
+                name for name, value in (("species", species), ("run", run), ("lead", lead)) if value is None
+            ]
+            if missing:
+                raise unprocessable(f"a NetCDF body needs the query parameters {', '.join(missing)}")
+            fields, domain = read_netcdf(body)
+            if species not in fields:
+                raise unprocessable(f"the NetCDF body has no {species} variable (it has {', '.join(fields)})")
+        elif kind in ("application/json", ""):
+            try:
+                req = EnsembleRequest.model_validate_json(body)
+            except ValidationError as exc:
+                raise RequestValidationError(exc.errors(include_input=False)) from None
+            species, run, lead, level = req.species, req.run, req.lead, req.level
+            domain = _domain(req.domain, store_domain)
+            fields = {sp: dict(members) for sp, members in req.context.items()}
+            if species in fields:
+                raise unprocessable(
+                    f"{species} is the species to predict: give its members in members, not context"
+                )
+            fields[species] = dict(req.members)
+        else:
+            raise RequestProblem(415, f"content type {kind!r}: send application/json or {NETCDF}")
+        check_level(level, self.catalog.reader().spec.levels)
+        sample = make_sample(entry, species, run, lead, domain, store_domain, _arrays(fields))
+        k = entry.species.index(species)
+        dlens = (await self.predictor.predict(sample))[k]
+        used = sample.members_used(k)
+        meta = _meta(entry, species, run, lead, level, domain, used)
+        if kind == "application/json" or kind == "":
+            return _json(EnsembleResponse.model_construct(**meta, dlens=dlens.tolist()))
+        return Response(write_netcdf({species: dlens}, domain, meta), media_type=NETCDF)
+
+    @api.get(
+        "/v1/forecast/{species}",
+        summary="DL-ENS of a run in the store, beside the median of the same members",
+        response_model=ForecastResponse,
+        responses=ERRORS | {200: {"content": {NETCDF: {}, PNG: {}}}},
+    )
+    async def forecast(
+        self,
+        species: Annotated[SpeciesName, Path()],
+        run: Annotated[datetime, Query(description="Forecast run (ISO 8601, UTC)")],
+        lead: Annotated[int, Query(ge=0, le=96, description="Lead hours")],
+        level: Annotated[int, Query(description="Level in metres")] = 0,
+        domain: Annotated[
+            str | None, Query(description="Crop of the store's domain: name or S,N,W,E")
+        ] = None,
+        format: Annotated[Literal["json", "netcdf", "png"], Query()] = "json",
+        model: ModelQuery = None,
+    ) -> Response:
+        entry = self.catalog.model(model or self.default_model)
+        reader = self.catalog.reader()
+        check_level(level, reader.spec.levels)
+        if species not in entry.species:
+            raise unprocessable(f"model {entry.model_id} predicts {', '.join(entry.species)}, not {species}")
+        t0 = np.datetime64(utc_naive(run), "h")
+        if t0 not in reader.axis("forecasts") or t0 not in reader.complete_runs():
+            runs = reader.complete_runs()
+            span = f"{runs[0]} .. {runs[-1]}" if runs else "none"
+            raise RequestProblem(404, f"run {t0} is not in the store (runs: {span})")
+        if lead not in reader.spec.leads:
+            raise unprocessable(
+                f"lead {lead} h is not in the store (leads: {', '.join(map(str, reader.spec.leads))})"
+            )
+        crop = _domain(domain, reader.spec.domain)
+        members = await asyncio.to_thread(
+            lambda: np.stack([reader.members(sp, t0, lead)[:, 0] for sp in entry.species])
+        )
+        k = entry.species.index(species)
+        if not np.isfinite(members[k]).any():
+            raise RequestProblem(404, f"no member of {species} is in the store for run {t0}")
+        fields: Fields = {
+            sp: {m: field if np.isfinite(field).any() else None for m, field in zip(MEMBERS, members[i])}
+            for i, sp in enumerate(entry.species)
+        }
+        sample = make_sample(entry, species, run, lead, reader.spec.domain, reader.spec.domain, fields)
+        rows, cols = _crop(reader.spec.domain, crop)
+        dlens = (await self.predictor.predict(sample))[k][rows, cols]
+        median = _median(members[k])[rows, cols]
+        used = [m for m, f in fields[species].items() if f is not None]
+        meta = _meta(entry, species, run, lead, level, crop, used)
+        if format == "png":
+            valid = t0 + np.timedelta64(lead, "h")
+            title = f"{species} run {t0} +{lead} h (valid {valid}) · model {entry.model_id}"
+            return Response(
+                await asyncio.to_thread(render_png, species, dlens, median, crop, title), media_type=PNG
+            )
+        if format == "netcdf":
+            return Response(
+                write_netcdf({species: dlens, f"{species}_median": median}, crop, meta), media_type=NETCDF
+            )
+        return JSONResponse(
+            ForecastResponse(**meta, dlens=dlens.tolist(), median=median.tolist()).model_dump(mode="json")
+        )
+
+    @api.get("/", response_class=HTMLResponse, summary="Map viewer: median, DL-ENS and their difference")
+    async def viewer(self) -> HTMLResponse:
+        return HTMLResponse(files("dlens.serve").joinpath("viewer.html").read_text())

@@ -1,0 +1,344 @@
+"""The serve application over real HTTP on the session Ray cluster: DL-ENS answers equal the train
+package's predictions, bad requests get 4xx with a message, the OpenAPI schema survives a fuzz, and
+the viewer shows its maps in headless Chromium."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+
+import httpx
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from dlens.common.browser import ARTIFACTS, render_page
+from dlens.common.grid import parse_domain
+from dlens.common.mock_store import build_mock_store
+from dlens.common.model.inference import ensemble
+from dlens.common.model.registry import load_model, resolve
+from dlens.common.model.static import static_fields
+from dlens.common.reader import StoreReader
+from dlens.common.species import MEMBERS
+from dlens.common.testing import free_port
+from dlens.serve.app import APP_NAME, build_app
+from dlens.serve.args import ServeArgs
+from dlens.train.config import TrainConfig
+from dlens.train.dataset import store_normaliser
+from dlens.train.loop import make_model
+from dlens.train.predict import predict
+from dlens.train.registry import publish
+
+TOKEN = "test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+RUN = datetime(2025, 3, 4)
+MAX_BODY_MB = 1.0
+CONFIG = {
+    "name": "serve",
+    "data": {
+        "species": ["o3", "no2", "so2", "pm10"],
+        "train": {"start": "2025-03-01", "end": "2025-03-02"},
+        "validation": {"start": "2025-03-03", "end": "2025-03-03"},
+        "test": {"start": "2025-03-04", "end": "2025-03-05"},
+    },
+    "model": {"architecture": "HalfUNet", "settings": {"num_filters": 8}},
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, ray_cluster) -> tuple[str, str]:
+    """A mock store, a registered (randomly initialised) model, and its product for RUN written by predict."""
+    url = str(tmp_path_factory.mktemp("serve") / "mock.zarr")
+    spec = build_mock_store(url, datetime(2025, 3, 1), days=5, leads=(0, 6, 12, 18, 24))
+    config = TrainConfig.model_validate(CONFIG)
+    torch.manual_seed(0)
+    model = make_model(config, spec.domain.shape)
+    model_id = publish(
+        url, config, store_normaliser(url), model.state_dict(), spec.domain.shape, {"val_ratio": 1.0}
+    )
+    predict(url, model_id, [np.datetime64(RUN, "h")])
+    return url, model_id
+
+
+@pytest.fixture(scope="module")
+def server(store) -> str:
+    """The application on Serve with a token and a 1 MiB body limit; its base URL."""
+    from ray import serve
+
+    url, model_id = store
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    args = ServeArgs(store=url, model=model_id, max_body_mb=MAX_BODY_MB, api_token=TOKEN)
+    serve.run(build_app(args), name=APP_NAME, route_prefix="/", blocking=False)
+    yield f"http://127.0.0.1:{port}"
+    serve.delete(APP_NAME)
+    serve.shutdown()
+
+
+@pytest.fixture(scope="module")
+def client(server) -> httpx.Client:
+    with httpx.Client(base_url=server, headers=AUTH, timeout=60) as client:
+        yield client
+
+
+def members_of(url: str, lead: int) -> np.ndarray:
+    """(species, member, H, W) raw members of RUN at `lead` from the store."""
+    reader = StoreReader(url)
+    return np.stack(
+        [reader.members(sp, np.datetime64(RUN, "h"), lead)[:, 0] for sp in CONFIG["data"]["species"]]
+    )
+
+
+def in_process(url: str, model_id: str, members: np.ndarray, lead: int) -> np.ndarray:
+    """The train package's own prediction path, in this process."""
+    entry = resolve(url, model_id)
+    static = static_fields(StoreReader(url), entry.static_names)
+    valid = np.datetime64(RUN, "h") + np.timedelta64(lead, "h")
+    return ensemble(load_model(url, entry), entry, members[None], static, [lead], [valid])[0]
+
+
+def json_body(members: np.ndarray, species: str = "o3", lead: int = 12) -> dict:
+    """An /v1/ensemble JSON request: `species` in members, the other species in context; NaN members left out."""
+    names = CONFIG["data"]["species"]
+
+    def fields(k: int) -> dict:
+        return {m: members[k, i].tolist() for i, m in enumerate(MEMBERS) if np.isfinite(members[k, i]).all()}
+
+    k = names.index(species)
+    return {
+        "species": species, "run": RUN.isoformat(), "lead": lead, "members": fields(k),
+        "context": {sp: fields(j) for j, sp in enumerate(names) if j != k},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("absent", [(), ("emep",), ("dehm", "gemaq", "match", "minni", "monarch")])
+def test_post_json_equals_the_train_prediction(store, client, absent):
+    url, model_id = store
+    members = members_of(url, 12)
+    members[:, [MEMBERS.index(m) for m in absent]] = np.nan
+    expected = in_process(url, model_id, members, 12)
+    for k, species in enumerate(CONFIG["data"]["species"]):
+        response = client.post("/v1/ensemble", json=json_body(members, species))
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["model"] == model_id and body["species"] == species
+        assert body["members_used"] == [m for m in MEMBERS if m not in absent]
+        assert np.abs(np.array(body["dlens"]) - expected[k]).max() <= 1e-4
+
+
+def test_post_netcdf_answers_netcdf_with_the_same_field(store, client):
+    url, model_id = store
+    members = members_of(url, 6)
+    domain = StoreReader(url).spec.domain
+    names = CONFIG["data"]["species"]
+    # CAMS-style: variables named <species>_conc, latitude north → south.
+    ds = xr.Dataset(
+        {
+            f"{sp}_conc": (("member", "latitude", "longitude"), members[k][:, ::-1])
+            for k, sp in enumerate(names)
+        },
+        coords={"member": list(MEMBERS), "latitude": domain.latitude[::-1], "longitude": domain.longitude},
+    )
+    response = client.post(
+        "/v1/ensemble", content=bytes(ds.to_netcdf(engine="scipy")), headers={"content-type": "application/x-netcdf"},
+        params={"species": "no2", "run": RUN.isoformat(), "lead": 6},
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/x-netcdf"
+    out = xr.open_dataset(io.BytesIO(response.content), engine="scipy")
+    assert out.attrs["model"] == model_id
+    expected = in_process(url, model_id, members, 6)[1]
+    assert np.abs(out["no2"].values - expected).max() <= 1e-4
+
+
+@pytest.mark.parametrize("form", ["json", "netcdf"])
+def test_forecast_equals_the_stored_product(store, client, form):
+    url, model_id = store
+    reader = StoreReader(url)
+    for species in ("o3", "pm10"):
+        for lead in (0, 18):
+            response = client.get(
+                f"/v1/forecast/{species}", params={"run": RUN.isoformat(), "lead": lead, "format": form}
+            )
+            assert response.status_code == 200, response.text
+            product = reader.product(f"dlens-{model_id}", species, np.datetime64(RUN, "h"), lead)[0]
+            median = np.nanmedian(reader.members(species, np.datetime64(RUN, "h"), lead)[:, 0], axis=0)
+            if form == "json":
+                dlens, served_median = np.array(response.json()["dlens"]), np.array(response.json()["median"])
+            else:
+                ds = xr.open_dataset(io.BytesIO(response.content), engine="scipy")
+                dlens, served_median = ds[species].values, ds[f"{species}_median"].values
+            assert np.abs(dlens - product).max() <= 1e-4
+            np.testing.assert_allclose(served_median, median, rtol=1e-6)
+
+
+def test_forecast_crops_a_domain_and_draws_png(store, client):
+    url, _ = store
+    full = client.get("/v1/forecast/o3", params={"run": RUN.isoformat(), "lead": 12}).json()
+    crop = client.get(
+        "/v1/forecast/o3", params={"run": RUN.isoformat(), "lead": 12, "domain": "44.55,45.05,8.05,8.55"}
+    )
+    assert crop.status_code == 200, crop.text
+    domain, store_domain = parse_domain("44.55,45.05,8.05,8.55"), StoreReader(url).spec.domain
+    rows, cols = (
+        slice(domain.i0 - store_domain.i0, domain.i1 - store_domain.i0),
+        slice(domain.j0 - store_domain.j0, domain.j1 - store_domain.j0),
+    )
+    np.testing.assert_array_equal(np.array(crop.json()["dlens"]), np.array(full["dlens"])[rows, cols])
+    png = client.get("/v1/forecast/o3", params={"run": RUN.isoformat(), "lead": 12, "format": "png"})
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n" and len(png.content) > 20_000
+
+
+def test_service_endpoints(store, client, server):
+    _, model_id = store
+    assert httpx.get(f"{server}/healthz").json() == {"status": "ok"}  # no token needed
+    ready = httpx.get(f"{server}/readyz", timeout=60)
+    assert ready.status_code == 200 and ready.json()["model"] == model_id
+    models = client.get("/v1/models").json()
+    assert [m["id"] for m in models] == [model_id] and models[0]["default"]
+    runs = client.get("/v1/runs").json()
+    assert runs["runs"][0].startswith("2025-03-01") and runs["leads"] == [0, 6, 12, 18, 24]
+    assert "/v1/ensemble" in httpx.get(f"{server}/openapi.json").json()["paths"]
+    assert httpx.get(f"{server}/docs").status_code == 200
+
+
+def _bad_requests(url: str) -> list[tuple[str, dict, int, str]]:
+    """(name, httpx request kwargs, expected status, a word the message must hold)."""
+    members = members_of(url, 12)
+    good = json_body(members)
+    wrong_shape = json_body(members) | {"members": {"chimere": [[1.0, 2.0], [3.0, 4.0]]}}
+    nan = json_body(members)
+    nan["members"]["chimere"][0][0] = float("nan")
+    inf = json_body(members)
+    inf["members"]["emep"][1][1] = float("inf")
+    big = json_body(members)
+    big["context"]["no2"]["chimere"] = [[1.0] * 3000] * 100  # ≈ 1.2 MB of JSON
+    post = lambda **kw: {"method": "POST", "url": "/v1/ensemble", **kw}  # noqa: E731
+    as_json = lambda body: {"content": _dumps(body), "headers": {"content-type": "application/json"}}  # noqa: E731
+    netcdf = {"content-type": "application/x-netcdf"}
+    params = {"species": "o3", "run": RUN.isoformat(), "lead": 12}
+    return [
+        ("wrong shape", post(**as_json(wrong_shape)), 422, "2×2"),
+        ("unknown species", post(**as_json(good | {"species": "co"})), 422, "species"),
+        ("unknown member", post(**as_json(good | {"members": {"cmaq": [[1.0]]}})), 422, "members"),
+        ("NaN values", post(**as_json(nan)), 422, "non-finite"),
+        ("inf values", post(**as_json(inf)), 422, "non-finite"),
+        ("no member", post(**as_json(good | {"members": {}})), 422, "no member"),
+        ("level 50", post(**as_json(good | {"level": 50})), 422, "level"),
+        ("domain outside", post(**as_json(good | {"domain": "demo"})), 422, "not inside"),
+        ("oversized body", post(**as_json(big)), 413, "limit"),
+        (
+            "malformed JSON",
+            post(content=b'{"species": "o3", "members": {', headers={"content-type": "application/json"}),
+            422,
+            "JSON",
+        ),
+        (
+            "malformed NetCDF",
+            post(content=b"CDF\x01 not really", headers=netcdf, params=params),
+            400,
+            "NetCDF",
+        ),
+        ("not NetCDF", post(content=b"hello", headers=netcdf, params=params), 400, "NetCDF"),
+        (
+            "NetCDF without run",
+            post(content=b"CDF\x01", headers=netcdf, params={"species": "o3"}),
+            422,
+            "run",
+        ),
+        (
+            "unknown content type",
+            post(content=b"x", headers={"content-type": "text/csv"}),
+            415,
+            "content type",
+        ),
+        ("unknown model", post(**as_json(good), params={"model": "nope"}), 404, "nope"),
+        (
+            "forecast unknown run",
+            {"method": "GET", "url": "/v1/forecast/o3", "params": {"run": "2030-01-01", "lead": 0}},
+            404,
+            "not in the store",
+        ),
+        (
+            "forecast unknown lead",
+            {"method": "GET", "url": "/v1/forecast/o3", "params": {"run": RUN.isoformat(), "lead": 7}},
+            422,
+            "lead",
+        ),
+        (
+            "forecast bad format",
+            {
+                "method": "GET",
+                "url": "/v1/forecast/o3",
+                "params": {"run": RUN.isoformat(), "lead": 0, "format": "gif"},
+            },
+            422,
+            "format",
+        ),
+        (
+            "forecast bad domain",
+            {
+                "method": "GET",
+                "url": "/v1/forecast/o3",
+                "params": {"run": RUN.isoformat(), "lead": 0, "domain": "mars"},
+            },
+            422,
+            "domain",
+        ),
+    ]
+
+
+def _dumps(body: dict) -> bytes:
+    import json
+
+    return json.dumps(body).encode()  # allow_nan: NaN and Infinity reach the server as JSON5-style literals
+
+
+def test_bad_requests_get_a_4xx_with_a_message(store, client):
+    url, _ = store
+    for name, request, status, word in _bad_requests(url):
+        response = client.request(**request)
+        assert response.status_code == status, (name, response.status_code, response.text[:300])
+        assert word.lower() in response.text.lower(), (name, response.text[:300])
+        assert response.headers["content-type"].startswith("application/json"), name
+
+
+def test_the_token_is_required_on_v1(server):
+    assert httpx.get(f"{server}/v1/models").status_code == 401
+    wrong = httpx.get(f"{server}/v1/models", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and "token" in wrong.json()["detail"]
+    assert httpx.get(f"{server}/v1/models", headers=AUTH).status_code == 200
+
+
+@pytest.mark.slow
+def test_openapi_fuzz_finds_no_server_error(server):
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_url(f"{server}/openapi.json")
+    failures, calls = [], []
+    for operation in schema.get_all_operations():
+        op = operation.ok()
+
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(case=op.as_strategy())
+        def fuzz(case) -> None:
+            response = case.call(base_url=server, headers=AUTH, timeout=60)
+            calls.append(response.status_code)
+            if response.status_code >= 500:
+                failures.append(
+                    f"{case.method} {case.formatted_path} {case.query} -> {response.status_code}: {response.text[:200]}"
+                )
+
+        fuzz()
+    assert not failures, "\n".join(failures[:10])
+    assert len(calls) >= 50 and {200, 422} <= set(calls), sorted(set(calls))
+
+
+def test_the_viewer_shows_the_maps_in_chromium(server, tmp_path):
+    images = render_page(
+        f"{server}/#token={TOKEN}", ARTIFACTS / "serve-viewer.png", tmp_path / "profile", visible="#maps"
+    )
+    assert [i["alt"] for i in images] == ["Maps of the median ENSEMBLE, DL-ENS and DL-ENS minus median"]
+    assert images[0]["width"] > 500
