@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import netCDF4
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
@@ -15,8 +16,8 @@ from dlens.serve.samples import Fields
 
 NETCDF = "application/x-netcdf"
 PNG = "image/png"
-#: Magic numbers: NetCDF-3 classic / 64-bit offset, and NetCDF-4 (HDF5).
-_ENGINES = {b"CDF": "scipy", b"\x89HD": "h5netcdf"}
+#: Magic numbers: NetCDF-3 (classic, 64-bit offset) and NetCDF-4 (HDF5).
+_MAGIC = (b"CDF", b"\x89HD")
 
 
 def read_netcdf(body: bytes) -> tuple[Fields, Domain]:
@@ -26,11 +27,10 @@ def read_netcdf(body: bytes) -> tuple[Fields, Domain]:
     (member, latitude, longitude) and a `member` coordinate of member names; a `level` dim of size 1 is
     allowed. Latitude may run either way and longitude may be in [0, 360). RequestProblem saying what is off.
     """
-    engine = _ENGINES.get(body[:3])
-    if engine is None:
+    if body[:3] not in _MAGIC:
         raise RequestProblem(400, "the body is not NetCDF (neither NetCDF-3 nor NetCDF-4/HDF5)")
     try:
-        with xr.open_dataset(io.BytesIO(body), engine=engine) as opened:
+        with xr.open_dataset(xr.backends.NetCDF4DataStore(netCDF4.Dataset("request", memory=body))) as opened:
             ds = opened.load()
     except Exception as exc:  # a malformed file fails in the format library, with its own exception types
         raise RequestProblem(400, f"malformed NetCDF: {type(exc).__name__}: {exc}") from None

@@ -1,0 +1,37 @@
+"""`dlens-serve run` refuses what it cannot serve with one line and exit status 2, before starting Ray."""
+
+from __future__ import annotations
+
+import socket
+from datetime import datetime
+
+import pytest
+
+from dlens.common.mock_store import build_mock_store
+from dlens.serve.cli import main
+
+
+@pytest.fixture(scope="module")
+def empty_registry(tmp_path_factory) -> str:
+    url = str(tmp_path_factory.mktemp("cli") / "mock.zarr")
+    build_mock_store(url, datetime(2025, 3, 1), days=1, leads=(0,))
+    return url
+
+
+def test_a_store_without_models_is_refused(empty_registry, capsys):
+    assert main(["run", "--store", empty_registry]) == 2
+    assert "not in the registry" in capsys.readouterr().err
+
+
+def test_a_missing_store_is_refused(tmp_path, capsys):
+    assert main(["run", "--store", str(tmp_path / "nowhere.zarr")]) == 2
+    assert "dlens-serve:" in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_refused(empty_registry, monkeypatch, capsys):
+    monkeypatch.setattr("dlens.serve.cli.resolve", lambda store, model: type("E", (), {"model_id": "m"})())
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert main(["run", "--store", empty_registry, "--port", str(busy.getsockname()[1])]) == 2
+    assert "cannot listen" in capsys.readouterr().err

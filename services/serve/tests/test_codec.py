@@ -1,0 +1,140 @@
+"""Request bodies besides JSON: NetCDF read in whichever orientation CAMS files come, refused with a
+message when it cannot be used; request checks of member fields; batch-invariant CPU inference."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from dlens.common.grid import parse_domain
+from dlens.common.model.features import channel_names
+from dlens.common.model.inference import ensemble
+from dlens.common.model.registry import ModelEntry
+from dlens.common.species import MEMBERS
+from dlens.serve.codec import read_netcdf, write_netcdf
+from dlens.serve.problems import RequestProblem
+from dlens.serve.samples import make_sample
+
+TINY = parse_domain("tiny")
+
+
+def netcdf(ds: xr.Dataset, engine: str = "scipy", tmp_path=None) -> bytes:
+    """NetCDF-3 bytes (scipy), or NetCDF-4 (netcdf4, through a file: it writes no bytes in memory)."""
+    if engine == "scipy":
+        return bytes(ds.to_netcdf(engine="scipy"))
+    path = tmp_path / "members.nc"
+    ds.to_netcdf(path, engine="netcdf4")
+    return path.read_bytes()
+
+
+def members_dataset(name: str = "o3", rng=None, members=("chimere", "emep")) -> xr.Dataset:
+    rng = rng or np.random.default_rng(0)
+    data = rng.gamma(4.0, 10.0, size=(len(members), *TINY.shape)).astype(np.float32)
+    return xr.Dataset(
+        {name: (("member", "latitude", "longitude"), data)},
+        coords={"member": list(members), "latitude": TINY.latitude, "longitude": TINY.longitude},
+    )
+
+
+@pytest.mark.parametrize("engine", ["scipy", "netcdf4"])
+def test_netcdf_in_any_orientation_reads_the_same_fields(engine, tmp_path):
+    ds = members_dataset("o3_conc")
+    flipped = ds.isel(latitude=slice(None, None, -1)).assign_coords(longitude=ds.longitude % 360)
+    with_level = ds.expand_dims(level=[0], axis=1)
+    for variant in (ds, flipped, with_level):
+        fields, domain = read_netcdf(netcdf(variant, engine, tmp_path))
+        assert domain.spec() == TINY.spec() and set(fields) == {"o3"}
+        np.testing.assert_array_equal(fields["o3"]["emep"], ds["o3_conc"].sel(member="emep").values)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "word"),
+    [
+        (b"\x89HDF\r\n\x1a\n broken", 400, "malformed"),
+        (b"plain text", 400, "not NetCDF"),
+        (netcdf(members_dataset("temperature")), 422, "no species variable"),
+        (netcdf(members_dataset(members=("chimere", "cmaq"))), 422, "unknown member"),
+        (netcdf(members_dataset().isel(longitude=[0, 2, 5])), 422, "contiguous"),
+        (netcdf(members_dataset().rename({"member": "model"})), 422, "dims"),
+    ],
+)
+def test_unusable_netcdf_is_refused_with_a_message(body, status, word):
+    with pytest.raises(RequestProblem) as problem:
+        read_netcdf(body)
+    assert problem.value.status == status and word in problem.value.detail
+
+
+def test_netcdf_answer_round_trips():
+    field = np.arange(np.prod(TINY.shape), dtype=np.float32).reshape(TINY.shape)
+    out = xr.open_dataset(io.BytesIO(write_netcdf({"o3": field}, TINY, {"model": "m"})), engine="scipy")
+    np.testing.assert_array_equal(out["o3"].values, field)
+    assert out.attrs["model"] == "m" and out["o3"].attrs["units"] == "µg/m3"
+
+
+def entry(architecture: str = "HalfUNet") -> ModelEntry:
+    """A registry entry for o3 and no2 on the tiny domain, no static channels."""
+    species = ("o3", "no2")
+    model = {"architecture": architecture, "settings": {"num_filters": 4}, "head": "mixture"}
+    return ModelEntry("m", {
+        "config": {"data": {"species": list(species)}, "model": model},
+        "normaliser": {"log1p_mean": {"o3": 3.5, "no2": 2.0}, "log1p_std": {"o3": 0.5, "no2": 0.8}},
+        "input_channels": channel_names(species, ()), "input_shape": list(TINY.shape),
+    })  # fmt: skip
+
+
+def test_member_fields_are_checked_with_a_message():
+    good = np.ones(TINY.shape)
+    run = datetime(2025, 7, 1)
+    cases = [
+        ({"o3": {"chimere": np.ones((2, 2))}}, "2×2"),
+        ({"o3": {"chimere": np.full(TINY.shape, np.inf)}}, "non-finite"),
+        ({"o3": {"chimere": good * 1e9}}, "1e6"),
+        ({"no2": {"chimere": good}}, "no member of o3"),
+        ({"o3": {"chimere": good}, "pm10": {"emep": good}}, "does not read pm10"),
+    ]
+    for fields, word in cases:
+        with pytest.raises(RequestProblem) as problem:
+            make_sample(entry(), "o3", run, 3, TINY, TINY, fields)
+        assert problem.value.status == 422 and word in problem.value.detail, word
+    with pytest.raises(RequestProblem, match="not inside"):
+        make_sample(
+            entry(),
+            "o3",
+            run,
+            3,
+            parse_domain("demo"),
+            TINY,
+            {"o3": {"chimere": np.ones(parse_domain("demo").shape)}},
+        )
+    with pytest.raises(RequestProblem, match="predicts o3, no2, not so2"):
+        make_sample(entry(), "so2", run, 3, TINY, TINY, {"so2": {"chimere": good}})
+    sample = make_sample(
+        entry(), "o3", run, 3, TINY, TINY, {"o3": {"emep": good, "chimere": None}, "no2": {"dehm": good}}
+    )
+    assert sample.members_used(0) == ["emep"] and sample.members_used(1) == ["dehm"]
+    assert np.isfinite(sample.members()).sum() == 2 * good.size
+
+
+def test_cpu_inference_does_not_depend_on_the_batch():
+    """A field is the same whichever requests shared its batch (oneDNN off on the CPU)."""
+    torch.manual_seed(0)
+    e = entry()
+    model = e.build().eval()
+    rng = np.random.default_rng(1)
+    members = rng.gamma(4.0, 10.0, size=(5, 2, len(MEMBERS), *TINY.shape)).astype(np.float32)
+    members[:, :, 3] = np.nan
+    leads, times = (
+        [0, 3, 6, 9, 12],
+        [np.datetime64("2025-07-01T00") + np.timedelta64(h, "h") for h in (0, 3, 6, 9, 12)],
+    )
+    static = np.zeros((0, *TINY.shape), dtype=np.float32)
+    together = ensemble(model, e, members, static, leads, times)
+    alone = np.concatenate(
+        [ensemble(model, e, members[i : i + 1], static, leads[i : i + 1], times[i : i + 1]) for i in range(5)]
+    )
+    np.testing.assert_array_equal(together, alone)
