@@ -48,17 +48,21 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, ray_cluster) -> tuple[str, str]:
-    """A mock store, a registered (randomly initialised) model, and its product for RUN written by predict."""
+    """A mock store, two registered (randomly initialised) models, and the product of the first (the default)
+    for RUN written by predict."""
     url = str(tmp_path_factory.mktemp("serve") / "mock.zarr")
     spec = build_mock_store(url, datetime(2025, 3, 1), days=5, leads=(0, 6, 12, 18, 24))
-    config = TrainConfig.model_validate(CONFIG)
-    torch.manual_seed(0)
-    model = make_model(config, spec.domain.shape)
-    model_id = publish(
-        url, config, store_normaliser(url), model.state_dict(), spec.domain.shape, {"val_ratio": 1.0}
-    )
-    predict(url, model_id, [np.datetime64(RUN, "h")])
-    return url, model_id
+    ids = []
+    for seed, name in ((0, "serve"), (1, "other")):
+        config = TrainConfig.model_validate(CONFIG | {"name": name})
+        torch.manual_seed(seed)
+        model = make_model(config, spec.domain.shape)
+        normaliser = store_normaliser(url)
+        ids.append(
+            publish(url, config, normaliser, model.state_dict(), spec.domain.shape, {"val_ratio": 1.0})
+        )
+    predict(url, ids[0], [np.datetime64(RUN, "h")])
+    return url, ids[0]
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +127,9 @@ def test_post_json_equals_the_train_prediction(store, client, absent):
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["model"] == model_id and body["species"] == species
-        assert body["members_used"] == [m for m in MEMBERS if m not in absent]
+        assert (
+            body["members_used"] == [m for m in MEMBERS if m not in absent] and body["missing_species"] == []
+        )
         assert np.abs(np.array(body["dlens"]) - expected[k]).max() <= 1e-4
 
 
@@ -173,6 +179,30 @@ def test_forecast_equals_the_stored_product(store, client, form):
             np.testing.assert_allclose(served_median, median, rtol=1e-6)
 
 
+def test_two_models_are_served_side_by_side_each_loaded_once(store, client):
+    from ray import serve
+
+    url, default = store
+    other = next(m["id"] for m in client.get("/v1/models").json() if m["id"] != default)
+    members = members_of(url, 6)
+    for model_id in (other, default, other):
+        answer = client.post("/v1/ensemble", json=json_body(members, "so2", 6), params={"model": model_id})
+        assert answer.status_code == 200 and answer.json()["model"] == model_id, answer.text
+        expected = in_process(url, model_id, members, 6)[2]
+        assert np.abs(np.array(answer.json()["dlens"]) - expected).max() <= 1e-4
+    assert np.abs(expected - in_process(url, default, members, 6)[2]).max() > 0.01  # two different models
+    loads = serve.get_deployment_handle("DLENS", APP_NAME).stats.remote().result()["loads"]
+    assert loads == {default: 1, other: 1}
+
+
+def test_a_species_given_alone_is_answered_and_the_others_reported_missing(store, client):
+    members = members_of(store[0], 12)
+    body = json_body(members, "no2") | {"context": {}}
+    answer = client.post("/v1/ensemble", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["missing_species"] == ["o3", "so2", "pm10"]
+
+
 def test_forecast_crops_a_domain_and_draws_png(store, client):
     url, _ = store
     full = client.get("/v1/forecast/o3", params={"run": RUN.isoformat(), "lead": 12}).json()
@@ -195,8 +225,8 @@ def test_service_endpoints(store, client, server):
     assert httpx.get(f"{server}/healthz").json() == {"status": "ok"}  # no token needed
     ready = httpx.get(f"{server}/readyz", timeout=60)
     assert ready.status_code == 200 and ready.json()["model"] == model_id
-    models = client.get("/v1/models").json()
-    assert [m["id"] for m in models] == [model_id] and models[0]["default"]
+    models = {m["id"]: m["default"] for m in client.get("/v1/models").json()}
+    assert len(models) == 2 and [i for i, default in models.items() if default] == [model_id]
     runs = client.get("/v1/runs").json()
     assert runs["runs"][0].startswith("2025-03-01") and runs["leads"] == [0, 6, 12, 18, 24]
     assert "/v1/ensemble" in httpx.get(f"{server}/openapi.json").json()["paths"]

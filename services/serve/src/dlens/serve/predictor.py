@@ -41,6 +41,7 @@ class Predictor:
         # As many CPU threads as Ray gave the replica (torch would take every core of the node).
         torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
         self.batch_sizes: Counter[int] = Counter()
+        self.loads: Counter[str] = Counter()
         self._static: dict[tuple[str, str], np.ndarray] = {}
         self._failure: Exception | None = None
         self.reconfigure(
@@ -64,6 +65,7 @@ class Predictor:
         """Load a registered model once per replica (Serve keeps the most recently used ones)."""
         entry = self.catalog.model(model_id)
         network = await asyncio.to_thread(load_model, self.catalog.store, entry)
+        self.loads[entry.model_id] += 1
         return LoadedModel(entry, network.to(self.device))
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)  # both set from ServeArgs in __init__
@@ -104,12 +106,11 @@ class Predictor:
         return {"model": loaded.entry.model_id, "device": str(self.device)}
 
     def stats(self) -> dict:
-        """How many batches of each size this replica ran (the benchmark reads it)."""
+        """Batches of each size this replica ran, model loads per id, its device and torch threads."""
         return {
-            "batch_sizes": dict(self.batch_sizes),
-            "device": str(self.device),
+            "batch_sizes": dict(self.batch_sizes), "loads": dict(self.loads), "device": str(self.device),
             "threads": torch.get_num_threads(),
-        }
+        }  # fmt: skip
 
     def check_health(self) -> None:
         """Raise after an inference failure (Serve then replaces the replica)."""

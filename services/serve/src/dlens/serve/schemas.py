@@ -48,6 +48,11 @@ class EnsembleResponse(BaseModel):
     domain: str = Field(description="S,N,W,E cell centres")
     units: str = "µg/m3"
     members_used: list[str]
+    missing_species: list[str] = Field(
+        default_factory=list,
+        description="Species the model reads that the request did not give: counted as missing, which costs "
+        "skill (docs/serve.md); send them in context",
+    )
     latitude: list[float]
     longitude: list[float]
     dlens: Field2D

@@ -240,7 +240,8 @@ class DlensService:
         k = entry.species.index(species)
         dlens = (await self.predictor.predict(sample))[k]
         used = sample.members_used(k)
-        meta = _meta(entry, species, run, lead, level, domain, used)
+        missing = [sp for j, sp in enumerate(entry.species) if not sample.members_used(j)]
+        meta = _meta(entry, species, run, lead, level, domain, used) | {"missing_species": missing}
         if kind == "application/json" or kind == "":
             return _json(EnsembleResponse.model_construct(**meta, dlens=dlens.tolist()))
         return Response(write_netcdf({species: dlens}, domain, meta), media_type=NETCDF)
