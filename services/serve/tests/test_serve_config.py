@@ -55,7 +55,9 @@ def test_the_config_names_the_application_and_its_deployments(config):
     assert [d["name"] for d in app["deployments"]] == list(DEPLOYMENTS) == [DlensService.name]
     module, _, attribute = app["import_path"].partition(":")
     assert getattr(importlib.import_module(module), attribute) is build_app
-    assert inspect.signature(build_app).parameters["args"].annotation in ("ServeArgs", ServeArgs)
+    # A real class, not a string: Serve validates the config's args against it (a string annotation made it
+    # pass a plain dict, and the replica failed on args.store).
+    assert inspect.signature(build_app).parameters["args"].annotation is ServeArgs
 
 
 def test_args_and_user_config_are_what_the_code_takes(config):

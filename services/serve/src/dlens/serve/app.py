@@ -1,10 +1,9 @@
 """The Serve application: one deployment, DLENS (HTTP API, dynamic batching, multiplexed models).
 
-`build_app` is the import path of infra/serve/config.yaml (`serve deploy`, args validated as ServeArgs);
-`dlens-serve run` calls it too.
+`build_app` is the import path of infra/serve/config.yaml (`serve deploy`: Serve validates the config's
+`args` against the annotation, so this module keeps its annotations real: no `from __future__ import
+annotations`); `dlens-serve run` calls it too.
 """
-
-from __future__ import annotations
 
 from ray.serve import Application
 
