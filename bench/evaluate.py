@@ -316,7 +316,7 @@ def fresh_ray(object_store_mib: int | None = None) -> int:
     if object_store_mib is None:
         ensure_ray()
     else:
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level="WARNING",
                  object_store_memory=object_store_mib * 1024**2)  # fmt: skip
     workers = int(ray.cluster_resources().get("CPU", 1))
     fan_out([Unit(f"warm-up {k}", _warm, (2.0,)) for k in range(workers)], lambda _: None, desc="warm-up")

@@ -130,7 +130,7 @@ def serve_rows(
     from dlens.serve.app import APP_NAME, build_app
     from dlens.serve.args import ServeArgs
 
-    ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config={"enable_access_log": False})
     base = f"http://127.0.0.1:{port}"

@@ -35,6 +35,7 @@ def ensure_ray() -> None:
         # The dashboard (on loopback) shows jobs and runs, and serves the State API that Ray Train's
         # placement-group cleaner needs: without it, a finished run's workers' CPUs are never freed.
         context = ray.init(
+            address="local",  # a new local Ray, never one a `ray start` left on this machine
             include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False, logging_level="WARNING",
             object_store_memory=256 * 1024**2,
         )  # fmt: skip

@@ -88,7 +88,7 @@ def ray_cluster(s3_endpoint: str) -> Iterator[str]:
 
     # The dashboard serves the State API, which Ray Train's placement-group cleaner needs between runs.
     ray.init(
-        num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False,
+        address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False,
         object_store_memory=256 * 1024**2,
     )  # fmt: skip
     address = ray.get_runtime_context().gcs_address
