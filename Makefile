@@ -4,7 +4,9 @@ UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 export RAY_ENABLE_UV_RUN_RUNTIME_ENV := 0
 RUN := $(UV) run --frozen
 STORE ?= data/demo.zarr
+START ?= 2025-07-01
 DAYS ?= 15
+DOMAIN ?= demo
 TRAIN_CONFIG ?= configs/train/demo.yaml
 TEST_START ?= 2025-07-13
 TEST_DAYS ?= 3
@@ -14,7 +16,7 @@ SERVE_PORT ?= 8000
 SERVE_STOP_AFTER ?= $(if $(CI),0,)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser demo test test-fast lint bench clean
+.PHONY: setup browser demo test test-fast lint bench clean deploy deploy-status
 
 setup: .venv/.synced
 
@@ -29,7 +31,7 @@ browser:  ## Debian's Chromium, which the report's browser test drives (skipped 
 		|| echo "warning: could not install chromium; the browser test will be skipped (and fail under CI)"
 
 demo: setup  ## synthetic ingest on the demo domain, checks, a map; train, predict the test period, evaluate, serve
-	$(RUN) dlens-ingest synthetic --store $(STORE) --start 2025-07-01 --days $(DAYS) --domain demo --seed 0
+	$(RUN) dlens-ingest synthetic --store $(STORE) --start $(START) --days $(DAYS) --domain $(DOMAIN) --seed 0
 	$(RUN) dlens-ingest status --store $(STORE)
 	$(RUN) dlens-ingest validate --store $(STORE) --deep
 	$(RUN) dlens-ingest plot --store $(STORE) --species no2 --lead 18 --out data/demo_no2.png
@@ -42,6 +44,16 @@ demo: setup  ## synthetic ingest on the demo domain, checks, a map; train, predi
 	echo "demo report: file://$(abspath $(REPORT))/index.html (numbers in $(REPORT)/metrics.json)" && \
 	$(RUN) dlens-serve run --store $(STORE) --model $$model --port $(SERVE_PORT) \
 		$(if $(SERVE_STOP_AFTER),--stop-after $(SERVE_STOP_AFTER))
+
+RAY_ADDRESS ?= http://127.0.0.1:8265
+DEPLOY := $(RUN) python infra/deploy.py --address $(RAY_ADDRESS)
+
+deploy: setup  ## ingest, train and evaluate as jobs on the cluster at RAY_ADDRESS (its dashboard), then serve
+	$(DEPLOY) --store $(STORE) --start $(START) --days $(DAYS) --domain $(DOMAIN) --train-config $(TRAIN_CONFIG) \
+		--test-start $(TEST_START) --test-days $(TEST_DAYS) --http-port $(SERVE_PORT)
+
+deploy-status: setup  ## the pipeline's jobs and the Serve application on the cluster at RAY_ADDRESS
+	$(DEPLOY) status
 
 lint: setup
 	$(RUN) ruff check .

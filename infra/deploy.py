@@ -1,0 +1,219 @@
+"""`make deploy`: the DL-ENS pipeline on a Ray cluster through its dashboard, then the Serve application.
+
+Submits the ingest, train (fit, then predict the test period) and evaluate jobs in order with the job
+submission API, streams each job's logs, stops at the first failure with its message, then deploys
+infra/serve/config.yaml (its `args` set from the options) and waits until the application answers.
+
+    uv run python infra/deploy.py --address http://127.0.0.1:8265 --store s3://dlens/store.zarr \\
+        --start 2025-07-01 --days 15 --domain demo --train-config configs/train/demo.yaml \\
+        --test-start 2025-07-13 --test-days 3
+    uv run python infra/deploy.py --address ... status
+
+Exit status: 0 deployed (or status shown); 1 a job failed or Serve did not become healthy; 2 bad options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import os
+import re
+import shlex
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+TOKEN_FILE = Path.home() / ".ray" / "auth_token"
+
+
+def use_cluster_token() -> None:
+    """Ray 2.60 clusters require a token by default: send it when one is at hand (RAY_AUTH_TOKEN or the
+    ~/.ray/auth_token that `ray start` writes) and RAY_AUTH_MODE does not say otherwise."""
+    if "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or TOKEN_FILE.is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+use_cluster_token()  # before Ray is imported: it reads RAY_AUTH_MODE once
+
+from ray.dashboard.modules.serve.sdk import ServeSubmissionClient  # noqa: E402
+from ray.job_submission import JobStatus, JobSubmissionClient  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SERVE_CONFIG = REPO / "infra" / "serve" / "config.yaml"
+#: What the jobs need from the submitting shell: the store's S3 settings and DL-ENS settings.
+FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+                 "AWS_SESSION_TOKEN", "DLENS_LOG_LEVEL")  # fmt: skip
+
+
+def ingest_job(args: argparse.Namespace) -> str:
+    return (f"dlens-ingest --no-progress synthetic --store {shlex.quote(args.store)} --start {args.start} "
+            f"--days {args.days} --domain {args.domain} --seed 0")  # fmt: skip
+
+
+def train_job(args: argparse.Namespace) -> str:
+    """Fit (it prints `model: <id>`, which the driver reads from the logs), then predict the test period."""
+    store, config = shlex.quote(args.store), shlex.quote(Path(args.train_config).name)
+    return (f"dlens-train --no-progress fit --store {store} --config {config} && "
+            f"dlens-train --no-progress predict --store {store} --model latest "
+            f"--start {args.test_start} --days {args.test_days}")  # fmt: skip
+
+
+def evaluate_job(args: argparse.Namespace, model_id: str) -> str:
+    return (f"dlens-evaluate --no-progress --store {shlex.quote(args.store)} --start {args.test_start} "
+            f"--days {args.test_days} --products dlens-{model_id},median,weighted "
+            f"--out evaluate-report")  # fmt: skip
+
+
+def submit_when_ready(client: JobSubmissionClient, timeout_s: float = 180, **job: object) -> None:
+    """Submit a job, waiting for the head's job agent where the cluster has just started (Ray answers
+    "No available agent to submit job" until it is up)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.submit_job(**job)
+            return
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
+def run_job(client: JobSubmissionClient, name: str, entrypoint: str, runtime_env: dict) -> str:
+    """Submit one job, stream its logs and return them; RuntimeError with its message if it fails."""
+    submission = f"dlens-{name}-{time.strftime('%Y%m%dt%H%M%S')}"
+    print(f"== {name}: submitting {submission}\n   $ {entrypoint}", flush=True)
+    submit_when_ready(client, entrypoint=entrypoint, submission_id=submission, runtime_env=runtime_env)
+
+    logs: list[str] = []
+
+    async def stream() -> None:
+        async for lines in client.tail_job_logs(submission):
+            print(lines, end="", flush=True)
+            logs.append(lines)
+
+    asyncio.run(stream())
+    info = client.get_job_info(submission)
+    while info.status not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
+        time.sleep(1)
+        info = client.get_job_info(submission)
+    if info.status != JobStatus.SUCCEEDED:
+        raise RuntimeError(f"job {name} ({submission}) {info.status.value}: {info.message}")
+    print(f"== {name}: succeeded", flush=True)
+    return "".join(logs)
+
+
+def serve_config(args: argparse.Namespace) -> dict:
+    """infra/serve/config.yaml with the store, the model and the HTTP port of this deployment."""
+    config = copy.deepcopy(yaml.safe_load(SERVE_CONFIG.read_text()))
+    config["http_options"]["port"] = args.http_port
+    (app,) = config["applications"]
+    app["args"] |= {"store": args.store, "model": args.model}
+    app.setdefault("runtime_env", {}).setdefault("env_vars", {}).update(forwarded_env())
+    return config
+
+
+def wait_healthy(serve_client: ServeSubmissionClient, url: str, timeout_s: float) -> None:
+    """Until the application is RUNNING and /readyz answers 200; RuntimeError with Serve's message after."""
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        details = serve_client.get_serve_details()
+        app = details.get("applications", {}).get("dlens", {})
+        last = f"{app.get('status')}: {app.get('message', '')}".strip()
+        if app.get("status") == "DEPLOY_FAILED":
+            raise RuntimeError(f"serve deploy failed: {last}")
+        if app.get("status") == "RUNNING":
+            try:
+                with urllib.request.urlopen(f"{url}/readyz", timeout=60) as response:
+                    if response.status == 200:
+                        return
+            except OSError as exc:
+                last = f"RUNNING, /readyz: {exc}"
+        time.sleep(2)
+    raise RuntimeError(f"the Serve application is not healthy after {timeout_s:.0f} s ({last})")
+
+
+def forwarded_env() -> dict[str, str]:
+    return {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+
+
+def deploy(args: argparse.Namespace) -> int:
+    client = JobSubmissionClient(args.address)
+    runtime_env = {
+        "working_dir": str(Path(args.train_config).resolve().parent),
+        "env_vars": {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", **forwarded_env()},
+    }
+    try:
+        run_job(client, "ingest", ingest_job(args), runtime_env)
+        fitted = re.search(
+            r"^model: (\S+)", run_job(client, "train", train_job(args), runtime_env), re.MULTILINE
+        )
+        if fitted is None:
+            raise RuntimeError("the train job did not print the id of the model it published")
+        args.model = fitted.group(1)
+        run_job(client, "evaluate", evaluate_job(args, args.model), runtime_env)
+        print("== serve: deploying infra/serve/config.yaml", flush=True)
+        serve_client = ServeSubmissionClient(args.address)
+        serve_client.deploy_applications(serve_config(args))
+        url = f"http://{args.http_host}:{args.http_port}"
+        wait_healthy(serve_client, url, args.serve_timeout)
+    except RuntimeError as exc:
+        print(f"deploy: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"== serve: healthy at {url}/ (viewer), {url}/docs (API)\n   try: curl -s '{url}/v1/models'",
+        flush=True,
+    )
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    client = JobSubmissionClient(args.address)
+    print(f"{'job':<36} {'status':<10} message")
+    for job in sorted(client.list_jobs(), key=lambda j: j.start_time or 0):
+        if (job.submission_id or "").startswith("dlens-"):
+            print(f"{job.submission_id:<36} {job.status.value:<10} {(job.message or '')[:80]}")
+    details = ServeSubmissionClient(args.address).get_serve_details()
+    for name, app in details.get("applications", {}).items():
+        print(f"serve application {name}: {app.get('status')}")
+        for deployment, d in app.get("deployments", {}).items():
+            print(f"  {deployment}: {d.get('status')}, {len(d.get('replicas', []))} replica(s)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="deploy", description=__doc__.split("\n")[0])
+    parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS", "http://127.0.0.1:8265"),
+                        help="the cluster's dashboard (default RAY_ADDRESS)")  # fmt: skip
+    parser.add_argument("command", nargs="?", default="deploy", choices=["deploy", "status"])
+    parser.add_argument("--store", default="s3://dlens/store.zarr")
+    parser.add_argument("--start", default="2025-07-01")
+    parser.add_argument("--days", type=int, default=15)
+    parser.add_argument("--domain", default="demo")
+    parser.add_argument("--train-config", default="configs/train/demo.yaml")
+    parser.add_argument("--test-start", default="2025-07-13")
+    parser.add_argument("--test-days", type=int, default=3)
+    parser.add_argument(
+        "--http-host", default="127.0.0.1", help="where the Serve HTTP proxy is reached from here"
+    )
+    parser.add_argument("--http-port", type=int, default=8000)
+    parser.add_argument("--serve-timeout", type=float, default=300)
+    args = parser.parse_args(argv)
+    if not re.match(r"^\w+://", args.address):
+        args.address = f"http://{args.address}"
+    if args.command == "status":
+        return status(args)
+    if "://" not in args.store:  # a path on the cluster's nodes: the jobs run in their own directories
+        args.store = str(Path(args.store).resolve())
+    if not Path(args.train_config).is_file():
+        print(f"deploy: no train config {args.train_config}", file=sys.stderr)
+        return 2
+    return deploy(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""`make deploy` against a real Ray cluster started here (`ray start --head`, dashboard on loopback): the
+ingest, train and evaluate jobs succeed, the Serve application becomes healthy and answers; a job that
+fails makes `make deploy` exit non-zero with the job's error."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dlens.common.testing import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+RAY = shutil.which("ray")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> str:
+    """A one-node cluster of its own (2 CPUs), stopped with its `ray start --block` process."""
+    dashboard = free_port()
+    # Every port its own: the session's cluster (ray.init in this process) holds Ray's default ones.
+    ports = (
+        "--port",
+        "--dashboard-agent-listen-port",
+        "--dashboard-agent-grpc-port",
+        "--runtime-env-agent-port",
+        "--metrics-export-port",
+        "--ray-client-server-port",
+        "--node-manager-port",
+        "--object-manager-port",
+    )
+    command = [
+        RAY,
+        "start",
+        "--head",
+        "--block",
+        "--num-cpus",
+        "2",
+        "--dashboard-host",
+        "127.0.0.1",
+        "--dashboard-port",
+        str(dashboard),
+        "--include-dashboard",
+        "true",
+        "--disable-usage-stats",
+    ]
+    command += [arg for option in ports for arg in (option, str(free_port()))]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    head = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    address = f"http://127.0.0.1:{dashboard}"
+    for _ in range(120):
+        try:
+            if httpx.get(f"{address}/api/version", timeout=2).status_code in (200, 401):
+                break
+        except httpx.HTTPError:
+            time.sleep(1)
+    yield address
+    head.send_signal(signal.SIGTERM)
+    head.wait(timeout=120)
+
+
+def make_deploy(address: str, store: str, port: int, target: str = "deploy") -> subprocess.CompletedProcess:
+    variables = [f"RAY_ADDRESS={address}", f"STORE={store}", "DAYS=6", "DOMAIN=tiny",
+                 "TRAIN_CONFIG=configs/train/smoke.yaml", "TEST_START=2025-07-05", "TEST_DAYS=2", f"SERVE_PORT={port}"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.run(
+        ["make", "-s", target, *variables], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200
+    )
+
+
+@pytest.mark.slow
+def test_make_deploy_runs_the_jobs_and_serves(cluster, tmp_path):
+    port = free_port()
+    done = make_deploy(cluster, str(tmp_path / "store.zarr"), port)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for step in ("ingest", "train", "evaluate"):
+        assert f"== {step}: succeeded" in done.stdout
+    assert "== serve: healthy" in done.stdout
+    models = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=60).json()
+    assert models and models[0]["id"].startswith("smoke-")
+    forecast = httpx.get(
+        f"http://127.0.0.1:{port}/v1/forecast/o3", params={"run": "2025-07-05T00:00", "lead": 24}, timeout=120
+    )
+    assert forecast.status_code == 200 and len(forecast.json()["dlens"]) == 24
+    status = make_deploy(cluster, str(tmp_path / "store.zarr"), port, "deploy-status")
+    assert status.returncode == 0 and "SUCCEEDED" in status.stdout and "RUNNING" in status.stdout
+
+
+@pytest.mark.slow
+def test_a_failing_job_stops_make_deploy_with_its_error(cluster, tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    done = make_deploy(cluster, str(tmp_path / "file" / "store.zarr"), free_port())
+    assert done.returncode != 0
+    assert "deploy: job ingest" in done.stderr and "FAILED" in done.stderr
+    assert "== train" not in done.stdout
