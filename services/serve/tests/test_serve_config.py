@@ -64,8 +64,7 @@ def test_args_and_user_config_are_what_the_code_takes(config):
     (app,) = config["applications"]
     args = ServeArgs.model_validate(app["args"])  # extra="forbid": a misspelt key fails here
     assert args.api_token is None, "the token comes from the environment, never from the config file"
-    application = build_app(args)
-    assert application is not None
+    build_app(args)  # binds the deployment with these args
     (predictor,) = app["deployments"]
     assert set(predictor["user_config"]) <= set(USER_CONFIG_KEYS)
     assert predictor["user_config"]["max_batch_size"] <= predictor["max_ongoing_requests"]

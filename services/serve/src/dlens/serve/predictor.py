@@ -35,8 +35,8 @@ class Predictor:
     """DL-ENS fields for samples, on the GPU when the replica has one (bf16 autocast). Lives in the
     serving replica (no second Ray hop per request: 5–7 ms on the 2-core dev machine)."""
 
-    def __init__(self, args: ServeArgs):
-        self.catalog = Catalog(args.store, args.reader_refresh_s)
+    def __init__(self, catalog: Catalog, args: ServeArgs):
+        self.catalog = catalog
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         # As many CPU threads as Ray gave the replica (torch would take every core of the node).
         torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))

@@ -45,10 +45,12 @@ api = FastAPI(
     description="Deep-learning ensemble of the CAMS Regional air-quality forecasts. Members in, DL-ENS out.",
 )
 ERRORS = {code: {"model": Problem} for code in (400, 401, 404, 413, 422)}
+#: The viewer page, read once per replica.
+VIEWER = files("dlens.serve").joinpath("viewer.html").read_text()
 ModelQuery = Annotated[str | None, Query(description="Model id (or latest); default: the one the app serves")]
 
 
-# The helpers precede the Gateway: Serve captures the class (and what it refers to) when it is decorated.
+# The helpers precede the service class: Serve captures the class and what it refers to when decorated.
 
 
 def _domain(text: str | None, fallback: Domain) -> Domain:
@@ -120,8 +122,8 @@ class DlensService:
 
     def __init__(self, args: ServeArgs):
         setup_logging(get_settings().log_level)
-        self.predictor, self.args = Predictor(args), args
         self.catalog = Catalog(args.store, args.reader_refresh_s)
+        self.predictor = Predictor(self.catalog, args)
         self.default_model = self.catalog.model(args.model).model_id
         token = args.api_token if args.api_token is not None else get_settings().api_token
         api.add_middleware(
@@ -140,7 +142,7 @@ class DlensService:
         """Batch sizes run by this replica (the benchmark reads them through a handle)."""
         return self.predictor.stats()
 
-    @api.get("/healthz", summary="Liveness: the gateway answers")
+    @api.get("/healthz", summary="Liveness: the replica answers")
     async def healthz(self) -> dict:
         return {"status": "ok"}
 
@@ -270,8 +272,8 @@ class DlensService:
         if species not in entry.species:
             raise unprocessable(f"model {entry.model_id} predicts {', '.join(entry.species)}, not {species}")
         t0 = np.datetime64(utc_naive(run), "h")
-        if t0 not in reader.axis("forecasts") or t0 not in reader.complete_runs():
-            runs = reader.complete_runs()
+        runs = reader.complete_runs()
+        if t0 not in runs:
             span = f"{runs[0]} .. {runs[-1]}" if runs else "none"
             raise RequestProblem(404, f"run {t0} is not in the store (runs: {span})")
         if lead not in reader.spec.leads:
@@ -293,8 +295,7 @@ class DlensService:
         rows, cols = _crop(reader.spec.domain, crop)
         dlens = (await self.predictor.predict(sample))[k][rows, cols]
         median = _median(members[k])[rows, cols]
-        used = [m for m, f in fields[species].items() if f is not None]
-        meta = _meta(entry, species, run, lead, level, crop, used)
+        meta = _meta(entry, species, run, lead, level, crop, sample.members_used(k))
         if format == "png":
             valid = t0 + np.timedelta64(lead, "h")
             title = f"{species} run {t0} +{lead} h (valid {valid}) · model {entry.model_id}"
@@ -305,10 +306,9 @@ class DlensService:
             return Response(
                 write_netcdf({species: dlens, f"{species}_median": median}, crop, meta), media_type=NETCDF
             )
-        return JSONResponse(
-            ForecastResponse(**meta, dlens=dlens.tolist(), median=median.tolist()).model_dump(mode="json")
-        )
+        answer = ForecastResponse.model_construct(**meta, dlens=dlens.tolist(), median=median.tolist())
+        return _json(answer)
 
     @api.get("/", response_class=HTMLResponse, summary="Map viewer: median, DL-ENS and their difference")
     async def viewer(self) -> HTMLResponse:
-        return HTMLResponse(files("dlens.serve").joinpath("viewer.html").read_text())
+        return HTMLResponse(VIEWER)

@@ -61,11 +61,6 @@ class ModelEntry:
             len(self.card["input_channels"]), tuple(self.card["input_shape"]),
         )  # fmt: skip
 
-    def summary(self) -> dict:
-        """What a user picks a model by: id, architecture, species, periods, validation scores, creation."""
-        keys = ("id", "architecture", "created", "periods", "validation", "code_version")
-        return {k: self.card[k] for k in keys if k in self.card} | {"species": list(self.species)}
-
 
 def write_entry(url: str, model_id: str, card: dict, state_dict: dict) -> None:
     """Publish weights and card under `models/<model_id>/`."""
