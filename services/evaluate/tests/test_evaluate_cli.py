@@ -113,10 +113,12 @@ def test_rerun_reuses_stored_baselines(evaluated, tmp_path, caplog):
     store, _, first = evaluated
     products = zarr.open_group(store, mode="r")["products/median/o3"]
     before = products[:].copy()
-    assert main([*ARGS, "--store", store, "--products", "weighted", "--out", str(tmp_path / "again")]) == 0
+    # A pattern names every stored product it matches (here only the weighted baseline).
+    assert main([*ARGS, "--store", store, "--products", "weight*", "--out", str(tmp_path / "again")]) == 0
     assert "runs computed" not in caplog.text
     np.testing.assert_array_equal(zarr.open_group(store, mode="r")["products/median/o3"][:], before)
     again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert again["meta"]["products"] == ["median", "weighted"]
     assert overall(again).loc["weighted"].equals(overall(first).loc["weighted"])
 
 
@@ -124,6 +126,7 @@ def test_rerun_reuses_stored_baselines(evaluated, tmp_path, caplog):
     ("extra", "message"),
     [
         (["--products", "median,nonsense"], "unknown product 'nonsense'"),
+        (["--products", "dlens-*"], "no product in the store matches 'dlens-*'"),
         (["--start", "2024-01-01", "--days", "3"], "no forecast run of o3,no2,so2,pm10 from 2024-01-01"),
         (["--species", "co"], "unknown species"),
         (["--domain", "50.05,51.05,7.05,8.05"], "is not inside the store's domain"),

@@ -7,6 +7,7 @@ Exit status: 0 report written; 2 bad arguments or an unusable store (one line, n
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import shutil
 import sys
 import tempfile
@@ -49,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--products",
         default=DEFAULT_PRODUCTS,
         help="comma list: baselines (median, mean, weighted, best-member), any products/<name> in the "
-        "store (e.g. dlens-<model id>, cams-ensemble), member names, or 'members' for all 11; the "
-        f"median is always scored as the reference (default: {DEFAULT_PRODUCTS})",
+        "store (e.g. dlens-<model id>, cams-ensemble) or a pattern of them (dlens-* for every model's), "
+        "member names, or 'members' for all 11; the median is always scored as the reference "
+        f"(default: {DEFAULT_PRODUCTS})",
     )
     parser.add_argument("--species", default=",".join(SPECIES_NAMES), help="comma list (default: all four)")
     parser.add_argument("--domain", help="evaluate a crop of the store's domain (named or S,N,W,E)")
@@ -164,6 +166,10 @@ def _products(text: str, reader: StoreReader) -> tuple[str, ...]:
     stored = set(reader.root["products"].group_keys()) if reader.has("products") else set()
     for name in (n.strip().lower() for n in text.split(",") if n.strip()):
         expanded = list(MEMBERS) if name == "members" else [name]
+        if any(c in name for c in "*?["):
+            expanded = sorted(fnmatch.filter(stored, name))
+            if not expanded:
+                raise UsageError(f"no product in the store matches {name!r}")
         for item in expanded:
             if item not in BASELINES and item not in MEMBERS and item not in stored:
                 known = ", ".join([*BASELINES, *sorted(stored - set(BASELINES)), "members", "<member name>"])
