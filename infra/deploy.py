@@ -8,6 +8,7 @@ infra/serve/config.yaml (its `args` set from the options) and waits until the ap
         --start 2025-07-01 --days 15 --domain demo --train-config configs/train/demo.yaml \\
         --test-start 2025-07-13 --test-days 3
     uv run python infra/deploy.py --address ... status
+    uv run python infra/deploy.py --address ... wait     # until the dashboard answers (make up)
 
 Exit status: 0 deployed (or status shown); 1 a job failed or Serve did not become healthy; 2 bad options.
 """
@@ -55,9 +56,14 @@ def ingest_job(args: argparse.Namespace) -> str:
 
 
 def train_job(args: argparse.Namespace) -> str:
-    """Fit (it prints `model: <id>`, which the driver reads from the logs), then predict the test period."""
+    """Fit (it prints `model: <id>`, which the driver reads from the logs), then predict the test period.
+
+    With an S3 store the checkpoints go to the bucket's ray-results/, which every node of a multi-node
+    cluster reaches (Ray Train needs shared storage there)."""
     store, config = shlex.quote(args.store), shlex.quote(Path(args.train_config).name)
-    return (f"dlens-train --no-progress fit --store {store} --config {config} && "
+    bucket = re.match(r"^s3://([^/]+)", args.store)
+    storage = f" --storage s3://{bucket.group(1)}/ray-results" if bucket else ""
+    return (f"dlens-train --no-progress fit --store {store} --config {config}{storage} && "
             f"dlens-train --no-progress predict --store {store} --model latest "
             f"--start {args.test_start} --days {args.test_days}")  # fmt: skip
 
@@ -185,11 +191,29 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
+def wait_dashboard(args: argparse.Namespace, timeout_s: float = 300) -> int:
+    """Until the dashboard's job API answers (a stack just started): 0, or 1 with the last error."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            JobSubmissionClient(args.address).list_jobs()
+        except Exception as exc:  # connection refused, 5xx, not ready: whatever it is, try again
+            if time.monotonic() > deadline:
+                print(
+                    f"deploy: no dashboard at {args.address} after {timeout_s:.0f} s ({exc})", file=sys.stderr
+                )
+                return 1
+            time.sleep(3)
+        else:
+            print(f"dashboard ready at {args.address}", flush=True)
+            return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deploy", description=__doc__.split("\n")[0])
     parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS", "http://127.0.0.1:8265"),
                         help="the cluster's dashboard (default RAY_ADDRESS)")  # fmt: skip
-    parser.add_argument("command", nargs="?", default="deploy", choices=["deploy", "status"])
+    parser.add_argument("command", nargs="?", default="deploy", choices=["deploy", "status", "wait"])
     parser.add_argument("--store", default="s3://dlens/store.zarr")
     parser.add_argument("--start", default="2025-07-01")
     parser.add_argument("--days", type=int, default=15)
@@ -207,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         args.address = f"http://{args.address}"
     if args.command == "status":
         return status(args)
+    if args.command == "wait":
+        return wait_dashboard(args)
     if "://" not in args.store:  # a path on the cluster's nodes: the jobs run in their own directories
         args.store = str(Path(args.store).resolve())
     if not Path(args.train_config).is_file():

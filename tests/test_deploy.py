@@ -77,20 +77,28 @@ def make_deploy(address: str, store: str, port: int, target: str = "deploy") -> 
 
 
 @pytest.mark.slow
-def test_make_deploy_runs_the_jobs_and_serves(cluster, tmp_path):
+def test_make_deploy_runs_the_jobs_and_serves(cluster, s3_bucket):
+    """On an S3 store (moto over HTTP; make deploy forwards the AWS settings to the jobs and replicas),
+    as on a real cluster, checkpoints included."""
+    import s3fs
+
     port = free_port()
-    done = make_deploy(cluster, str(tmp_path / "store.zarr"), port)
+    store = f"{s3_bucket}/store.zarr"
+    done = make_deploy(cluster, store, port)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for step in ("ingest", "train", "evaluate"):
         assert f"== {step}: succeeded" in done.stdout
     assert "== serve: healthy" in done.stdout
+    s3 = s3fs.S3FileSystem()
+    assert s3.ls(f"{s3_bucket}/ray-results"), "the train job's checkpoints are in the bucket"
+    assert s3.ls(f"{store}/reports"), "the evaluate job's report is in the store"
     models = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=60).json()
     assert models and models[0]["id"].startswith("smoke-")
     forecast = httpx.get(
         f"http://127.0.0.1:{port}/v1/forecast/o3", params={"run": "2025-07-05T00:00", "lead": 24}, timeout=120
     )
     assert forecast.status_code == 200 and len(forecast.json()["dlens"]) == 24
-    status = make_deploy(cluster, str(tmp_path / "store.zarr"), port, "deploy-status")
+    status = make_deploy(cluster, store, port, "deploy-status")
     assert status.returncode == 0 and "SUCCEEDED" in status.stdout and "RUNNING" in status.stdout
 
 
@@ -101,3 +109,12 @@ def test_a_failing_job_stops_make_deploy_with_its_error(cluster, tmp_path):
     assert done.returncode != 0
     assert "deploy: job ingest" in done.stderr and "FAILED" in done.stderr
     assert "== train" not in done.stdout
+
+
+@pytest.mark.slow
+def test_wait_returns_once_the_dashboard_answers(cluster):
+    done = subprocess.run(
+        ["uv", "run", "--frozen", "python", "infra/deploy.py", "--address", cluster, "wait"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0 and f"dashboard ready at {cluster}" in done.stdout, done.stderr
