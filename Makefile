@@ -16,7 +16,7 @@ SERVE_PORT ?= 8000
 SERVE_STOP_AFTER ?= $(if $(CI),0,)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser demo test test-fast lint bench clean deploy deploy-status
+.PHONY: setup browser demo test test-fast lint bench clean deploy deploy-status images push up down
 
 setup: .venv/.synced
 
@@ -54,6 +54,40 @@ deploy: setup  ## ingest, train and evaluate as jobs on the cluster at RAY_ADDRE
 
 deploy-status: setup  ## the pipeline's jobs and the Serve application on the cluster at RAY_ADDRESS
 	$(DEPLOY) status
+
+# Images (infra/docker): one per service plus dlens-cluster (every service, for a shared cluster).
+IMAGES := ingest evaluate train serve cluster
+REGISTRY ?=
+IMAGE_TAG ?= latest
+RAY_VERSION := $(shell sed -n '/^name = "ray"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock)
+DOCKER_ENGINE = docker info >/dev/null 2>&1 || { echo "$@: no Docker engine answers here (docker info failed):" \
+	"run it where Docker runs; the files are in infra/" >&2; exit 2; }
+COMPOSE ?= docker compose
+COMPOSE_FILES := -f infra/compose.yaml $(if $(GPU),-f infra/compose.gpu.yaml)
+# The compose stack's Ray token: the one Ray keeps in ~/.ray/auth_token (make deploy sends it too).
+WITH_TOKEN = RAY_AUTH_TOKEN=$$($(RUN) ray get-auth-token --generate 2>/dev/null) DLENS_REGISTRY=$(REGISTRY) DLENS_TAG=$(IMAGE_TAG)
+
+images: setup  ## build and tag the images of infra/docker (REGISTRY=host/path/ to prefix, IMAGE_TAG)
+	@$(DOCKER_ENGINE)
+	@for image in $(IMAGES); do \
+		echo "== $(REGISTRY)dlens-$$image:$(IMAGE_TAG) (Ray $(RAY_VERSION))"; \
+		docker build -f infra/docker/$$image.Dockerfile --build-arg RAY_VERSION=$(RAY_VERSION) \
+			-t $(REGISTRY)dlens-$$image:$(IMAGE_TAG) . || exit 1; \
+	done
+
+push: images  ## push the images to REGISTRY
+	@for image in $(IMAGES); do docker push $(REGISTRY)dlens-$$image:$(IMAGE_TAG) || exit 1; done
+
+up: setup  ## one-machine stack (infra/compose.yaml): MinIO + bucket, Ray head + worker, Serve's port; GPU=1 for GPUs
+	@$(DOCKER_ENGINE)
+	$(WITH_TOKEN) $(COMPOSE) $(COMPOSE_FILES) up -d --build
+	$(DEPLOY) wait
+	@echo "stack up: dashboard http://127.0.0.1:8265, MinIO console http://127.0.0.1:9001; next:"
+	@echo "  make deploy RAY_ADDRESS=http://127.0.0.1:8265 STORE=s3://dlens/store.zarr"
+
+down:  ## stop the compose stack (VOLUMES=1 also drops the MinIO volume)
+	@$(DOCKER_ENGINE)
+	$(WITH_TOKEN) $(COMPOSE) $(COMPOSE_FILES) --profile serve down $(if $(VOLUMES),--volumes)
 
 lint: setup
 	$(RUN) ruff check .
