@@ -16,7 +16,7 @@ SERVE_PORT ?= 8000
 SERVE_STOP_AFTER ?= $(if $(CI),0,)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser demo test test-fast lint bench clean deploy deploy-status images push up down
+.PHONY: setup browser demo test test-fast lint bench clean deploy deploy-status images push up down docs
 
 setup: .venv/.synced
 
@@ -85,9 +85,12 @@ up: setup  ## one-machine stack (infra/compose.yaml): MinIO + bucket, Ray head +
 	@echo "stack up: dashboard http://127.0.0.1:8265, MinIO console http://127.0.0.1:9001; next:"
 	@echo "  make deploy RAY_ADDRESS=http://127.0.0.1:8265 STORE=s3://dlens/store.zarr"
 
-down:  ## stop the compose stack (VOLUMES=1 also drops the MinIO volume)
+down: setup  ## stop the compose stack (VOLUMES=1 also drops the MinIO volume)
 	@$(DOCKER_ENGINE)
 	$(WITH_TOKEN) $(COMPOSE) $(COMPOSE_FILES) --profile serve down $(if $(VOLUMES),--volumes)
+
+docs: setup  ## regenerate docs/configuration.md from the pydantic models (a test checks it is current)
+	$(RUN) python tools/config_reference.py
 
 lint: setup
 	$(RUN) ruff check .

@@ -34,8 +34,8 @@ class Settings(BaseSettings):
     compressor: Literal["zstd", "lz4", "none"] = Field(
         "zstd", description="Lossless codec of the store's arrays (blosc with byte shuffle)"
     )
-    compression_level: int = Field(1, ge=0, le=9)
-    log_level: str = Field("INFO")
+    compression_level: int = Field(1, ge=0, le=9, description="Codec level: higher is smaller and slower")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     progress: bool = Field(True, description="Show progress bars on long work")
     weight_window_days: int = Field(
         7, ge=1, description="Weighted ENSEMBLE: trailing days of member skill behind the weights"

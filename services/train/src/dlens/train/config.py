@@ -27,8 +27,8 @@ class _Strict(BaseModel):
 class Period(_Strict):
     """Runs from `start` to `end`, both included."""
 
-    start: date
-    end: date
+    start: date = Field(description="first run (YYYY-MM-DD)")
+    end: date = Field(description="last run, included")
 
     @model_validator(mode="after")
     def _ordered(self) -> Period:
@@ -43,11 +43,11 @@ class Period(_Strict):
 class DataConfig(_Strict):
     """What the model sees: species, leads, periods split by date, member dropout."""
 
-    species: tuple[str, ...] = SPECIES_NAMES
+    species: tuple[str, ...] = Field(SPECIES_NAMES, description="species the model corrects, all read together")
     leads: tuple[int, ...] | None = Field(None, description="lead hours; default every lead of the store")
-    train: Period
-    validation: Period
-    test: Period
+    train: Period = Field(description="runs the model learns from")
+    validation: Period = Field(description="runs that pick the best epoch")
+    test: Period = Field(description="runs held out for the evaluation (dlens-train predict, dlens-evaluate)")
     member_dropout: float = Field(0.15, ge=0.0, lt=1.0, description="probability of dropping each member")
     static: bool = Field(
         True, description="land-sea mask, orography, latitude and longitude as input channels"
@@ -76,8 +76,10 @@ class DataConfig(_Strict):
 class ModelConfig(_Strict):
     """An mfai architecture by name, with its settings (fields of its settings dataclass)."""
 
-    architecture: Architecture
-    settings: dict[str, Any] = Field(default_factory=dict)
+    architecture: Architecture = Field(description="the mfai backbone")
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="fields of the architecture's mfai settings dataclass, e.g. num_filters"
+    )
     head: Head = Field(
         "mixture",
         description="mixture: softmax weights over the present members plus a correction, per point; "
@@ -86,10 +88,10 @@ class ModelConfig(_Strict):
 
 
 class OptimConfig(_Strict):
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(8, ge=1)
-    learning_rate: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
+    epochs: int = Field(10, ge=1, description="passes over the training runs")
+    batch_size: int = Field(8, ge=1, description="samples (run, lead) per step and worker")
+    learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate (cosine schedule)")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
     loss: Loss = Field(
         "relative", description="per-field MSE: in normalised units, in concentrations, or over the median's"
     )
@@ -98,8 +100,8 @@ class OptimConfig(_Strict):
 class TrainConfig(_Strict):
     """Everything a training run needs besides the store and the machine."""
 
-    name: str
-    seed: int = 0
+    name: str = Field(description="the model id's prefix (<name>-<timestamp>)")
+    seed: int = Field(0, description="weights, dropout and data order")
     data: DataConfig
     model: ModelConfig
     optim: OptimConfig = OptimConfig()

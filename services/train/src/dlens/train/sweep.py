@@ -31,13 +31,13 @@ METRIC, MODE = "val_loss", "min"
 class SweepConfig(_Strict):
     """A sweep: the base config, the search space, and how many trials."""
 
-    name: str
+    name: str = Field(description="the sweep's name (its directory under --storage, the model id's prefix)")
     base: str = Field(description="training config, relative to the sweep file")
-    samples: int = Field(4, ge=1)
-    max_concurrent: int = Field(1, ge=1)
-    workers_per_trial: int = Field(1, ge=1)
+    samples: int = Field(4, ge=1, description="trials")
+    max_concurrent: int = Field(1, ge=1, description="trials running at once")
+    workers_per_trial: int = Field(1, ge=1, description="DDP workers of each trial")
     grace_epochs: int = Field(1, ge=1, description="ASHA: epochs before a trial can be stopped")
-    models: list[ModelConfig] = Field(min_length=1)
+    models: list[ModelConfig] = Field(min_length=1, description="model sections to choose from")
     learning_rate: tuple[float, float] | None = Field(None, description="log-uniform range")
     member_dropout: tuple[float, float] | None = Field(None, description="uniform range")
     static: list[bool] | None = Field(None, description="choices for the static input channels")
