@@ -39,8 +39,9 @@ demo: setup  ## synthetic ingest on the demo domain, checks, a map; train, predi
 	model=$$($(RUN) dlens-train fit --store $(STORE) --config $(TRAIN_CONFIG) | tee /dev/stderr | sed -n 's/^model: //p') && \
 	$(RUN) dlens-train models --store $(STORE) && \
 	$(RUN) dlens-train predict --store $(STORE) --model $$model --start $(TEST_START) --days $(TEST_DAYS) && \
+	$(RUN) dlens-train predict --store $(STORE) --model $$model --start $(TEST_START) --days $(TEST_DAYS) --members early && \
 	$(RUN) dlens-evaluate --store $(STORE) --start $(TEST_START) --days $(TEST_DAYS) \
-		--products dlens-$$model,median,mean,weighted,best-member,members --out $(REPORT) && \
+		--products dlens-$$model,dlens-$$model-early,median,median-early,mean,weighted,best-member,members --out $(REPORT) && \
 	echo "demo report: file://$(abspath $(REPORT))/index.html (numbers in $(REPORT)/metrics.json)" && \
 	$(RUN) dlens-serve run --store $(STORE) --model $$model --port $(SERVE_PORT) \
 		$(if $(SERVE_STOP_AFTER),--stop-after $(SERVE_STOP_AFTER))

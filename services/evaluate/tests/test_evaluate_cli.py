@@ -19,7 +19,7 @@ from dlens.common.layout import Status
 from dlens.common.mock_store import MockSkill, build_mock_store
 from dlens.common.reader import StoreReader
 from dlens.common.schema import validate_store
-from dlens.common.species import MEMBERS, SPECIES_NAMES
+from dlens.common.species import EARLY_MEMBERS, MEMBERS, SPECIES_NAMES
 from dlens.common.store import open_dataset
 from dlens.evaluate.cli import main
 
@@ -34,7 +34,7 @@ def evaluated(tmp_path_factory, ray_cluster) -> tuple[str, Path, dict]:
     store = str(root / "mock.zarr")
     build_mock_store(store, START, days=14)
     out = root / "report"
-    assert main([*ARGS, "--store", store, "--products", "median,weighted,mean,best-member,members",
+    assert main([*ARGS, "--store", store, "--products", "median,weighted,mean,best-member,median-early,members",
                  "--out", str(out)]) == 0  # fmt: skip
     return store, out, json.loads((out / "metrics.json").read_text())
 
@@ -107,6 +107,21 @@ def test_pipeline_report_renders_in_chromium(evaluated, tmp_path):
         )
     assert len(images) == 2 * len(metrics["meta"]["species"])  # lead-time plot and maps per species
     assert (out / "figures").is_dir()
+
+
+def test_median_early_is_the_median_of_the_first_six_members(evaluated):
+    store, _, metrics = evaluated
+    reader = StoreReader(store)
+    run = np.datetime64("2025-03-10T00", "h")
+    early = [MEMBERS.index(m) for m in EARLY_MEMBERS]
+    for species in ("o3", "pm10"):
+        members = reader.members(species, run, 24)
+        np.testing.assert_allclose(
+            reader.product("median-early", species, run, 24), np.nanmedian(members[early], axis=0), rtol=1e-6
+        )
+    rmse = overall(metrics)
+    # Five members fewer: a worse median on this store, where members are independent draws.
+    assert (rmse.loc["median-early"] > rmse.loc["median"]).all()
 
 
 def test_rerun_reuses_stored_baselines(evaluated, tmp_path, caplog):

@@ -4,6 +4,7 @@ and its predictions are written as a product that evaluate can score."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import time
@@ -12,10 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 
+from dlens.common.layout import FORECASTS, STATUS, Status
 from dlens.common.mock_store import MockSkill, build_mock_store
 from dlens.common.model.registry import entries, load_model, resolve
 from dlens.common.reader import StoreReader
+from dlens.common.species import EARLY_MEMBERS, MEMBERS
 from dlens.train.cli import main
 from dlens.train.config import TrainConfig
 from dlens.train.fit import fit
@@ -101,3 +105,59 @@ def test_predict_writes_a_product_with_members_missing(store, ray_cluster, capsy
         assert field is not None and np.isfinite(field).all() and (field >= 0).all()
     assert main(["models", "--store", store]) == 0
     assert entries(store)[-1].model_id in capsys.readouterr().out
+
+
+def test_predict_updates_a_run_as_its_members_arrive(store, ray_cluster, tmp_path, capsys):
+    """Operational mode: the first six CTMs in → a DL-ENS; the rest in → the same run predicted again, now
+    equal to a prediction from all eleven; nothing new → nothing redone."""
+    if not entries(store):
+        fit(store, TrainConfig.model_validate(CONFIG), workers=1)
+    url = str(tmp_path / "operational.zarr")
+    shutil.copytree(store, url)
+    run, day = np.datetime64("2025-03-08T00", "h"), ["--start", "2025-03-08", "--days", "1"]
+    late = [k for k, m in enumerate(MEMBERS) if m not in EARLY_MEMBERS]
+    status = zarr.open_group(url)[f"{FORECASTS}/{STATUS}"]
+    pos = StoreReader(url).axis(FORECASTS)[run]
+    delivered = status[pos].copy()
+    status[pos, late] = int(Status.PENDING)  # the late CTMs have not arrived
+
+    def predict_(*extra: str) -> tuple[str, str]:
+        assert main(["--no-progress", "predict", "--store", url, *day, *extra]) == 0
+        out = capsys.readouterr().out
+        return out.split("products/")[1].split()[0], out
+
+    def used(name: str) -> np.ndarray:
+        return zarr.open_group(url)[f"products/{name}/members_used"][
+            StoreReader(url).axis(f"products/{name}")[run]
+        ]
+
+    name, out = predict_("--product", "operational")  # a product of its own (the store has dlens-<id>)
+    assert "1 predicted now" in out
+    assert (used(name)[0] == np.isin(MEMBERS, EARLY_MEMBERS)).all()
+    first = StoreReader(url).product(name, "o3", run, 24)
+    assert np.isfinite(first).all()
+    assert "0 predicted now" in predict_("--product", name)[1]  # nothing arrived: nothing redone
+
+    status[pos] = delivered  # the late CTMs arrive
+    assert "1 predicted now" in predict_("--product", name)[1]
+    assert used(name)[0].all()
+    updated = StoreReader(url).product(name, "o3", run, 24)
+    assert np.abs(updated - first).max() > 0
+    full, _ = predict_("--members", "all", "--product", "check-all")
+    np.testing.assert_array_equal(StoreReader(url).product(full, "o3", run, 24), updated)
+
+    early, _ = predict_("--members", "early")
+    assert (
+        early == f"dlens-{resolve(url, 'latest').model_id}-early"
+        and (used(early)[0] == np.isin(MEMBERS, EARLY_MEMBERS)).all()
+    )
+    np.testing.assert_array_equal(StoreReader(url).product(early, "o3", run, 24), first)
+
+
+def test_predict_refuses_unknown_members(store, capsys):
+    day = ["predict", "--store", store, "--start", "2025-03-08", "--days", "1"]
+    with pytest.raises(SystemExit) as exited:  # argparse: the usage and the message, exit 2
+        main([*day, "--members", "emep,nope"])
+    assert exited.value.code == 2 and "unknown members ['nope']" in capsys.readouterr().err
+    assert main([*day, "--members", "emep"]) == 2
+    assert "needs a product name (--product)" in capsys.readouterr().err

@@ -40,11 +40,29 @@ MEMBERS: tuple[str, ...] = (
     "chimere", "dehm", "emep", "euradim", "gemaq", "lotos",
     "match", "minni", "mocage", "monarch", "silam",
 )  # fmt: skip
+#: The first group of members the CAMS operational timeline delivers: what an early DL-ENS or median uses.
+EARLY_MEMBERS: tuple[str, ...] = ("chimere", "emep", "euradim", "lotos", "mocage", "silam")
+#: Named member groups (`--members early`), each a subset of MEMBERS in store order.
+MEMBER_GROUPS: dict[str, tuple[str, ...]] = {"all": MEMBERS, "early": EARLY_MEMBERS}
 #: The operational median product: ingested as a reference product, never as a model input.
 ENSEMBLE_MEMBER = "ensemble"
 
 #: Heights above ground in metres at which CAMS Regional publishes fields.
 LEVELS_M: tuple[int, ...] = (0, 50, 100, 250, 500, 750, 1000, 2000, 3000, 5000)
+
+
+def parse_members(text: str) -> tuple[str, ...]:
+    """A member group name (all, early) or a comma-separated member list, in store order."""
+    if text.strip().lower() in MEMBER_GROUPS:
+        return MEMBER_GROUPS[text.strip().lower()]
+    names = [m.strip().lower() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m not in MEMBERS]
+    if unknown or not names:
+        raise ValueError(
+            f"unknown members {unknown or text!r}; expected {' or '.join(MEMBER_GROUPS)}, or names among "
+            f"{','.join(MEMBERS)}"
+        )
+    return tuple(m for m in MEMBERS if m in names)
 
 
 def parse_species(text: str) -> list[str]:

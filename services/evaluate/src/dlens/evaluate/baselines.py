@@ -20,7 +20,7 @@ from dlens.common.layout import Status
 from dlens.common.logging import get_logger
 from dlens.common.parallel import Unit, fan_out
 from dlens.common.reader import StoreReader
-from dlens.common.species import LEAD_BLOCKS, MEMBERS, SPECIES_NAMES, lead_block
+from dlens.common.species import EARLY_MEMBERS, LEAD_BLOCKS, MEMBERS, SPECIES_NAMES, lead_block
 from dlens.common.writer import FieldWriter, StoreCoordinator
 from dlens.evaluate import ensembles
 from dlens.evaluate.weights import MemberSkill, block_lag_days, inverse_mse_weights
@@ -28,7 +28,9 @@ from dlens.evaluate.weights import MemberSkill, block_lag_days, inverse_mse_weig
 log = get_logger(__name__)
 
 #: Baselines from the members alone, and those that also take trailing-skill weights (stored beside them).
-COMBINERS = {"median": ensembles.median, "mean": ensembles.mean}
+COMBINERS = {"median": ensembles.median, "mean": ensembles.mean, "median-early": ensembles.median}
+#: Baselines that combine a subset of the members: the first group the operational timeline delivers.
+SUBSETS = {"median-early": EARLY_MEMBERS}
 WEIGHTED_COMBINERS = {"weighted": ensembles.weighted, "best-member": ensembles.best_member}
 BASELINES: tuple[str, ...] = (*COMBINERS, *WEIGHTED_COMBINERS)
 SKILL_WEIGHTED: tuple[str, ...] = tuple(WEIGHTED_COMBINERS)
@@ -37,6 +39,8 @@ DESCRIPTIONS = {
     "median": "CAMS Median ENSEMBLE: per point, median of the members present (mean of the two middle "
     "values for an even count)",
     "mean": "per point, mean of the members present",
+    "median-early": "the median of the first six members delivered (chimere, emep, euradim, lotos, mocage, "
+    "silam): what the operational timeline offers before the other CTMs arrive",
     "weighted": "Weighted ENSEMBLE: inverse trailing-MSE member weights per species and lead block, "
     "renormalised over the members present (docs/evaluate.md)",
     "best-member": "per point, the present member with the best trailing skill (same weights as weighted)",
@@ -86,21 +90,23 @@ def product_unit(
     t0 = np.datetime64(run, "h")
     blocks = list(LEAD_BLOCKS)
     status: dict[tuple[str, str], int] = {}
+    subsets = {name: np.isin(MEMBERS, SUBSETS.get(name, MEMBERS)) for name in names}
     for species in SPECIES_NAMES:
-        present = reader.member_presence(species, t0).any()
+        presence = reader.member_presence(species, t0)
+        present = {name: bool(presence[subsets[name]].any()) for name in names}
         for li, lead in enumerate(reader.spec.leads):
-            if not present:
+            if not any(present.values()):
                 break
             members = reader.members(species, t0, lead)
-            for name in names:
+            for name in (n for n in names if present[n]):
                 if name in SKILL_WEIGHTED:
                     block = blocks.index(lead_block(lead))
                     combined = WEIGHTED_COMBINERS[name](members, weights[species][block])
                 else:
-                    combined = COMBINERS[name](members)
+                    combined = COMBINERS[name](members[subsets[name]])
                 writer.write(f"products/{name}", species, (positions[name], li), combined)
         for name in names:
-            status[(name, species)] = int(Status.COMPLETE if present else Status.ABSENT)
+            status[(name, species)] = int(Status.COMPLETE if present[name] else Status.ABSENT)
     return {"run": run, "status": status}
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from dlens.common.config import cli_settings
 from dlens.common.model.registry import entries
 from dlens.common.reader import StoreReader
+from dlens.common.species import MEMBER_GROUPS, parse_members
 from dlens.train.config import load_config
 from dlens.train.fit import fit
 from dlens.train.predict import predict
@@ -50,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", default="latest", help="a model id or 'latest'")
     predict.add_argument("--start", required=True, type=_day, help="first run, YYYY-MM-DD")
     predict.add_argument("--days", required=True, type=int, help="number of daily runs")
+    predict.add_argument(
+        "--members", default="all", type=_members,
+        help="members to use: all (default), early (the first six the CAMS timeline delivers: product "
+        "dlens-<id>-early) or a comma list (with --product)",
+    )  # fmt: skip
+    predict.add_argument("--product", help="product name (default: dlens-<id>, dlens-<id>-<group>)")
     return parser
 
 
@@ -103,16 +110,26 @@ def cmd_models(args: argparse.Namespace, store: str) -> int:
 def cmd_predict(args: argparse.Namespace, store: str) -> int:
     if args.days < 1:
         raise ValueError(f"--days {args.days}: expected at least 1")
+    if args.product is None and args.members not in MEMBER_GROUPS.values():
+        raise ValueError("a member list that is not a named group needs a product name (--product)")
     first = np.datetime64(args.start, "h")
     last = first + np.timedelta64(24 * args.days, "h")
     runs = [r for r in StoreReader(store).complete_runs() if first <= r < last]
     if not runs:
         raise ValueError(f"no forecast run in store {store!r} from {args.start} for {args.days} days")
-    name, report = predict(store, args.model, runs)
+    name, done, report = predict(store, args.model, runs, args.members, args.product)
     if report.failed:
         raise RuntimeError(f"{len(report.failed)} prediction units failed; first: {report.failed[0]}")
-    print(f"product: products/{name} ({len(runs)} runs)")
+    print(f"product: products/{name} ({len(runs)} runs, {len(done)} predicted now, {len(runs) - len(done)} "
+          "already made from every member present)")  # fmt: skip
     return 0
+
+
+def _members(text: str) -> tuple[str, ...]:
+    try:
+        return parse_members(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _day(text: str) -> date:

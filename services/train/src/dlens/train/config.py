@@ -43,7 +43,9 @@ class Period(_Strict):
 class DataConfig(_Strict):
     """What the model sees: species, leads, periods split by date, member dropout."""
 
-    species: tuple[str, ...] = Field(SPECIES_NAMES, description="species the model corrects, all read together")
+    species: tuple[str, ...] = Field(
+        SPECIES_NAMES, description="species the model corrects, all read together"
+    )
     leads: tuple[int, ...] | None = Field(None, description="lead hours; default every lead of the store")
     train: Period = Field(description="runs the model learns from")
     validation: Period = Field(description="runs that pick the best epoch")
@@ -78,7 +80,8 @@ class ModelConfig(_Strict):
 
     architecture: Architecture = Field(description="the mfai backbone")
     settings: dict[str, Any] = Field(
-        default_factory=dict, description="fields of the architecture's mfai settings dataclass, e.g. num_filters"
+        default_factory=dict,
+        description="fields of the architecture's mfai settings dataclass, e.g. num_filters",
     )
     head: Head = Field(
         "mixture",

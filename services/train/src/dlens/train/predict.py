@@ -1,8 +1,13 @@
 """`dlens-train predict`: a registered model's DL-ENS fields written to `products/dlens-<id>`.
 
 One Ray task per run loads the model once and predicts the leads in batches with the members present
-(missing members are masked, as in training); the coordinator then marks each (run, species)
-COMPLETE, or ABSENT where no member was there. Runs already COMPLETE are skipped.
+(missing members are masked, as in training); the coordinator then records which members went into
+each (run, species) (`members_used`) and marks it COMPLETE, or ABSENT where no member was there.
+
+Operational mode: a run is predicted as soon as its first members are in, and predicted again when a
+later call finds members it did not use (the CAMS timeline delivers the CTMs in groups); runs whose
+product already used every member present are skipped. `members` restricts the inputs to a group
+(e.g. the early six, product `dlens-<id>-early`) to measure what the first delivery is worth.
 """
 
 from __future__ import annotations
@@ -11,77 +16,128 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dlens.common.layout import Status
+from dlens.common.layout import Status, product_group
 from dlens.common.model.inference import ensemble
 from dlens.common.model.registry import load_model, resolve
 from dlens.common.model.static import static_fields
 from dlens.common.parallel import FanOutReport, Unit, fan_out
 from dlens.common.reader import StoreReader
-from dlens.common.species import SPECIES_NAMES
+from dlens.common.species import MEMBER_GROUPS, MEMBERS, SPECIES_NAMES
 from dlens.common.writer import FieldWriter, StoreCoordinator
 
 #: Leads predicted in one forward pass.
 LEAD_BATCH = 8
+#: Product array (run, species, member): 1 where the member went into the field, 0 where not.
+MEMBERS_USED = "members_used"
 
 
-def product_name(model_id: str) -> str:
-    return f"dlens-{model_id}"
+def product_name(model_id: str, members: Sequence[str] = MEMBERS) -> str:
+    """`dlens-<id>` from every member, `dlens-<id>-<group>` from a named group (e.g. early)."""
+    for group, names in MEMBER_GROUPS.items():
+        if tuple(members) == names:
+            return f"dlens-{model_id}" if group == "all" else f"dlens-{model_id}-{group}"
+    raise ValueError("a member list that is not a named group needs a product name (--product)")
 
 
-def predict_unit(url: str, model_id: str, run: str, position: int) -> dict:
-    """Predict every lead of one run; return the status per species."""
+def usable(reader: StoreReader, species: str, run: np.datetime64, members: Sequence[str]) -> np.ndarray:
+    """Boolean (member,): the members of `members` COMPLETE for this run and species."""
+    return reader.member_presence(species, run) & np.isin(MEMBERS, members)
+
+
+def predict_unit(
+    url: str, model_id: str, product: str, run: str, position: int, members: tuple[str, ...]
+) -> dict:
+    """Predict every lead of one run from the usable members into `product`; return what it used."""
     reader = StoreReader(url)
     entry = resolve(url, model_id)
     model = load_model(url, entry)
     species = entry.species
     writer = FieldWriter(url)
     t0 = np.datetime64(run, "h")
-    present = {sp: bool(reader.member_presence(sp, t0).any()) for sp in species}
+    # One snapshot of the members present: a member committed meanwhile waits for the next call.
+    used = {sp: usable(reader, sp, t0, members) for sp in species}
     static = static_fields(reader, entry.static_names)
     leads = list(reader.spec.leads)
-    for start in range(0, len(leads) if any(present.values()) else 0, LEAD_BATCH):
+    for start in range(0, len(leads) if any(u.any() for u in used.values()) else 0, LEAD_BATCH):
         batch = leads[start : start + LEAD_BATCH]
-        members = np.stack(
+        inputs = np.stack(
             [np.stack([reader.members(sp, t0, lead)[:, 0] for sp in species]) for lead in batch]
         )
+        for k, sp in enumerate(species):
+            inputs[:, k, ~used[sp]] = np.nan
         fields = ensemble(
-            model, entry, members, static, batch, [t0 + np.timedelta64(lead, "h") for lead in batch]
+            model, entry, inputs, static, batch, [t0 + np.timedelta64(lead, "h") for lead in batch]
         )
         for b, lead_pos in enumerate(range(start, start + len(batch))):
             for k, sp in enumerate(species):
-                if present[sp]:
-                    writer.write(
-                        f"products/{product_name(model_id)}", sp, (position, lead_pos, 0), fields[b, k]
-                    )
-    return {
-        "run": run,
-        "status": {sp: int(Status.COMPLETE if present[sp] else Status.ABSENT) for sp in species},
-    }
+                if used[sp].any():
+                    writer.write(f"products/{product}", sp, (position, lead_pos, 0), fields[b, k])
+    return {"run": run, "used": {sp: used[sp].tolist() for sp in species}}
 
 
-def predict(url: str, model_id: str, runs: Sequence[np.datetime64]) -> tuple[str, FanOutReport]:
-    """Write the product of model `model_id` (or `latest`) for `runs`; return its name and the report."""
+def stale_runs(
+    reader: StoreReader,
+    product: str,
+    species: Sequence[str],
+    runs: Sequence[np.datetime64],
+    members: Sequence[str],
+) -> list[np.datetime64]:
+    """The runs whose product is missing, or was made without a member now present."""
+    path = product_group(product).path
+    recorded = reader.root[f"{path}/{MEMBERS_USED}"] if reader.has(f"{path}/{MEMBERS_USED}") else None
+
+    def stale(run: np.datetime64) -> bool:
+        if recorded is None or any(
+            reader.product_status(product, sp, run) == Status.PENDING for sp in species
+        ):
+            return True
+        before = recorded[reader.axis(path)[np.datetime64(run, "h")]] == 1  # (species, member)
+        return any(
+            (usable(reader, sp, run, members) & ~before[SPECIES_NAMES.index(sp)]).any() for sp in species
+        )
+
+    return [r for r in runs if stale(r)]
+
+
+def predict(
+    url: str,
+    model_id: str,
+    runs: Sequence[np.datetime64],
+    members: Sequence[str] = MEMBERS,
+    product: str | None = None,
+) -> tuple[str, list[np.datetime64], FanOutReport]:
+    """Write the product of model `model_id` (or `latest`) for the stale `runs` from `members`; return its
+    name, the runs (re)predicted and the report."""
     entry = resolve(url, model_id)
-    name = product_name(entry.model_id)
+    name = product or product_name(entry.model_id, members)
     reader = StoreReader(url)
-    todo = [
-        r for r in runs
-        if any(reader.product_status(name, sp, r) == Status.PENDING for sp in entry.species)
-    ]  # fmt: skip
+    todo = stale_runs(reader, name, entry.species, runs, members)
     if not todo:
-        return name, FanOutReport()
+        return name, [], FanOutReport()
     coordinator = StoreCoordinator(url)
     path = coordinator.ensure_product(name)
-    coordinator.update_attrs(path, description=f"DL-ENS model {entry.model_id}", model_id=entry.model_id)
+    coordinator.update_attrs(
+        path, description=f"DL-ENS model {entry.model_id} from {', '.join(members)}", model_id=entry.model_id,
+        members=list(members),
+    )  # fmt: skip
     positions = coordinator.ensure_axis(path, [r.astype("datetime64[s]").astype(object) for r in todo])
+    record = coordinator.ensure_axis_array(path, MEMBERS_USED, ("run", "species", "member"))
+    # Readers trust only COMPLETE cells: a run being predicted again is PENDING until its new fields are in.
+    coordinator.mark(path, positions, int(Status.PENDING))
 
     def commit(result: dict) -> None:
         pos = positions[todo.index(np.datetime64(result["run"], "h"))]
-        for sp, code in result["status"].items():
-            coordinator.mark(path, pos, code, (SPECIES_NAMES.index(sp),))
+        for sp, used in result["used"].items():
+            k = SPECIES_NAMES.index(sp)
+            record[pos, k] = np.asarray(used, dtype=np.float32)
+            coordinator.mark(path, pos, int(Status.COMPLETE if any(used) else Status.ABSENT), (k,))
 
     units = [
-        Unit(f"predict {np.datetime64(r, 'D')}", predict_unit, (url, entry.model_id, str(r), p))
+        Unit(
+            f"predict {np.datetime64(r, 'D')}",
+            predict_unit,
+            (url, entry.model_id, name, str(r), p, tuple(members)),
+        )
         for r, p in zip(todo, positions)
     ]
-    return name, fan_out(units, commit, desc=f"predict {entry.model_id}")
+    return name, todo, fan_out(units, commit, desc=f"predict {name}")
