@@ -31,18 +31,24 @@ browser:  ## Debian's Chromium, which the report's browser test drives (skipped 
 		|| echo "warning: could not install chromium; the browser test will be skipped (and fail under CI)"
 
 demo: setup  ## synthetic ingest on the demo domain, checks, a map; train, predict the test period, evaluate, serve
+	@echo "== demo 1/6 ingest: $(DAYS) synthetic days from $(START) on the $(DOMAIN) domain into $(STORE)"
 	$(RUN) dlens-ingest synthetic --store $(STORE) --start $(START) --days $(DAYS) --domain $(DOMAIN) --seed 0
+	@echo "== demo 2/6 check: the store's status, a deep validation, a quick-look map"
 	$(RUN) dlens-ingest status --store $(STORE)
 	$(RUN) dlens-ingest validate --store $(STORE) --deep
 	$(RUN) dlens-ingest plot --store $(STORE) --species no2 --lead 18 --out data/demo_no2.png
+	@echo "== demo 3/6 train: $(TRAIN_CONFIG) with Ray Train, published to the store's registry"
 	@set -o pipefail; \
 	model=$$($(RUN) dlens-train fit --store $(STORE) --config $(TRAIN_CONFIG) | tee /dev/stderr | sed -n 's/^model: //p') && \
 	$(RUN) dlens-train models --store $(STORE) && \
+	echo "== demo 4/6 predict: $(TEST_DAYS) test days from $(TEST_START), from every member and from the first six" && \
 	$(RUN) dlens-train predict --store $(STORE) --model $$model --start $(TEST_START) --days $(TEST_DAYS) && \
 	$(RUN) dlens-train predict --store $(STORE) --model $$model --start $(TEST_START) --days $(TEST_DAYS) --members early && \
+	echo "== demo 5/6 evaluate: DL-ENS against the Median and Weighted ENSEMBLEs and the members" && \
 	$(RUN) dlens-evaluate --store $(STORE) --start $(TEST_START) --days $(TEST_DAYS) \
 		--products dlens-$$model,dlens-$$model-early,median,median-early,mean,weighted,best-member,members --out $(REPORT) && \
 	echo "demo report: file://$(abspath $(REPORT))/index.html (numbers in $(REPORT)/metrics.json)" && \
+	echo "== demo 6/6 serve: model $$model over HTTP$(if $(SERVE_STOP_AFTER), (stops once its example answered), (Ctrl-C stops))" && \
 	$(RUN) dlens-serve run --store $(STORE) --model $$model --port $(SERVE_PORT) \
 		$(if $(SERVE_STOP_AFTER),--stop-after $(SERVE_STOP_AFTER))
 

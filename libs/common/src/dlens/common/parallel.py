@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ def ensure_ray() -> None:
     """Connect to RAY_ADDRESS / DLENS_RAY_ADDRESS if set, else start a small local Ray."""
     if ray.is_initialized():
         return
+    # Ray 2.60 turns token authentication on for every new cluster and warns at each start; the warning
+    # says nothing a user must act on (docs/deploy.md covers tokens), so keep it out of every CLI's output.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     address = get_settings().ray_address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
