@@ -41,7 +41,7 @@ def test_make_demo_in_a_fresh_clone(tmp_path):
     assert done.returncode == 0, log[-5000:]
 
     store = clone / "data" / "demo.zarr"
-    model = re.search(r"^model: (\S+)", done.stdout, re.MULTILINE).group(1)
+    model = re.search(r"^model: (\S+)", log, re.MULTILINE).group(1)  # fit's line goes to stderr (tee)
     root = zarr.open_group(store, mode="r")
     assert {"forecasts", "analysis"} <= set(root.group_keys())
     assert f"dlens-{model}" in root["products"] and f"dlens-{model}-early" in root["products"]
