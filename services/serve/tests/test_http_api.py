@@ -5,6 +5,7 @@ the viewer shows its maps in headless Chromium."""
 from __future__ import annotations
 
 import io
+import shutil
 from datetime import datetime
 
 import httpx
@@ -26,6 +27,7 @@ from dlens.serve.app import APP_NAME, build_app
 from dlens.serve.args import ServeArgs
 from dlens.train.config import TrainConfig
 from dlens.train.dataset import store_normaliser
+from dlens.train.export import export
 from dlens.train.loop import make_model
 from dlens.train.predict import predict
 from dlens.train.registry import publish
@@ -231,6 +233,32 @@ def test_service_endpoints(store, client, server):
     assert runs["runs"][0].startswith("2025-03-01") and runs["leads"] == [0, 6, 12, 18, 24]
     assert "/v1/ensemble" in httpx.get(f"{server}/openapi.json").json()["paths"]
     assert httpx.get(f"{server}/docs").status_code == 200
+
+
+def test_a_bundle_is_served_without_the_registry(store, client, server, tmp_path):
+    """dlens-train export, then a copy of the store without its registry: the bundle's model gives the
+    same answers as the registry's."""
+    from ray import serve
+
+    url, model_id = store
+    bundle = tmp_path / "bundle"
+    export(url, model_id, bundle)
+    bare = tmp_path / "bare.zarr"
+    shutil.copytree(url, bare, ignore=shutil.ignore_patterns("models"))
+    args = ServeArgs(store=str(bare), model=model_id, bundles=(str(bundle),), api_token=TOKEN)
+    serve.run(build_app(args), name="bundle", route_prefix="/bundle", blocking=False)
+    try:
+        with httpx.Client(base_url=f"{server}/bundle", headers=AUTH, timeout=120) as bundled:
+            assert [m["id"] for m in bundled.get("/v1/models").json()] == [model_id]
+            body = json_body(members_of(url, 12), "no2")
+            answer, reference = (
+                bundled.post("/v1/ensemble", json=body),
+                client.post("/v1/ensemble", json=body),
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["model"] == model_id and answer.json()["dlens"] == reference.json()["dlens"]
+    finally:
+        serve.delete("bundle")
 
 
 def _bad_requests(url: str) -> list[tuple[str, dict, int, str]]:

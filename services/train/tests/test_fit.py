@@ -3,6 +3,7 @@ and its predictions are written as a product that evaluate can score."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -13,10 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import yaml
 import zarr
+from safetensors import safe_open
 
 from dlens.common.layout import FORECASTS, STATUS, Status
 from dlens.common.mock_store import MockSkill, build_mock_store
+from dlens.common.model.bundle import FILES, read_bundle
 from dlens.common.model.registry import entries, load_model, resolve
 from dlens.common.reader import StoreReader
 from dlens.common.species import EARLY_MEMBERS, MEMBERS
@@ -161,3 +166,39 @@ def test_predict_refuses_unknown_members(store, capsys):
     assert exited.value.code == 2 and "unknown members ['nope']" in capsys.readouterr().err
     assert main([*day, "--members", "emep"]) == 2
     assert "needs a product name (--product)" in capsys.readouterr().err
+
+
+def test_export_writes_a_bundle_that_loads_without_the_registry(store, ray_cluster, tmp_path, capsys):
+    if not entries(store):
+        fit(store, TrainConfig.model_validate(CONFIG), workers=1)
+    entry = resolve(store, "latest")
+    # A verification report in the store that scored the model: its test scores go into the card.
+    report = Path(store) / "reports" / "r1"
+    report.mkdir(parents=True)
+    overall = {"lead_block": "all", "region": "domain", "season": "all", "lead": None}
+    rows = [overall | {"product": p, "species": "o3", "rmse": v}
+            for p, v in ((f"dlens-{entry.model_id}", 1.5), ("median", 2.0), ("weighted", 1.8))]  # fmt: skip
+    meta = {"created": "2026-01-01T00:00:00", "period": {"start": "2025-03-07", "days": 2, "runs": []}}
+    (report / "metrics.json").write_text(json.dumps({"meta": meta, "continuous": rows}))
+    out = tmp_path / "bundle"
+    assert main(["--no-progress", "export", "--store", store, "--out", str(out)]) == 0
+    assert f"bundle: {out} (model {entry.model_id}" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    card = (out / "README.md").read_text()
+    assert (
+        "## Intended use" in card
+        and "2025-03-01 to 2025-03-05" in card
+        and "| o3 | 1.500 | 2.000 | 1.800 |" in card
+    )
+    assert yaml.safe_load((out / "config.yaml").read_text()) == entry.card["config"]
+    with safe_open(str(out / "weights.safetensors"), "pt") as weights:  # plain tensors, no pickle
+        assert weights.metadata()["model_id"] == entry.model_id
+    bundled = read_bundle(str(out))
+    assert bundled.model_id == entry.model_id and bundled.card["test_scores"][0]["dlens"] == 1.5
+    registry_state, bundle_state = (
+        load_model(store, entry).state_dict(),
+        load_model("unused", bundled).state_dict(),
+    )
+    assert all(torch.equal(registry_state[k], bundle_state[k]) for k in registry_state)
+    assert main(["--no-progress", "export", "--store", store, "--out", str(out)]) == 2  # never overwritten
+    assert "exists" in capsys.readouterr().err

@@ -14,6 +14,11 @@ class ServeArgs(BaseModel):
         description="Store root holding the registry and the members: a local path or s3:// URL"
     )
     model: str = Field("latest", description="Default model id (or latest) when a request names none")
+    bundles: tuple[str, ...] = Field(
+        (),
+        description="Model bundles (dlens-train export: directories or s3:// prefixes) served beside the "
+        "registry's models, which need not hold them",
+    )
     max_body_mb: float = Field(64.0, gt=0, description="Largest request body accepted (413 above)")
     max_batch_size: int = Field(
         8, ge=1, le=256, description="Dynamic batching: most samples per forward pass"

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import time
 
+from dlens.common.model.bundle import read_bundle
 from dlens.common.model.registry import ModelEntry, entries
 from dlens.common.reader import StoreReader
 from dlens.serve.problems import RequestProblem
 
 
 class Catalog:
-    """Registry entries and a store reader, reopened after `refresh_s` seconds (new runs, new models)."""
+    """Registry entries, bundles and a store reader, reopened after `refresh_s` seconds (new runs, new
+    models); a bundle's model answers to its id, beside (or instead of) the registry's."""
 
-    def __init__(self, store: str, refresh_s: float):
+    def __init__(self, store: str, refresh_s: float, bundles: tuple[str, ...] = ()):
         self.store, self.refresh_s = store, refresh_s
+        self._bundles = [read_bundle(location) for location in bundles]
         self._reader: StoreReader | None = None
         self._reader_at = 0.0
         self._models: dict[str, ModelEntry] = {}
@@ -28,7 +31,8 @@ class Catalog:
     def models(self, refresh: bool = False) -> dict[str, ModelEntry]:
         """Registered models by id, oldest first."""
         if refresh or not self._models or time.monotonic() - self._models_at > self.refresh_s:
-            self._models = {e.model_id: e for e in entries(self.store)}
+            found = sorted([*entries(self.store), *self._bundles], key=lambda e: e.card["created"])
+            self._models = {e.model_id: e for e in found}
             self._models_at = time.monotonic()
         return self._models
 

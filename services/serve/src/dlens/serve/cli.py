@@ -15,11 +15,11 @@ import threading
 import urllib.request
 
 from dlens.common.config import cli_settings
-from dlens.common.model.registry import resolve
 from dlens.common.parallel import ensure_ray
 from dlens.common.reader import StoreReader
 from dlens.common.species import SPECIES_NAMES
 from dlens.common.store import absolute_url
+from dlens.serve.catalog import Catalog
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="serve a registered model over HTTP until interrupted")
     run.add_argument("--store", help="local path or s3://bucket/prefix (default: DLENS_STORE)")
     run.add_argument("--model", default="latest", help="default model id, or latest (default)")
+    run.add_argument(
+        "--bundle", action="append", default=[], metavar="DIR",
+        help="a model bundle (dlens-train export) to serve beside the store's registry; repeatable",
+    )  # fmt: skip
     run.add_argument("--host", default="127.0.0.1", help="HTTP host (default 127.0.0.1; 0.0.0.0 for all)")
     run.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     run.add_argument("--max-batch-size", type=int, default=8, help="dynamic batching: samples per pass")
@@ -63,10 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = cli_settings(args.log_level, no_progress=True)
     store = absolute_url(args.store or settings.store)
+    bundles = tuple(absolute_url(b) for b in args.bundle)
     try:
-        model_id = resolve(store, args.model).model_id
+        model_id = Catalog(store, 0, bundles).model(args.model).model_id
+        StoreReader(store)  # the members (and static fields) come from the store: it must open
     except (ValueError, FileNotFoundError, OSError) as exc:
-        print(f"dlens-serve: {exc}", file=sys.stderr)
+        print(f"dlens-serve: {getattr(exc, 'detail', exc)}", file=sys.stderr)
         return 2
     with socket.socket() as probe:
         try:
@@ -85,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     ensure_ray()
     serve.start(http_options={"host": args.host, "port": args.port})
     app_args = ServeArgs(
-        store=store, model=model_id, max_batch_size=args.max_batch_size, api_token=settings.api_token
+        store=store,
+        model=model_id,
+        bundles=bundles,
+        max_batch_size=args.max_batch_size,
+        api_token=settings.api_token,
     )
     serve.run(build_app(app_args), name=APP_NAME, route_prefix="/", blocking=False)
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '') else args.host}:{args.port}"

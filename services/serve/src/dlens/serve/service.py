@@ -122,7 +122,7 @@ class DlensService:
 
     def __init__(self, args: ServeArgs):
         setup_logging(get_settings().log_level)
-        self.catalog = Catalog(args.store, args.reader_refresh_s)
+        self.catalog = Catalog(args.store, args.reader_refresh_s, args.bundles)
         self.predictor = Predictor(self.catalog, args)
         self.default_model = self.catalog.model(args.model).model_id
         token = args.api_token if args.api_token is not None else get_settings().api_token

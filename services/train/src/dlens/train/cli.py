@@ -17,6 +17,7 @@ from dlens.common.model.registry import entries
 from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBER_GROUPS, parse_members
 from dlens.train.config import load_config
+from dlens.train.export import export
 from dlens.train.fit import fit
 from dlens.train.predict import predict
 from dlens.train.sweep import load_sweep, tune
@@ -57,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
         "dlens-<id>-early) or a comma list (with --product)",
     )  # fmt: skip
     predict.add_argument("--product", help="product name (default: dlens-<id>, dlens-<id>-<group>)")
+
+    export_ = sub.add_parser("export", help="a model as a self-contained bundle (safetensors, model card)")
+    export_.add_argument("--store", help="local path or s3://bucket/prefix (default: DLENS_STORE)")
+    export_.add_argument("--model", default="latest", help="a model id or 'latest'")
+    export_.add_argument("--out", required=True, type=Path, help="the bundle's directory (must not exist)")
     return parser
 
 
@@ -65,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = cli_settings(args.log_level, args.no_progress)
     store = args.store or settings.store
     try:
-        commands = {"fit": cmd_fit, "tune": cmd_tune, "models": cmd_models, "predict": cmd_predict}
+        commands = {"fit": cmd_fit, "tune": cmd_tune, "models": cmd_models, "predict": cmd_predict,
+                    "export": cmd_export}  # fmt: skip
         return commands[args.command](args, store)
     except (ValueError, FileNotFoundError) as exc:
         print(f"dlens-train: error: {exc}", file=sys.stderr)
@@ -122,6 +129,12 @@ def cmd_predict(args: argparse.Namespace, store: str) -> int:
         raise RuntimeError(f"{len(report.failed)} prediction units failed; first: {report.failed[0]}")
     print(f"product: products/{name} ({len(runs)} runs, {len(done)} predicted now, {len(runs) - len(done)} "
           "already made from every member present)")  # fmt: skip
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, store: str) -> int:
+    model_id, out = export(store, args.model, args.out)
+    print(f"bundle: {out} (model {model_id}; dlens-serve run --store S --bundle {out})")
     return 0
 
 

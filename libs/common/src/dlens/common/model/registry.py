@@ -1,4 +1,5 @@
-"""The model registry in the store: `models/<id>/` holds `weights.pt` and `model.json` (DESIGN §3).
+"""The model registry in the store: `models/<id>/` holds `weights.pt` and `model.json` (DESIGN §3);
+entries can also come from bundles (`dlens.common.model.bundle`: safetensors weights beside the card).
 
 `weights.pt` is a plain state_dict, loaded with `weights_only=True` (no code runs on load); `model.json`
 (the model card) holds the training config, the normalisation, the data periods, the input channels and
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load as load_safetensors
 
 from dlens.common.model.architectures import FIXED_SHAPE, build_ensemble_model
 from dlens.common.model.features import Normaliser
@@ -22,14 +24,16 @@ from dlens.common.model.head import EnsembleModel
 from dlens.common.store import list_directory, put_directory, read_file
 
 MODELS = "models"
+BUNDLE_WEIGHTS = "weights.safetensors"
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One registered model: its id and its card (`model.json`)."""
+    """One model: its id, its card (`model.json`) and, for a bundle, the bundle's location."""
 
     model_id: str
     card: dict
+    bundle: str | None = None
 
     @property
     def species(self) -> tuple[str, ...]:
@@ -98,8 +102,12 @@ def resolve(url: str, model_id: str) -> ModelEntry:
 
 
 def load_model(url: str, entry: ModelEntry) -> EnsembleModel:
-    """The registered model in eval mode, weights loaded with weights_only=True."""
+    """The model in eval mode: from the registry of `url` (weights_only=True) or from its bundle."""
     model = entry.build()
-    state = torch.load(io.BytesIO(read_file(url, f"{MODELS}/{entry.model_id}/weights.pt")), weights_only=True)
+    if entry.bundle is not None:
+        state = load_safetensors(read_file(entry.bundle, BUNDLE_WEIGHTS))
+    else:
+        weights = read_file(url, f"{MODELS}/{entry.model_id}/weights.pt")
+        state = torch.load(io.BytesIO(weights), weights_only=True)
     model.load_state_dict(state)
     return model.eval()

@@ -1,0 +1,123 @@
+"""Self-contained model bundles: what `dlens-train export` writes and `dlens-serve run --bundle` loads.
+
+A bundle is a directory (local or s3://) that needs no store registry:
+
+    weights.safetensors   the state_dict as safetensors (no code runs on load)
+    model.json            the card of the registry (config, normalisation, channels, shape, periods,
+                          validation scores) plus the test scores found in the store's reports
+    config.yaml           the training config, as a person would edit it
+    normalisation.json    the per-species log1p mean and standard deviation of the inputs
+    README.md             the model card: what it does, its data, its scores, its intended use and limits
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import save_file
+
+from dlens.common.model.registry import BUNDLE_WEIGHTS as WEIGHTS
+from dlens.common.model.registry import ModelEntry
+from dlens.common.species import SPECIES
+from dlens.common.store import read_file
+
+CARD = "model.json"
+VALIDATION = {"val_loss": "loss", "val_ratio": "RMSE / median RMSE"}
+FILES = (WEIGHTS, CARD, "config.yaml", "normalisation.json", "README.md")
+
+
+def write_bundle(entry: ModelEntry, state_dict: dict[str, torch.Tensor], out: Path, test: list[dict]) -> Path:
+    """Write the bundle of `entry` into the new directory `out`; `test`: its test scores (may be empty)."""
+    out.mkdir(parents=True, exist_ok=False)
+    tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in state_dict.items()}
+    save_file(tensors, str(out / WEIGHTS), metadata={"model_id": entry.model_id})
+    card = {**entry.card, "test_scores": test}
+    (out / CARD).write_text(json.dumps(card, indent=2))
+    (out / "config.yaml").write_text(yaml.safe_dump(entry.card["config"], sort_keys=False))
+    (out / "normalisation.json").write_text(json.dumps(entry.card["normaliser"], indent=2))
+    (out / "README.md").write_text(model_card(card))
+    return out
+
+
+def read_bundle(location: str) -> ModelEntry:
+    """The entry of the bundle at `location` (a directory or s3:// prefix); its weights load from there."""
+    card = json.loads(read_file(location, CARD))
+    return ModelEntry(card["id"], card, bundle=location)
+
+
+def period_text(scores: list[dict]) -> str:
+    period = scores[0].get("period", {})
+    return f"{period.get('days', '?')} runs from {period.get('start', '?')}"
+
+
+def validation_line(validation: dict) -> str:
+    """`Validation (the best epoch, 7): loss 0.7052, RMSE / median RMSE 0.8409.` from what the card has."""
+    epoch = f" (the best epoch, {validation['epoch']})" if "epoch" in validation else ""
+    scores = ", ".join(f"{label} {validation[k]:.4f}" for k, label in VALIDATION.items() if k in validation)
+    return f"Validation{epoch}: {scores}."
+
+
+def model_card(card: dict) -> str:
+    """The bundle's README: a model card for the people who will use it."""
+    config, periods, validation = card["config"], card["periods"], card["validation"]
+    species = ", ".join(f"{s} ({SPECIES[s].long_name})" for s in config["data"]["species"])
+    height, width = card["input_shape"]
+    lines = [
+        f"# DL-ENS model `{card['id']}`",
+        "",
+        f"A Deep Learning ENSEMBLE of the CAMS Regional air-quality forecasts: a {card['architecture']} "
+        f"({config['model']['head']} head) that combines the member forecasts of {species} into one field "
+        f"per species, lead and grid point, trained against the CAMS analysis. Created {card['created']} "
+        f"with dlens-train `{card.get('code_version', '?')}`.",
+        "",
+        "## Intended use",
+        "",
+        "Post-processing the 11 CAMS Regional members (surface concentrations, µg/m³) into a sharper "
+        "ensemble forecast than their median, for the species listed, over the grid and lead times it was "
+        "trained on, run by run as the members arrive: it was trained with member dropout "
+        f"(p = {config['data']['member_dropout']}) and takes any subset of members, more members giving "
+        "better fields. Not for other species, levels above the surface, other grids or resolutions, "
+        "or as an analysis: it forecasts what the CAMS analysis will say, with its errors.",
+        "",
+        "## Data",
+        "",
+        f"- Input: {len(card['input_channels'])} channels on a {height} × {width} grid "
+        f"(`{', '.join(card['input_channels'][:6])}`, …; `model.json` lists them).",
+        *(f"- {name}: runs {p['start']} to {p['end']}" for name, p in periods.items()),
+        "- Normalisation: `normalisation.json` (log1p mean and standard deviation per species).",
+        "",
+        "## Scores",
+        "",
+        validation_line(validation),
+        "",
+    ]  # fmt: skip
+    if card["test_scores"]:
+        lines += [
+            f"Test period ({period_text(card['test_scores'])}), RMSE (µg/m³) over the domain and every lead, "
+            "from the store's verification report:",
+            "",
+            "| species | DL-ENS | Median ENSEMBLE | Weighted ENSEMBLE |",
+            "| --- | ---: | ---: | ---: |",
+            *(
+                f"| {r['species']} | {r['dlens']:.3f} | {r['median']:.3f} | {r['weighted']:.3f} |"
+                for r in card["test_scores"]
+            ),
+        ]
+    else:
+        lines.append("Test period: not evaluated yet (`dlens-evaluate --products dlens-<id>` scores it).")
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```bash",
+        "dlens-serve run --store <store with the members> --bundle <this directory>",
+        "```",
+        "",
+        "The weights are safetensors; `dlens.common.model.bundle.read_bundle` and "
+        "`dlens.common.model.registry.load_model` load them in Python.",
+        "",
+    ]
+    return "\n".join(lines)
