@@ -101,6 +101,13 @@ def list_directory(url: str, key: str) -> list[str]:
     return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
 
 
+def write_file(url: str, key: str, data: bytes) -> None:
+    """Write a plain file under the store root (a README beside the groups)."""
+    fs, root = _filesystem(url)
+    with fs.open(f"{root}/{key}", "wb") as f:
+        f.write(data)
+
+
 def read_file(url: str, key: str) -> bytes:
     """The bytes of a plain file under the store root; FileNotFoundError when it is missing."""
     fs, root = _filesystem(url)

@@ -115,6 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--dry-run", action="store_true", help="print the requests, send nothing")
     grid_args(fetch, defaults=True)
 
+    export = sub.add_parser("export", help="a training-dataset subset (period, domain, species), a new store")
+    store_arg(export)
+    export.add_argument("--out", required=True, help="the new store: a path or s3:// URL that does not exist")
+    export.add_argument("--start", type=_day, required=True, help="first run, YYYY-MM-DD")
+    export.add_argument("--days", type=int, required=True, help="number of daily runs")
+    export.add_argument(
+        "--species", type=_checked(parse_species), default=list(SPECIES_NAMES), help="comma list (all)"
+    )
+    export.add_argument(
+        "--domain", type=_checked(parse_domain), help="a crop of the store's domain (default: all of it)"
+    )
+
     status = sub.add_parser("status", help="table of what the store holds")
     store_arg(status)
 
@@ -241,8 +253,20 @@ def cmd_validate(args: argparse.Namespace, store: str) -> int:
     return 1 if problems else 0
 
 
+def cmd_export(args: argparse.Namespace, store: str) -> int:
+    from dlens.ingest.export import export_subset
+
+    if args.days < 1:
+        raise ValueError(f"--days {args.days}: expected at least 1")
+    done = export_subset(store, args.out, args.start, args.days, args.species, args.domain)
+    print(f"export: {args.out} ({done.runs} runs, {done.analysis_times} analysis hours, "
+          f"{done.meteo_runs} meteo runs; README.md inside)")  # fmt: skip
+    return 0
+
+
 COMMANDS = {
     "synthetic": cmd_synthetic,
+    "export": cmd_export,
     "files": cmd_files,
     "fetch": cmd_fetch,
     "status": cmd_status,
