@@ -12,6 +12,9 @@ a later test period that neither saw. Then, per species and lead block:
     that DL-ENS removes;
   - the paired bootstrap (runs resampled) 95 % interval of RMSE(DL-ENS) − RMSE(median) from
     `dlens-evaluate`, and its verdict.
+Beside them, what the first delivery of the operational timeline is worth: DL-ENS from the first six
+members only (`predict --members early`) against the median of the same six (`median-early`); and a
+figure of RMSE per lead block (bench/results/skill.png, the README's), and the README's markdown table.
 Targets: DL-ENS better than the median and than the weighted ensemble in every row; the mean of
 DL-ENS / median over the rows ≤ 0.85. Exit status 1 if a target is missed.
 
@@ -114,10 +117,12 @@ def skill_table(metrics: dict, product: str, floors: dict, species: list[str]) -
             if (product, sp, block) not in rmse:
                 continue
             dl, median, weighted = (rmse[(p, sp, block)] for p in (product, "median", "weighted"))
+            dl_early, median_early = (rmse[(p, sp, block)] for p in (f"{product}-early", "median-early"))
             floor = floors[(sp, block)]["floor"]
             boot = significance[(sp, block)]
             rows.append({
                 "species": sp, "lead_block": block, "dlens": dl, "median": median, "weighted": weighted,
+                "dlens_early": dl_early, "median_early": median_early,
                 "floor": floor, "perfect_combination": floors[(sp, block)]["combination"], "ratio": dl / median,
                 "removable_share": (median**2 - dl**2) / (median**2 - floor**2),
                 "ci_low": boot["ci_low"], "ci_high": boot["ci_high"], "verdict": boot["verdict"],
@@ -138,6 +143,58 @@ def verdicts(rows: list[dict]) -> dict:
         "significantly_better_rows": sum(r["verdict"] == "better" for r in blocks),
         "rows": len(blocks),
     }
+
+
+def hours(block: str) -> str:
+    """'025-048' → '25–48'."""
+    return "–".join(str(int(h)) for h in block.split("-"))
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The README's results table: RMSE per species and lead block, the best of each row in bold."""
+    lines = [
+        "| species | leads (h) | DL-ENS | Median | Weighted | DL-ENS / Median | DL-ENS, first 6 | Median, first 6 |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        if r["lead_block"] == "all":
+            continue
+        best = min(r["dlens"], r["median"], r["weighted"])
+        cells = [
+            f"**{v:.2f}**" if v == best else f"{v:.2f}" for v in (r["dlens"], r["median"], r["weighted"])
+        ]
+        lines.append(
+            f"| {r['species']} | {hours(r['lead_block'])} | {' | '.join(cells)} | {r['ratio']:.2f} "
+            f"| {r['dlens_early']:.2f} | {r['median_early']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """RMSE per lead block and species: DL-ENS, the median, the weighted ensemble, the first-six variants."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    species = list(dict.fromkeys(r["species"] for r in rows))
+    blocks = list(LEAD_BLOCKS)
+    fig, axes = plt.subplots(1, len(species), figsize=(3.2 * len(species), 3.0), constrained_layout=True)
+    lines = [("dlens", "DL-ENS", "C0", "-"), ("median", "Median", "C3", "-"), ("weighted", "Weighted", "C2", "-"),
+             ("dlens_early", "DL-ENS, first 6", "C0", ":"), ("median_early", "Median, first 6", "C3", ":"),
+             ("floor", "analysis error (floor)", "0.6", "--")]  # fmt: skip
+    for ax, sp in zip(np.atleast_1d(axes), species):
+        by_block = {r["lead_block"]: r for r in rows if r["species"] == sp}
+        for key, label, colour, style in lines:
+            ax.plot(range(len(blocks)), [by_block[b][key] for b in blocks], style, color=colour, marker="o",
+                    markersize=3, label=label)  # fmt: skip
+        ax.set_title(sp)
+        ax.set_xticks(range(len(blocks)), [hours(b) for b in blocks], fontsize=8)
+        ax.set_xlabel("lead (h)")
+    np.atleast_1d(axes)[0].set_ylabel("RMSE (µg/m³)")
+    np.atleast_1d(axes)[0].legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def print_table(rows: list[dict]) -> None:
@@ -192,10 +249,12 @@ def main() -> int:
     test = ["--start", f"{test_start:%Y-%m-%d}", "--days", str(args.test_days)]
     step("predict", [str(BIN / "dlens-train"), "--no-progress", "predict", "--store", store,
                      "--model", model_id, *test], timings)  # fmt: skip
+    step("predict-early", [str(BIN / "dlens-train"), "--no-progress", "predict", "--store", store,
+                           "--model", model_id, *test, "--members", "early"], timings)  # fmt: skip
     product = f"dlens-{model_id}"
     report = workdir / "report"
-    step("evaluate", [str(BIN / "dlens-evaluate"), "--no-progress", "--store", store, *test,
-                      "--products", f"{product},median,weighted", "--out", str(report)], timings)  # fmt: skip
+    step("evaluate", [str(BIN / "dlens-evaluate"), "--no-progress", "--store", store, *test, "--products",
+                      f"{product},{product}-early,median,median-early,weighted", "--out", str(report)], timings)  # fmt: skip
 
     runs = [test_start + timedelta(days=d) for d in range(args.test_days)]
     floors = floor_by_block(args.domain, args.seed, runs, species, parse_leads(LEADS))
@@ -222,7 +281,10 @@ def main() -> int:
         "periods": {k: config["data"][k] for k in ("train", "validation", "test")}, "config": config,
         "rows": rows, "result": result, "passed": passed, "timings_s": timings, "report": str(report / "index.html"),
     }, indent=1))  # fmt: skip
-    print(f"JSON: {args.json}; report: {report / 'index.html'}")
+    figure = args.json.with_suffix(".png")
+    plot(rows, figure)
+    print(f"\n{markdown_table(rows)}\n")
+    print(f"JSON: {args.json}; figure: {figure}; report: {report / 'index.html'}")
     return 0 if passed else 1
 
 
