@@ -25,6 +25,7 @@ from dlens.common.species import MEMBERS
 from dlens.common.testing import free_port
 from dlens.serve.app import APP_NAME, build_app
 from dlens.serve.args import ServeArgs
+from dlens.serve.service import DlensService
 from dlens.train.config import TrainConfig
 from dlens.train.dataset import store_normaliser
 from dlens.train.export import export
@@ -246,7 +247,9 @@ def test_a_bundle_is_served_without_the_registry(store, client, server, tmp_path
     bare = tmp_path / "bare.zarr"
     shutil.copytree(url, bare, ignore=shutil.ignore_patterns("models"))
     args = ServeArgs(store=str(bare), model=model_id, bundles=(str(bundle),), api_token=TOKEN)
-    serve.run(build_app(args), name="bundle", route_prefix="/bundle", blocking=False)
+    # Its replica asks for no CPU: the session cluster's two are held by the main app and earlier tests.
+    app = DlensService.options(ray_actor_options={"num_cpus": 0}).bind(args)
+    serve.run(app, name="bundle", route_prefix="/bundle", blocking=False)
     try:
         with httpx.Client(base_url=f"{server}/bundle", headers=AUTH, timeout=120) as bundled:
             assert [m["id"] for m in bundled.get("/v1/models").json()] == [model_id]

@@ -25,10 +25,11 @@ class FanOutReport:
     failed: list[str] = field(default_factory=list)
 
 
-def ensure_ray() -> None:
-    """Connect to RAY_ADDRESS / DLENS_RAY_ADDRESS if set, else start a small local Ray."""
+def ensure_ray() -> bool:
+    """Connect to RAY_ADDRESS / DLENS_RAY_ADDRESS if set, else start a small local Ray; True when it
+    started that local Ray (its caller may then shut it down, with everything running on it)."""
     if ray.is_initialized():
-        return
+        return False
     # Ray 2.60 turns token authentication on for every new cluster and warns at each start; the warning
     # says nothing a user must act on (docs/deploy.md covers tokens), so keep it out of every CLI's output.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
@@ -45,6 +46,7 @@ def ensure_ray() -> None:
         )  # fmt: skip
         log.info("ray dashboard: http://%s", context.dashboard_url)
     log.info("ray: %s CPUs available", ray.cluster_resources().get("CPU", 0))
+    return not address
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from dlens.serve.app import APP_NAME, build_app
     from dlens.serve.args import ServeArgs
 
-    ensure_ray()
+    local = ensure_ray()
     serve.start(http_options={"host": args.host, "port": args.port})
     app_args = ServeArgs(
         store=store,
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         example = _checked_example(url, store, token)
     except (OSError, ValueError) as exc:
         print(f"dlens-serve: the application does not answer: {exc}", file=sys.stderr)
-        serve.shutdown()
+        _stop(local)
         return 1
     auth = ' -H "Authorization: Bearer $DLENS_API_TOKEN"' if token else ""
     print(f"serving model {model_id} from {store}", flush=True)
@@ -115,9 +115,21 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     stop.wait(timeout=args.stop_after)
     print("dlens-serve: stopping", flush=True)
-    serve.delete(APP_NAME)
-    serve.shutdown()
+    _stop(local)
     return 0
+
+
+def _stop(local: bool) -> None:
+    """Remove the application; shut down the Ray this command started (Serve goes with it), never a
+    shared cluster's Serve."""
+    import ray
+    from ray import serve
+
+    from dlens.serve.app import APP_NAME
+
+    serve.delete(APP_NAME)
+    if local:
+        ray.shutdown()
 
 
 if __name__ == "__main__":
