@@ -59,6 +59,15 @@ NAMED_DOMAINS: dict[str, str] = {
 }
 
 
+def crop_of(outer: Domain, inner: Domain) -> tuple[slice, slice]:
+    """Row and column slices of `inner` within `outer`; ValueError when it is not inside."""
+    if not (outer.i0 <= inner.i0 and inner.i1 <= outer.i1 and outer.j0 <= inner.j0 and inner.j1 <= outer.j1):
+        raise ValueError(
+            f"domain {inner.spec()} is not inside the store's domain {outer.name} ({outer.spec()} S,N,W,E)"
+        )
+    return slice(inner.i0 - outer.i0, inner.i1 - outer.i0), slice(inner.j0 - outer.j0, inner.j1 - outer.j0)
+
+
 def lat_index(lat: float) -> int:
     """Row of a MACCGE01 cell centre, or ValueError if `lat` is not one."""
     return _index(lat, LAT0, NLAT, "latitude")

@@ -18,9 +18,10 @@ import numpy as np
 from tqdm import tqdm
 
 from dlens.common.config import get_settings
-from dlens.common.grid import Domain
+from dlens.common.grid import Domain, crop_of
 from dlens.common.layout import (
     ANALYSIS,
+    AXIS_GROUPS,
     FORECASTS,
     METEO,
     METEO_VARIABLES,
@@ -39,28 +40,11 @@ from dlens.common.writer import StoreCoordinator, StoreSpec, field_stats
 OWN_ATTRS = ("domain", "leads", "levels", "schema_version", "grid")
 
 
-@dataclass(frozen=True)
-class Window:
-    """The subset's cells in the source grid."""
-
-    lat: slice
-    lon: slice
-
-
 @dataclass
 class ExportReport:
     runs: int
     analysis_times: int
     meteo_runs: int
-
-
-def crop_window(source: Domain, crop: Domain) -> Window:
-    """Where `crop` lies in `source`; ValueError when it is not inside."""
-    if not (source.i0 <= crop.i0 and crop.i1 <= source.i1 and source.j0 <= crop.j0 and crop.j1 <= source.j1):
-        raise ValueError(f"domain {crop.spec()} is not inside the store's domain {source.spec()}")
-    return Window(
-        slice(crop.i0 - source.i0, crop.i1 - source.i0), slice(crop.j0 - source.j0, crop.j1 - source.j0)
-    )
 
 
 def export_subset(
@@ -69,7 +53,7 @@ def export_subset(
     """Write the subset of the store at `url` to the new store `out`; return what it holds."""
     source = StoreCoordinator(url, read_only=True)
     crop = domain or source.spec.domain
-    window = crop_window(source.spec.domain, crop)
+    window = crop_of(source.spec.domain, crop)
     first = np.datetime64(start, "h")
     runs = [r for r in source.axis_values(FORECASTS) if first <= r < first + np.timedelta64(24 * days, "h")]
     if not runs:
@@ -94,7 +78,7 @@ def export_subset(
             for _ in copy_group(source, dest, path, labels, variables, window):
                 bar.update()
     for name in STATIC_VARIABLES:
-        dest.root[f"{STATIC}/{name}"][:] = source.root[f"{STATIC}/{name}"][window.lat, window.lon]
+        dest.root[f"{STATIC}/{name}"][:] = source.root[f"{STATIC}/{name}"][window]
     dest.refresh_normalisation()
     inherited = {k: v for k, v in source.root.attrs.asdict().items() if k not in OWN_ATTRS}
     export = {
@@ -113,7 +97,7 @@ def copy_group(
     path: str,
     labels: list[np.datetime64],
     variables: list[str],
-    window: Window,
+    window: tuple[slice, slice],
 ) -> Iterator[None]:
     """Copy `variables` of the axis positions `labels`, cropped, then their stats and status (the commit)."""
     if not labels:
@@ -122,16 +106,16 @@ def copy_group(
     src = [index[t] for t in labels]
     dst = dest.ensure_axis(path, [t.astype("datetime64[s]").astype(datetime) for t in labels])
     status = source.status(path)[src]
-    by_species = SPECIES_NAMES if path != METEO else None
+    has_stats = AXIS_GROUPS[path].has_stats  # the species groups; meteo has none
     stats = np.full((len(labels), len(SPECIES_NAMES), len(STAT_NAMES)), np.nan)
     for s, d, row in zip(src, dst, range(len(labels))):
         for var in variables:
-            block = source.root[f"{path}/{var}"][(s, Ellipsis, window.lat, window.lon)]
+            block = source.root[f"{path}/{var}"][(s, Ellipsis, *window)]
             dest.root[f"{path}/{var}"][d] = block
-            if by_species:
+            if has_stats:
                 stats[row, SPECIES_NAMES.index(var)] = field_stats(block)
         yield
-    if by_species:
+    if has_stats:
         left_out = [k for k, sp in enumerate(SPECIES_NAMES) if sp not in variables]
         status[..., left_out] = int(Status.PENDING)
         dest.root[f"{path}/{STATS}"].oindex[np.asarray(dst)] = stats

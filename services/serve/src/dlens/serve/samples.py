@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from dlens.common.grid import Domain
+from dlens.common.grid import Domain, crop_of
 from dlens.common.model.registry import ModelEntry
-from dlens.common.model.static import crop_of
 from dlens.common.species import MEMBERS
 from dlens.serve.problems import unprocessable
 

@@ -17,10 +17,9 @@ from pydantic import BaseModel, ValidationError
 from ray import serve
 
 from dlens.common.config import get_settings
-from dlens.common.grid import Domain, parse_domain
+from dlens.common.grid import Domain, crop_of, parse_domain
 from dlens.common.logging import setup_logging
 from dlens.common.model.registry import ModelEntry
-from dlens.common.model.static import crop_of
 from dlens.common.species import MEMBERS, SpeciesName
 from dlens.common.version import code_version
 from dlens.serve.args import ServeArgs

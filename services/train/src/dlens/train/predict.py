@@ -84,7 +84,8 @@ def stale_runs(
 ) -> list[np.datetime64]:
     """The runs whose product is missing, or was made without a member now present."""
     path = product_group(product).path
-    recorded = reader.root[f"{path}/{MEMBERS_USED}"] if reader.has(f"{path}/{MEMBERS_USED}") else None
+    # (run, species, member), read once
+    recorded = reader.root[f"{path}/{MEMBERS_USED}"][:] if reader.has(f"{path}/{MEMBERS_USED}") else None
 
     def stale(run: np.datetime64) -> bool:
         if recorded is None or any(

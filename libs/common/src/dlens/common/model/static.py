@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlens.common.grid import Domain
+from dlens.common.grid import Domain, crop_of
 from dlens.common.layout import STATIC
 from dlens.common.reader import StoreReader
 
 #: The static input channels, in order. Latitude and longitude (scaled to [-1, 1] over the full MACCGE01
 #: grid) let the model learn where each member is biased: a convolution alone hardly knows where it is.
 STATIC_FIELDS = ("land_sea_mask", "orography", "latitude", "longitude")
-
-
-def crop_of(outer: Domain, inner: Domain) -> tuple[slice, slice]:
-    """Row and column slices of `inner` within `outer`; ValueError when it is not inside."""
-    if not (outer.i0 <= inner.i0 and inner.i1 <= outer.i1 and outer.j0 <= inner.j0 and inner.j1 <= outer.j1):
-        raise ValueError(
-            f"domain {inner.spec()} is not inside the store's domain {outer.name} ({outer.spec()} S,N,W,E)"
-        )
-    return slice(inner.i0 - outer.i0, inner.i1 - outer.i0), slice(inner.j0 - outer.j0, inner.j1 - outer.j0)
 
 
 def static_fields(reader: StoreReader, names: tuple[str, ...], domain: Domain | None = None) -> np.ndarray:
