@@ -110,12 +110,8 @@ test: lint browser  ## lint, then the whole suite (slow tests included)
 test-fast: setup
 	$(RUN) pytest -m "not slow"
 
-bench: setup  ## every benchmark of docs/benchmarks.md; fails at the first missed target
-	$(RUN) python bench/ingest.py --s3
-	$(RUN) python bench/evaluate.py
-	$(RUN) python bench/skill.py
-	$(RUN) python bench/train_throughput.py
-	$(RUN) python bench/serve.py
+bench: setup  ## every benchmark of docs/benchmarks.md, then a summary; fails if any missed its target (BENCH=skill,serve for some)
+	$(RUN) python bench/run_all.py $(if $(BENCH),--only $(BENCH))
 
 clean:
 	rm -rf data/demo.zarr data/demo-report bench/results test-artifacts .pytest_cache .ruff_cache
