@@ -24,6 +24,8 @@ setup: .venv/.synced
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv \
 		|| python3 -m pip install --quiet --user --break-system-packages uv
 	$(UV) sync --frozen --all-packages
+	@command -v uv >/dev/null 2>&1 || echo "note: uv is installed but not on your PATH; for the README's 'uv run …' lines:" \
+		"export PATH=\"$$(python3 -m site --user-base)/bin:\$$PATH\" (or type 'python3 -m uv run …')"
 	@touch $@
 
 browser:  ## Debian's Chromium, which the report's browser test drives (skipped where apt is unavailable)

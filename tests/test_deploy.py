@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def test_a_failing_job_stops_make_deploy_with_its_error(cluster, tmp_path):
 @pytest.mark.slow
 def test_wait_returns_once_the_dashboard_answers(cluster):
     done = subprocess.run(
-        ["uv", "run", "--frozen", "python", "infra/deploy.py", "--address", cluster, "wait"],
+        [sys.executable, "infra/deploy.py", "--address", cluster, "wait"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0 and f"dashboard ready at {cluster}" in done.stdout, done.stderr
