@@ -229,16 +229,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not re.match(r"^\w+://", args.address):
         args.address = f"http://{args.address}"
-    if args.command == "status":
-        return status(args)
     if args.command == "wait":
         return wait_dashboard(args)
     if "://" not in args.store:  # a path on the cluster's nodes: the jobs run in their own directories
         args.store = str(Path(args.store).resolve())
-    if not Path(args.train_config).is_file():
+    if args.command == "deploy" and not Path(args.train_config).is_file():
         print(f"deploy: no train config {args.train_config}", file=sys.stderr)
         return 2
-    return deploy(args)
+    try:
+        return status(args) if args.command == "status" else deploy(args)
+    except ConnectionError as exc:  # Ray's SDK: nothing answers at the address, or not a dashboard
+        print(f"deploy: no Ray dashboard answers at {args.address} ({exc}); start a cluster "
+              "(`ray start --head`, `make up`) or point RAY_ADDRESS at one", file=sys.stderr)  # fmt: skip
+        return 1
 
 
 if __name__ == "__main__":

@@ -119,3 +119,12 @@ def test_wait_returns_once_the_dashboard_answers(cluster):
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0 and f"dashboard ready at {cluster}" in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("target", ["deploy", "deploy-status"])
+def test_no_cluster_at_the_address_is_one_clear_line(target):
+    address = f"http://127.0.0.1:{free_port()}"
+    done = make_deploy(address, "data/never.zarr", free_port(), target)
+    assert done.returncode != 0
+    assert f"deploy: no Ray dashboard answers at {address}" in done.stderr
+    assert "Traceback" not in done.stderr and "== ingest" not in done.stdout
