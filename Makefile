@@ -41,7 +41,7 @@ demo: setup  ## synthetic ingest on the demo domain, checks, a map; train, predi
 	$(RUN) dlens-ingest plot --store $(STORE) --species no2 --lead 18 --out data/demo_no2.png
 	@echo "== demo 3/6 train: $(TRAIN_CONFIG) with Ray Train, published to the store's registry"
 	@set -o pipefail; \
-	model=$$($(RUN) dlens-train fit --store $(STORE) --config $(TRAIN_CONFIG) | tee /dev/stderr | sed -n 's/^model: //p') && \
+	model=$$($(RUN) dlens-train fit --store $(STORE) --config $(TRAIN_CONFIG) | tee >(cat >&2) | sed -n 's/^model: //p') && \
 	$(RUN) dlens-train models --store $(STORE) && \
 	echo "== demo 4/6 predict: $(TEST_DAYS) test days from $(TEST_START), from every member and from the first six" && \
 	$(RUN) dlens-train predict --store $(STORE) --model $$model --start $(TEST_START) --days $(TEST_DAYS) && \

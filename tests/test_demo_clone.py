@@ -33,15 +33,21 @@ def test_make_demo_in_a_fresh_clone(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "AWS_", "VIRTUAL_ENV", "DLENS_"))}
     env["CI"] = "true"
     port = free_port()
-    done = subprocess.run(
-        ["make", "demo", *SMALL, f"SERVE_PORT={port}"], cwd=clone, env=env, capture_output=True, text=True,
-        timeout=1800,
-    )  # fmt: skip
-    log = done.stdout + done.stderr
+    # Both streams into one file, as `make demo > demo.log 2>&1` or a CI log has them (a `tee /dev/stderr`
+    # once reopened that file and truncated what the demo had written before).
+    log_file = tmp_path / "demo.log"
+    with log_file.open("w") as out:
+        done = subprocess.run(
+            ["make", "demo", *SMALL, f"SERVE_PORT={port}"], cwd=clone, env=env, stdout=out,
+            stderr=subprocess.STDOUT, timeout=1800,
+        )  # fmt: skip
+    log = log_file.read_text(errors="replace")
     assert done.returncode == 0, log[-5000:]
+    steps = [log.find(f"== demo {k}/6 ") for k in range(1, 7)]
+    assert -1 not in steps and steps == sorted(steps), "every step announced, in order"
 
     store = clone / "data" / "demo.zarr"
-    model = re.search(r"^model: (\S+)", log, re.MULTILINE).group(1)  # fit's line goes to stderr (tee)
+    model = re.search(r"(?:^|\r)model: (\S+)", log, re.MULTILINE).group(1)
     root = zarr.open_group(store, mode="r")
     assert {"forecasts", "analysis"} <= set(root.group_keys())
     assert f"dlens-{model}" in root["products"] and f"dlens-{model}-early" in root["products"]
@@ -49,12 +55,12 @@ def test_make_demo_in_a_fresh_clone(tmp_path):
     assert (store / "models" / model).is_dir()
 
     report = clone / "data" / "demo-report"
-    assert f"demo report: file://{report}/index.html" in done.stdout
+    assert f"demo report: file://{report}/index.html" in log
     metrics = json.loads((report / "metrics.json").read_text())
     products = {r["product"] for r in metrics["continuous"]}
     assert {f"dlens-{model}", f"dlens-{model}-early", "median", "median-early", "weighted"} <= products
     assert "<table" in (report / "index.html").read_text()
 
     # dlens-serve prints the curl line only once that very request has answered with a field.
-    assert f"serving model {model}" in done.stdout and "dlens-serve: stopping" in done.stdout
-    assert f"try: curl -s 'http://127.0.0.1:{port}/v1/forecast/" in done.stdout
+    assert f"serving model {model}" in log and "dlens-serve: stopping" in log
+    assert f"try: curl -s 'http://127.0.0.1:{port}/v1/forecast/" in log
