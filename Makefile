@@ -16,11 +16,11 @@ SERVE_PORT ?= 8000
 SERVE_STOP_AFTER ?= $(if $(CI),0,)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser demo test test-fast lint bench clean deploy deploy-status images push up down docs
+.PHONY: setup browser demo test test-fast lint bench clean deploy deploy-status images push up down docs mlflow-ui
 
 setup: .venv/.synced
 
-.venv/.synced: pyproject.toml uv.lock libs/common/pyproject.toml services/ingest/pyproject.toml services/evaluate/pyproject.toml services/train/pyproject.toml services/serve/pyproject.toml
+.venv/.synced: pyproject.toml uv.lock libs/common/pyproject.toml libs/model/pyproject.toml libs/testing/pyproject.toml services/ingest/pyproject.toml services/evaluate/pyproject.toml services/train/pyproject.toml services/serve/pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv \
 		|| python3 -m pip install --quiet --user --break-system-packages uv
 	$(UV) sync --frozen --all-packages
@@ -100,6 +100,17 @@ down: setup  ## stop the compose stack (VOLUMES=1 also drops the MinIO volume)
 
 docs: setup  ## regenerate docs/configuration.md from the pydantic models (a test checks it is current)
 	$(RUN) python tools/config_reference.py
+
+# The MLflow UI over the local file store every fit and sweep logs to (a team's server needs none of this:
+# MLFLOW_TRACKING_URI=http://mlflow:5000 points the runs at it; docs/train.md).
+MLRUNS ?= data/mlruns
+MLFLOW_PORT ?= 5000
+
+mlflow-ui: setup  ## the MLflow UI on the runs of every fit and sweep (MLRUNS=data/mlruns) at http://127.0.0.1:MLFLOW_PORT
+	@mkdir -p $(MLRUNS)
+	@echo "MLflow UI: http://127.0.0.1:$(MLFLOW_PORT) (runs of $(abspath $(MLRUNS)); Ctrl-C stops)"
+	MLFLOW_ALLOW_FILE_STORE=true $(RUN) mlflow ui --backend-store-uri file:$(abspath $(MLRUNS)) \
+		--host 127.0.0.1 --port $(MLFLOW_PORT)
 
 lint: setup
 	$(RUN) ruff check .

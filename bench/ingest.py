@@ -158,7 +158,7 @@ def bench_s3(spec: StoreSpec) -> list[dict]:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from dlens.common.testing import free_port
+    from dlens.testing.plugin import free_port
 
     port = free_port()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise

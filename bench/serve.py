@@ -3,7 +3,7 @@
 Measured in one run, on this machine: a synthetic demo-domain store is built (or reused), a model of the
 demo configuration (configs/train/demo.yaml, randomly initialised: latency does not depend on the weights)
 is registered, and the Serve application is started on a local Ray. Then:
-  1. in-process: `dlens.common.model.inference.ensemble` on one sample, with the replica's thread count
+  1. in-process: `dlens.model.inference.ensemble` on one sample, with the replica's thread count
      (the replica has 1 CPU);
   2. over HTTP: POST /v1/ensemble (JSON, the o3 members of one run and lead, 11 members × 64 × 96) from
      1, 8 and 32 concurrent clients, with dynamic batching (max_batch_size 16) and without (1);
@@ -33,12 +33,12 @@ import httpx
 import numpy as np
 import torch
 
-from dlens.common.model.inference import ensemble
-from dlens.common.model.registry import load_model, resolve
-from dlens.common.model.static import static_fields
 from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBERS
-from dlens.common.testing import free_port
+from dlens.model.inference import ensemble
+from dlens.model.registry import load_model, resolve
+from dlens.model.static import static_fields
+from dlens.testing.plugin import free_port
 from dlens.train.config import load_config
 from dlens.train.dataset import store_normaliser
 from dlens.train.loop import make_model

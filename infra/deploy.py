@@ -47,7 +47,8 @@ REPO = Path(__file__).resolve().parents[1]
 SERVE_CONFIG = REPO / "infra" / "serve" / "config.yaml"
 #: What the jobs need from the submitting shell: the store's S3 settings and DL-ENS settings.
 FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-                 "AWS_SESSION_TOKEN", "DLENS_LOG_LEVEL")  # fmt: skip
+                 "AWS_SESSION_TOKEN", "DLENS_LOG_LEVEL", "MLFLOW_TRACKING_URI", "DLENS_MLFLOW_TRACKING_URI",
+                 "DLENS_MLFLOW_EXPERIMENT")  # fmt: skip
 
 
 def ingest_job(args: argparse.Namespace) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import zarr
 
-from dlens.common.testing import free_port
+from dlens.testing.plugin import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = [

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dlens.common.testing import free_port
+from dlens.testing.plugin import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 RAY = shutil.which("ray")

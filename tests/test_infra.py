@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -32,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 INFRA = REPO / "infra"
 DOCS = (REPO / "docs" / "deploy.md").read_text()
 SERVICES = sorted(p.name for p in (REPO / "services").iterdir() if (p / "pyproject.toml").is_file())
+LIBS = sorted(p.name for p in (REPO / "libs").iterdir() if (p / "pyproject.toml").is_file())
 IMAGE_WORKDIR = "/home/ray/dlens"
 PARSERS = {"dlens-ingest": ingest_parser, "dlens-train": train_parser, "dlens-evaluate": evaluate_parser}
 
@@ -131,18 +134,55 @@ def test_dockerfile_builds_from_what_the_repo_has(path: Path):
                 assert not dockerignored(source), f"{path.name}: COPY {source}: excluded by .dockerignore"
         if op == "RUN" and "uv export" in arg:
             packages = re.findall(r"--package (\S+)", arg)
-            assert packages == [f"dlens-{path.stem}"] or (path.stem == "cluster" and "--all-packages" in arg)
+            assert packages == ([] if path.stem == "cluster" else [f"dlens-{path.stem}"])
             assert "--frozen" in arg and "--no-dev" in arg
     # Every pyproject.toml of the workspace is copied before `uv export` reads it.
     copied = {
         shlex.split(a)[-2] for op, a in instructions if op == "COPY" and a.split()[-2].endswith(".toml")
     }
-    assert {f"services/{s}/pyproject.toml" for s in SERVICES} | {"libs/common/pyproject.toml"} <= copied
+    assert {f"services/{s}/pyproject.toml" for s in SERVICES} | {
+        f"libs/{lib}/pyproject.toml" for lib in LIBS
+    } <= copied
     (cmd,) = [json.loads(arg) for op, arg in instructions if op == "CMD"]
     scripts = set().union(*(console_scripts(s) for s in installed_services(instructions))) | {"ray"}
     assert cmd[0] in scripts
     if "train" in installed_services(instructions):
         assert ("COPY", "--chown=ray:users configs configs") in instructions
+
+
+def image_requirements(path: Path) -> set[str]:
+    """The distributions an image installs: its `uv export` run here against the repo's uv.lock, plus the
+    workspace packages it installs from source."""
+    instructions = dockerfile(path)
+    (export,) = [arg for op, arg in instructions if op == "RUN" and "uv export" in arg]
+    argv = shlex.split(export.split("uv export", 1)[1].split("&&")[0])
+    argv = [a for a in argv if a not in {"-o", "requirements.txt"}]
+    uv = os.environ.get("UV") or shutil.which("uv") or "uv"  # `uv run` tells its children where uv is
+    text = subprocess.run(
+        [uv, "export", *argv, "--no-hashes", "--no-header", "--no-annotate"], cwd=REPO, check=True,
+        capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    names = {re.split(r"[=<>; @]", line.strip(), maxsplit=1)[0].lower() for line in text.splitlines()}
+    sources = {
+        m for op, arg in instructions if op == "RUN" for m in re.findall(r"\./((?:libs|services)/\w+)", arg)
+    }
+    for source in sources:
+        names.add(tomllib.loads((REPO / source / "pyproject.toml").read_text())["project"]["name"])
+    return {n for n in names if n and not n.startswith("#")}
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.stem)
+def test_images_install_no_test_code(path: Path):
+    """No image holds the test plugin or its tools; ingest and evaluate hold no torch (dlens.model's)."""
+    installed = image_requirements(path)
+    assert installed & {"dlens-testing", "moto", "playwright", "pytest", "pytest-timeout"} == set()
+    assert "dlens-common" in installed and f"dlens-{path.stem}" in installed | {"dlens-cluster"}
+    if path.stem in {"ingest", "evaluate"}:
+        assert installed & {"torch", "mfai", "dlens-model", "mlflow-skinny"} == set()
+    else:
+        assert {"torch", "mfai", "dlens-model"} <= installed
+    if path.stem in {"train", "cluster"}:
+        assert "mlflow-skinny" in installed and "mlflow" not in installed  # the client, not the server
 
 
 def test_the_build_context_holds_sources_and_not_data():

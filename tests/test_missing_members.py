@@ -4,17 +4,16 @@ when one or several members are absent (the operational product runs before ever
 from __future__ import annotations
 
 import shutil
-import subprocess
 import warnings
 
 import numpy as np
 import pytest
 
-from dlens.common.model.inference import ensemble
-from dlens.common.model.registry import load_model, resolve
-from dlens.common.model.static import static_fields
 from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBERS
+from dlens.model.inference import ensemble
+from dlens.model.registry import load_model, resolve
+from dlens.model.static import static_fields
 from dlens.train.config import TrainConfig
 from dlens.train.fit import fit
 
@@ -40,12 +39,10 @@ ABSENT = {
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, ray_cluster) -> tuple[str, str]:
+def trained(tmp_path_factory, synthetic_store) -> tuple[str, str]:
+    """A model fitted on a copy of the session's synthetic store (runs 2025-06-01 to 07-08, tiny domain)."""
     store = str(tmp_path_factory.mktemp("absent") / "synthetic.zarr")
-    ingest = [shutil.which("dlens-ingest"), "--no-progress", "synthetic", "--store", store, "--start", "2025-06-01",
-              "--days", "34", "--domain", "tiny", "--leads", "0:48:3", "--seed", "3"]  # fmt: skip
-    done = subprocess.run(ingest, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
+    shutil.copytree(synthetic_store, store)
     return store, fit(store, TrainConfig.model_validate(CONFIG), workers=1, storage=str(store) + "-ray")
 
 

@@ -25,9 +25,12 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
 SECTIONS: list[tuple[str, type[BaseModel], str, str]] = [
     ("Environment", Settings, "DLENS_",
-     "Every CLI reads these `DLENS_*` variables (`dlens.common.config.Settings`); a command-line flag "
-     "given overrides them. The standard `AWS_*` variables (endpoint, keys, region) and Ray's "
-     "(`RAY_ADDRESS`, `RAY_AUTH_TOKEN`) apply as usual."),
+     "Every CLI reads these `DLENS_*` variables (`dlens.common.config.Settings`, package `libs/common`); "
+     "a command-line flag given overrides them. The model runtime (`dlens.model`, `libs/model`) reads "
+     "its settings from the training config and the registry card, never from the environment; the test "
+     "plugin (`dlens.testing`, `libs/testing`) sets the variables it needs for the session. The standard "
+     "`AWS_*` variables (endpoint, keys, region), Ray's (`RAY_ADDRESS`, `RAY_AUTH_TOKEN`) and MLflow's "
+     "(`MLFLOW_TRACKING_URI`) apply as usual."),
     ("Training config", TrainConfig, "",
      "`configs/train/<name>.yaml`, read by `dlens-train fit --config` (`dlens.train.config.TrainConfig`); "
      "an unknown key is an error."),

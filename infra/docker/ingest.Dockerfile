@@ -10,6 +10,8 @@ ENV UV_LINK_MODE=copy
 # pyproject.toml changes (uv export needs every member's pyproject.toml to read the workspace).
 COPY --chown=ray:users pyproject.toml uv.lock ./
 COPY --chown=ray:users libs/common/pyproject.toml libs/common/
+COPY --chown=ray:users libs/model/pyproject.toml libs/model/
+COPY --chown=ray:users libs/testing/pyproject.toml libs/testing/
 COPY --chown=ray:users services/ingest/pyproject.toml services/ingest/
 COPY --chown=ray:users services/evaluate/pyproject.toml services/evaluate/
 COPY --chown=ray:users services/train/pyproject.toml services/train/

@@ -10,6 +10,8 @@ ENV UV_LINK_MODE=copy
 # pyproject.toml changes (uv export needs every member's pyproject.toml to read the workspace).
 COPY --chown=ray:users pyproject.toml uv.lock ./
 COPY --chown=ray:users libs/common/pyproject.toml libs/common/
+COPY --chown=ray:users libs/model/pyproject.toml libs/model/
+COPY --chown=ray:users libs/testing/pyproject.toml libs/testing/
 COPY --chown=ray:users services/ingest/pyproject.toml services/ingest/
 COPY --chown=ray:users services/evaluate/pyproject.toml services/evaluate/
 COPY --chown=ray:users services/train/pyproject.toml services/train/
@@ -17,9 +19,10 @@ COPY --chown=ray:users services/serve/pyproject.toml services/serve/
 RUN --mount=type=cache,target=/home/ray/.cache/uv,uid=1000,gid=100 \
     uv export --frozen --no-dev --no-emit-workspace --package dlens-serve -o requirements.txt \
     && uv pip install --system -r requirements.txt
-# The code: dlens-common, dlens-serve (no dependencies left to resolve).
+# The code: dlens-common, dlens-model, dlens-serve (no dependencies left to resolve).
 COPY --chown=ray:users libs/common libs/common
+COPY --chown=ray:users libs/model libs/model
 COPY --chown=ray:users services/serve services/serve
-RUN uv pip install --system --no-deps ./libs/common ./services/serve
+RUN uv pip install --system --no-deps ./libs/common ./libs/model ./services/serve
 ENTRYPOINT []
 CMD ["dlens-serve", "--help"]

@@ -5,9 +5,9 @@ from datetime import datetime
 import numpy as np
 
 from dlens.common.layout import ANALYSIS, Status
-from dlens.common.mock_store import MockSkill, build_mock_store
 from dlens.common.reader import StoreReader
 from dlens.common.writer import StoreCoordinator
+from dlens.testing.mock_store import MockSkill, build_mock_store
 
 SPECIES = ("o3", "no2", "pm10")
 

@@ -14,14 +14,14 @@ import pytest
 import zarr
 from scipy.stats import spearmanr
 
-from dlens.common.browser import ARTIFACTS, render_page, served_directory
 from dlens.common.layout import Status
-from dlens.common.mock_store import MockSkill, build_mock_store
 from dlens.common.reader import StoreReader
 from dlens.common.schema import validate_store
 from dlens.common.species import EARLY_MEMBERS, MEMBERS, SPECIES_NAMES
 from dlens.common.store import open_dataset
 from dlens.evaluate.cli import main
+from dlens.testing.browser import ARTIFACTS, render_page, served_directory
+from dlens.testing.mock_store import MockSkill, build_mock_store
 
 START = datetime(2025, 3, 1)
 ARGS = ["--no-progress", "--start", "2025-03-09", "--days", "6", "--resamples", "400"]

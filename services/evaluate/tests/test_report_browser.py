@@ -12,8 +12,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import report_factory as F
 
-from dlens.common.browser import ARTIFACTS, render_page, served_directory
 from dlens.evaluate.report import write_report
+from dlens.testing.browser import ARTIFACTS, render_page, served_directory
 
 
 def test_report_renders_in_chromium(tmp_path: Path) -> None:

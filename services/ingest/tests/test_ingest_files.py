@@ -15,8 +15,8 @@ from dlens.common.layout import ANALYSIS, CAMS_ENSEMBLE_PRODUCT, FORECASTS, Stat
 from dlens.common.schema import validate_store
 from dlens.common.species import MEMBERS
 from dlens.common.store import open_dataset
-from dlens.common.testing import tree_digest
 from dlens.ingest.cli import main
+from dlens.testing.plugin import tree_digest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import cams_files as F

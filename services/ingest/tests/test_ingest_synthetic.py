@@ -18,10 +18,10 @@ from dlens.common.grid import parse_domain
 from dlens.common.layout import ANALYSIS, FORECASTS, METEO, Status
 from dlens.common.schema import validate_store
 from dlens.common.store import open_dataset, open_store
-from dlens.common.testing import tree_digest
 from dlens.common.writer import StoreSpec
 from dlens.ingest.cli import main
 from dlens.ingest.synthetic_ingest import SyntheticRequest, ingest_synthetic
+from dlens.testing.plugin import tree_digest
 
 TINY = StoreSpec(parse_domain("tiny"), (0, 6, 12, 24), (0,))
 START = datetime(2025, 7, 1)

@@ -8,9 +8,9 @@ import netCDF4
 import numpy as np
 import pytest
 
-from dlens.common.testing import require_cams_samples
 from dlens.ingest.readers import IngestError, check_on_grid, inspect_files, open_normalised
 from dlens.ingest.readers.netcdf import open_raw
+from dlens.testing.plugin import require_cams_samples
 
 SAMPLES = require_cams_samples(module_level=True)
 MILAN = SAMPLES / "Assimila__HARMONIA_AQ" / "Milan"

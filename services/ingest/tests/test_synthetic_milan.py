@@ -14,8 +14,8 @@ import pytest
 
 from dlens.common.grid import parse_domain
 from dlens.common.species import SPECIES_NAMES
-from dlens.common.testing import require_cams_samples
 from dlens.ingest.synthetic import SyntheticGenerator
+from dlens.testing.plugin import require_cams_samples
 
 SAMPLES = require_cams_samples(module_level=True)
 MILAN_2018 = SAMPLES / "Assimila__HARMONIA_AQ" / "Milan" / "cams_Eur_AQ_reanalysis_2018.nc"

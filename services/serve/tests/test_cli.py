@@ -7,8 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from dlens.common.mock_store import build_mock_store
 from dlens.serve.cli import main
+from dlens.testing.mock_store import build_mock_store
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ import torch
 import xarray as xr
 
 from dlens.common.grid import parse_domain
-from dlens.common.model.features import channel_names
-from dlens.common.model.inference import ensemble
-from dlens.common.model.registry import ModelEntry
 from dlens.common.species import MEMBERS
+from dlens.model.features import channel_names
+from dlens.model.inference import ensemble
+from dlens.model.registry import ModelEntry
 from dlens.serve.codec import read_netcdf, write_netcdf
 from dlens.serve.problems import RequestProblem
 from dlens.serve.samples import make_sample

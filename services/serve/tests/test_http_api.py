@@ -14,18 +14,18 @@ import pytest
 import torch
 import xarray as xr
 
-from dlens.common.browser import ARTIFACTS, render_page
 from dlens.common.grid import parse_domain
-from dlens.common.mock_store import build_mock_store
-from dlens.common.model.inference import ensemble
-from dlens.common.model.registry import load_model, resolve
-from dlens.common.model.static import static_fields
 from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBERS
-from dlens.common.testing import free_port
+from dlens.model.inference import ensemble
+from dlens.model.registry import load_model, resolve
+from dlens.model.static import static_fields
 from dlens.serve.app import APP_NAME, build_app
 from dlens.serve.args import ServeArgs
 from dlens.serve.service import DlensService
+from dlens.testing.browser import ARTIFACTS, render_page
+from dlens.testing.mock_store import build_mock_store
+from dlens.testing.plugin import free_port
 from dlens.train.config import TrainConfig
 from dlens.train.dataset import store_normaliser
 from dlens.train.export import export

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from dlens.common.mock_store import build_mock_store
-from dlens.common.model.features import assemble_inputs, channel_names
 from dlens.common.species import MEMBERS
+from dlens.model.features import assemble_inputs, channel_names
+from dlens.testing.mock_store import build_mock_store
 from dlens.train.config import DataConfig, Period
 from dlens.train.dataset import StoreDataset, drop_members, store_normaliser
 

@@ -1,5 +1,5 @@
-"""Ray Train on the local cluster: a two-worker DDP fit publishes a model, survives a killed worker,
-and its predictions are written as a product that evaluate can score."""
+"""Ray Train on the local cluster: a two-worker DDP fit publishes a model tracked in MLflow, survives a
+killed worker, and its predictions are written as a product that evaluate can score."""
 
 from __future__ import annotations
 
@@ -20,14 +20,16 @@ import zarr
 from safetensors import safe_open
 
 from dlens.common.layout import FORECASTS, STATUS, Status
-from dlens.common.mock_store import MockSkill, build_mock_store
-from dlens.common.model.bundle import FILES, read_bundle
-from dlens.common.model.registry import entries, load_model, resolve
 from dlens.common.reader import StoreReader
 from dlens.common.species import EARLY_MEMBERS, MEMBERS
+from dlens.model.bundle import FILES, read_bundle
+from dlens.model.registry import entries, load_model, resolve
+from dlens.testing.mock_store import MockSkill, build_mock_store
 from dlens.train.cli import main
 from dlens.train.config import TrainConfig
 from dlens.train.fit import fit
+from dlens.train.tracking import client as tracking_client
+from dlens.train.tracking import runs_of_model
 
 ABSENT = ((2, 0), (6, 3), (6, 5))
 CONFIG = {
@@ -62,6 +64,21 @@ def test_two_worker_ddp_fit_publishes_a_model(store, tmp_path, ray_cluster, monk
     assert card["validation"]["last"]["epoch"] == 3
     model = load_model(store, entry)
     assert sum(p.numel() for p in model.parameters()) > 0
+    # Its MLflow run: found by the model id, the config as parameters and artifact, every epoch's metrics.
+    (run,) = runs_of_model(model_id)
+    assert card["mlflow_run_id"] == run.info.run_id and run.info.status == "FINISHED"
+    assert run.data.params["model.architecture"] == "HalfUNet" and run.data.params["optim.epochs"] == "3"
+    mlflow = tracking_client()
+    for metric in ("train_loss", "val_loss", "val_ratio"):
+        history = mlflow.get_metric_history(run.info.run_id, metric)
+        assert sorted(m.step for m in history) == [1, 2, 3], metric
+    val_loss = {m.step: m.value for m in mlflow.get_metric_history(run.info.run_id, "val_loss")}
+    assert card["validation"]["val_loss"] == pytest.approx(val_loss[card["validation"]["epoch"]])
+    assert card["validation"]["val_loss"] == pytest.approx(min(val_loss.values()))
+    logged = yaml.safe_load(
+        Path(mlflow.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))).read_text()
+    )
+    assert logged == card["config"]
 
 
 def _kill_a_worker_after_first_checkpoint(storage: Path, killed: list[int]) -> None:

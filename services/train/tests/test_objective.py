@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlens.common.model.features import Normaliser
+from dlens.model.features import Normaliser
 from dlens.train.loop import cosine_learning_rate
 from dlens.train.objective import Objective
 

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dlens.common.mock_store import build_mock_store
-from dlens.common.model.registry import resolve
+from dlens.model.registry import resolve
+from dlens.testing.mock_store import build_mock_store
 from dlens.train.cli import main
+from dlens.train.tracking import client as tracking_client
+from dlens.train.tracking import experiment_id, runs_of_model
 
 EPOCHS = 3
 TRAIN = {
@@ -90,6 +92,17 @@ def test_interrupted_sweep_resumes_and_publishes_its_best(tmp_path, ray_cluster,
     best = min(after.values(), key=lambda results: min(r["val_loss"] for r in results))
     card = resolve(store, model_id).card
     assert card["validation"]["val_loss"] == pytest.approx(min(r["val_loss"] for r in best))
+    # Tune's MLflow logger made one run per trial, every epoch logged; the published trial carries the id.
+    mlflow = tracking_client()
+    trials = mlflow.search_runs([experiment_id(mlflow)], filter_string="tags.`dlens.sweep` = 'two-trials'")
+    assert len({r.data.tags["trial_name"] for r in trials}) == 2
+    (published,) = runs_of_model(model_id)
+    assert (
+        card["mlflow_run_id"] == published.info.run_id and published.data.tags["dlens.sweep"] == "two-trials"
+    )
+    epochs = {m.step for r in trials if r.data.tags["trial_name"] == published.data.tags["trial_name"]
+              for m in mlflow.get_metric_history(r.info.run_id, "val_loss")}  # fmt: skip
+    assert epochs == set(range(1, EPOCHS + 1))  # over its runs: a trial resumed mid-run goes on in a new one
 
 
 def test_resume_without_a_sweep_is_a_usage_error(tmp_path, capsys):

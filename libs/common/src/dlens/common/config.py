@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         None,
         description="Bearer token the serve endpoint requires on /v1 (unset or empty: no auth); never logged",
     )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking of fits and sweeps: a server's http(s):// URL or file:DIR; when unset "
+        "MLFLOW_TRACKING_URI applies, else a local file store under data/mlruns",
+    )
+    mlflow_experiment: str = Field("dlens", description="MLflow experiment every fit and sweep trial logs to")
     bootstrap_resamples: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals")
 
 

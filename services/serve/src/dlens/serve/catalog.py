@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from dlens.common.model.bundle import read_bundle
-from dlens.common.model.registry import ModelEntry, entries
 from dlens.common.reader import StoreReader
+from dlens.model.bundle import read_bundle
+from dlens.model.registry import ModelEntry, entries
 from dlens.serve.problems import RequestProblem
 
 

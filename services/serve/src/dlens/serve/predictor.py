@@ -12,9 +12,9 @@ import ray
 import torch
 from ray import serve
 
-from dlens.common.model.inference import ensemble
-from dlens.common.model.registry import ModelEntry, load_model
-from dlens.common.model.static import static_fields
+from dlens.model.inference import ensemble
+from dlens.model.registry import ModelEntry, load_model
+from dlens.model.static import static_fields
 from dlens.serve.args import ServeArgs
 from dlens.serve.catalog import Catalog
 from dlens.serve.samples import Sample

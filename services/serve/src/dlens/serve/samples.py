@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from dlens.common.grid import Domain, crop_of
-from dlens.common.model.registry import ModelEntry
 from dlens.common.species import MEMBERS
+from dlens.model.registry import ModelEntry
 from dlens.serve.problems import unprocessable
 
 #: Species → member → field (H, W) in µg/m³, or None for a member that is missing.

@@ -19,9 +19,9 @@ from ray import serve
 from dlens.common.config import get_settings
 from dlens.common.grid import Domain, crop_of, parse_domain
 from dlens.common.logging import setup_logging
-from dlens.common.model.registry import ModelEntry
 from dlens.common.species import MEMBERS, SpeciesName
 from dlens.common.version import code_version
+from dlens.model.registry import ModelEntry
 from dlens.serve.args import ServeArgs
 from dlens.serve.catalog import Catalog
 from dlens.serve.codec import NETCDF, PNG, read_netcdf, render_png, write_netcdf

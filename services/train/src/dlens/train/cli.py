@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from dlens.common.config import cli_settings
-from dlens.common.model.registry import entries
 from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBER_GROUPS, parse_members
+from dlens.model.registry import entries
 from dlens.train.config import load_config
 from dlens.train.export import export
 from dlens.train.fit import fit

@@ -13,8 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from dlens.common.model.head import Head
 from dlens.common.species import SPECIES_NAMES
+from dlens.model.head import Head
 from dlens.train.objective import Loss
 
 Architecture = Literal["UNet", "HalfUNet", "DeepLabV3Plus", "Segformer", "SwinUNetR", "UNetRPP"]

@@ -15,9 +15,9 @@ import torch
 from torch.utils.data import Dataset
 
 from dlens.common.layout import FORECASTS
-from dlens.common.model.features import Normaliser, normalise_members, time_values
-from dlens.common.model.static import STATIC_FIELDS, static_fields
 from dlens.common.reader import StoreReader
+from dlens.model.features import Normaliser, normalise_members, time_values
+from dlens.model.static import STATIC_FIELDS, static_fields
 from dlens.train.config import DataConfig
 
 Split = Literal["train", "validation", "test"]

@@ -1,4 +1,4 @@
-"""`dlens-train export`: a registered model as a self-contained bundle (dlens.common.model.bundle), its
+"""`dlens-train export`: a registered model as a self-contained bundle (dlens.model.bundle), its
 test scores taken from the newest verification report in the store that scored it."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dlens.common.model.bundle import write_bundle
-from dlens.common.model.registry import load_model, resolve
 from dlens.common.store import list_directory, read_file
+from dlens.model.bundle import write_bundle
+from dlens.model.registry import load_model, resolve
 
 REPORTS = "reports"
 

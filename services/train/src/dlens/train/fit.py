@@ -1,4 +1,5 @@
-"""`dlens-train fit`: one Ray Train TorchTrainer run, then the best checkpoint published to the registry."""
+"""`dlens-train fit`: one Ray Train TorchTrainer run, tracked in MLflow, then the best checkpoint published to
+the registry."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ import torch
 from ray.train.torch import TorchConfig, TorchTrainer
 from ray.util.queue import Queue
 
-from dlens.common.model.features import Normaliser
 from dlens.common.parallel import ensure_ray
 from dlens.common.store import absolute_url
+from dlens.model.features import Normaliser
 from dlens.train.config import TrainConfig
 from dlens.train.dataset import StoreDataset, store_normaliser
 from dlens.train.loop import CHECKPOINT_FILE, train_loop
 from dlens.train.progress import epoch_progress, epoch_queue
 from dlens.train.registry import publish
+from dlens.train.tracking import tracked_fit
 
 #: Ray Train restarts the worker group this many times (from the latest checkpoint) before giving up.
 MAX_FAILURES = 3
@@ -73,16 +75,26 @@ def fit(
     # A fresh run name: under a reused one, Ray Train would resume that earlier run's checkpoints.
     run_name = f"{config.name}-{datetime.now(UTC):%Y%m%dt%H%M%S}"
     progress = epoch_queue()
-    with epoch_progress(progress, config.optim.epochs, config.name):
-        trainer = make_trainer(url, config, normaliser, workers, gpu, storage, run_name, progress=progress)
-        result = trainer.fit()
-    if result.error:
-        raise RuntimeError(f"training failed: {result.error}")
-    return publish_best(url, config, normaliser, shape, result)
+    with tracked_fit(config.model_dump(mode="json"), run_name) as tracked:
+        with epoch_progress(progress, config.optim.epochs, config.name, on_epoch=tracked.log_epoch):
+            trainer = make_trainer(
+                url, config, normaliser, workers, gpu, storage, run_name, progress=progress
+            )
+            result = trainer.fit()
+        if result.error:
+            raise RuntimeError(f"training failed: {result.error}")
+        model_id = publish_best(url, config, normaliser, shape, result, tracked.run_id)
+        tracked.published(model_id)
+    return model_id
 
 
 def publish_best(
-    url: str, config: TrainConfig, normaliser: Normaliser, shape: tuple[int, int], result: ray.train.Result
+    url: str,
+    config: TrainConfig,
+    normaliser: Normaliser,
+    shape: tuple[int, int],
+    result: ray.train.Result,
+    tracking_run: str | None = None,
 ) -> str:
     """Publish the checkpoint of `result` with the lowest validation loss; return the model id."""
     best = result.get_best_checkpoint(metric="val_loss", mode="min")
@@ -92,4 +104,4 @@ def publish_best(
         state = torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
     metrics = next(m for c, m in result.best_checkpoints if c.path == best.path)
     scores = {**metrics, "last": dict(result.metrics)}  # `last.start_epoch` > 0 after a resume
-    return publish(url, config, normaliser, state["model"], shape, scores)
+    return publish(url, config, normaliser, state["model"], shape, scores, tracking_run)

@@ -18,9 +18,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from dlens.common.model.architectures import build_ensemble_model
-from dlens.common.model.features import Normaliser, assemble_inputs, channel_names
-from dlens.common.model.head import EnsembleModel
+from dlens.model.architectures import build_ensemble_model
+from dlens.model.features import Normaliser, assemble_inputs, channel_names
+from dlens.model.head import EnsembleModel
 from dlens.train.config import TrainConfig
 from dlens.train.dataset import StoreDataset, static_names
 from dlens.train.objective import Objective

@@ -14,7 +14,7 @@ from typing import Literal, get_args
 
 import torch
 
-from dlens.common.model.features import Normaliser
+from dlens.model.features import Normaliser
 
 Loss = Literal["normalised", "concentration", "relative"]
 LOSSES = get_args(Loss)

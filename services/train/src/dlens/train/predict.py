@@ -17,13 +17,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from dlens.common.layout import Status, product_group
-from dlens.common.model.inference import ensemble
-from dlens.common.model.registry import load_model, resolve
-from dlens.common.model.static import static_fields
 from dlens.common.parallel import FanOutReport, Unit, fan_out
 from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBER_GROUPS, MEMBERS, SPECIES_NAMES
 from dlens.common.writer import FieldWriter, StoreCoordinator
+from dlens.model.inference import ensemble
+from dlens.model.registry import load_model, resolve
+from dlens.model.static import static_fields
 
 #: Leads predicted in one forward pass.
 LEAD_BATCH = 8

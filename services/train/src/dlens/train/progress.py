@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from queue import Empty
 
@@ -31,8 +31,11 @@ def describe(metrics: dict, epochs: int) -> str:
 
 
 @contextmanager
-def epoch_progress(queue: Queue, epochs: int, name: str) -> Iterator[None]:
-    """While the block runs, show the epochs put on `queue` as a progress bar and one log line each."""
+def epoch_progress(
+    queue: Queue, epochs: int, name: str, on_epoch: Callable[[dict], None] | None = None
+) -> Iterator[None]:
+    """While the block runs, show the epochs put on `queue` as a progress bar and one log line each, and
+    hand each epoch's metrics to `on_epoch` (the experiment tracker)."""
     stop = threading.Event()
 
     def show() -> None:
@@ -48,6 +51,8 @@ def epoch_progress(queue: Queue, epochs: int, name: str) -> Iterator[None]:
                 bar.n = metrics["epoch"]
                 bar.set_postfix(val_ratio=f"{metrics['val_ratio']:.3f}", refresh=True)
                 log.info(describe(metrics, epochs))
+                if on_epoch is not None:
+                    on_epoch(metrics)
 
     thread = threading.Thread(target=show, name="epoch-progress", daemon=True)
     thread.start()

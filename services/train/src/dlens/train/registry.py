@@ -1,18 +1,23 @@
-"""Publishing a trained model to the store's registry (`dlens.common.model.registry` reads it back).
+"""Publishing a trained model to the store's registry (`dlens.model.registry` reads it back).
 
 The card (`model.json`) holds the validated training config, the normalisation, the data periods, the
-input channels and shape, the code version and the validation scores.
+input channels and shape, the code version, the validation scores and the MLflow run id.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dlens.common.model.features import Normaliser
-from dlens.common.model.registry import write_entry
 from dlens.common.version import code_version
+from dlens.model.features import Normaliser
+from dlens.model.registry import write_entry
 from dlens.train.config import TrainConfig
 from dlens.train.loop import input_channels
+
+
+def new_model_id(config: TrainConfig, created: datetime) -> str:
+    """A model's id: `<config name>-<UTC time>`."""
+    return f"{config.name}-{created:%Y%m%dt%H%M%S}".lower()
 
 
 def publish(
@@ -22,10 +27,11 @@ def publish(
     state_dict: dict,
     shape: tuple[int, int],
     scores: dict,
+    tracking_run: str | None = None,
 ) -> str:
-    """Write a model to the registry; return its id (`<config name>-<UTC time>`)."""
+    """Write a model to the registry; return its id. `tracking_run`: the MLflow run that trained it."""
     created = datetime.now(UTC)
-    model_id = f"{config.name}-{created:%Y%m%dt%H%M%S}".lower()
+    model_id = new_model_id(config, created)
     card = {
         "id": model_id,
         "created": created.isoformat(timespec="seconds"),
@@ -39,6 +45,7 @@ def publish(
         },
         "code_version": code_version("dlens-train"),
         "validation": scores,
+        "mlflow_run_id": tracking_run,
     }
     write_entry(url, model_id, card, state_dict)
     return model_id

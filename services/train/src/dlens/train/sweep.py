@@ -3,8 +3,9 @@
 The sweep file (`configs/tune/<name>.yaml`) names a base training config and what varies:
 architectures with their widths, the learning-rate range, member dropout and the static inputs.
 Each trial builds its TrainConfig from the base and its sample, and runs a TorchTrainer whose
-reports reach Tune (`TuneReportCallback`), so ASHA stops poor trials early. An interrupted sweep
-resumes from the Tune experiment directory.
+reports reach Tune (`TuneReportCallback`), so ASHA stops poor trials early; Tune's MLflow logger records
+each trial (parameters, every epoch) and the published trial's run gets the model id. An interrupted
+sweep resumes from the Tune experiment directory.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from pydantic import Field
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler
 
-from dlens.common.model.features import Normaliser
 from dlens.common.parallel import ensure_ray
 from dlens.common.store import absolute_url
+from dlens.model.features import Normaliser
 from dlens.train.config import ModelConfig, TrainConfig, _Strict, load_config
 from dlens.train.dataset import StoreDataset, store_normaliser
 from dlens.train.fit import make_trainer, publish_best
+from dlens.train.tracking import sweep_callback, tag_published, trial_run
 
 METRIC, MODE = "val_loss", "min"
 
@@ -121,11 +123,16 @@ def tune(url: str, sweep: SweepConfig, base: TrainConfig, storage: str, resume: 
                 max_concurrent_trials=sweep.max_concurrent,
                 scheduler=asha,
             ),
-            run_config=ray.tune.RunConfig(name=sweep.name, storage_path=str(Path(storage).resolve())),
+            run_config=ray.tune.RunConfig(
+                name=sweep.name,
+                storage_path=str(Path(storage).resolve()),
+                callbacks=[sweep_callback(sweep.name)],
+            ),
         )
     results = tuner.fit()
     # The state saved on disk tells an interrupted sweep: in memory, Tune marks pending trials terminated.
-    statuses = [trial.status for trial in ray.tune.ExperimentAnalysis(str(experiment)).trials]
+    trials = ray.tune.ExperimentAnalysis(str(experiment)).trials
+    statuses = [trial.status for trial in trials]
     if statuses.count("TERMINATED") < len(statuses):
         raise RuntimeError(
             f"sweep {sweep.name!r} stopped with {statuses.count('TERMINATED')} of {len(statuses)} trials "
@@ -136,4 +143,9 @@ def tune(url: str, sweep: SweepConfig, base: TrainConfig, storage: str, resume: 
         raise RuntimeError(f"no trial of sweep {sweep.name!r} reported {METRIC}")
     config = trial_config(base, best.config)
     train_run = ray.train.Result.from_path(str(Path(best.config["storage"]) / best.metrics["trial_id"]))
-    return publish_best(url, config, normaliser, shape, train_run)
+    (trial,) = [t for t in trials if t.trial_id == best.metrics["trial_id"]]
+    tracked = trial_run(sweep.name, str(trial))
+    model_id = publish_best(url, config, normaliser, shape, train_run, tracked)
+    if tracked is not None:
+        tag_published(tracked, model_id)
+    return model_id

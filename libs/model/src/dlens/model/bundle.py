@@ -19,10 +19,10 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from dlens.common.model.registry import BUNDLE_WEIGHTS as WEIGHTS
-from dlens.common.model.registry import ModelEntry
 from dlens.common.species import SPECIES
 from dlens.common.store import read_file
+from dlens.model.registry import BUNDLE_WEIGHTS as WEIGHTS
+from dlens.model.registry import ModelEntry
 
 CARD = "model.json"
 VALIDATION = {"val_loss": "loss", "val_ratio": "RMSE / median RMSE"}
@@ -116,8 +116,8 @@ def model_card(card: dict) -> str:
         "dlens-serve run --store <store with the members> --bundle <this directory>",
         "```",
         "",
-        "The weights are safetensors; `dlens.common.model.bundle.read_bundle` and "
-        "`dlens.common.model.registry.load_model` load them in Python.",
+        "The weights are safetensors; `dlens.model.bundle.read_bundle` and "
+        "`dlens.model.registry.load_model` load them in Python.",
         "",
     ]
     return "\n".join(lines)

@@ -1,36 +1,34 @@
 """mfai models built by name from JSON/YAML-friendly settings.
 
-The six architectures are imported directly (mfai's `load_model_registry()` imports every model module and
-needs extra packages). `build_model` turns a plain settings dict into the architecture's settings dataclass:
-unknown keys are refused, lists become tuples for tuple-typed fields, autopadding is on unless set
-explicitly (inputs of any size), and DeepLabV3Plus never loads pretrained weights (no download at run time).
+The six architectures are imported directly, each only when it is built (mfai's `load_model_registry()`
+imports every model module and needs extra packages; SwinUNetR pulls monai and DeepLabV3Plus torchvision,
+seconds of start-up that a HalfUNet's trainer, loader and serve processes need not pay). `build_model`
+turns a plain settings dict into the architecture's settings dataclass: unknown keys are refused, lists
+become tuples for tuple-typed fields, autopadding is on unless set explicitly (inputs of any size), and
+DeepLabV3Plus never loads pretrained weights (no download at run time).
 UNetRPP's attention dropout is switched off in eval mode (`_TrainOnlyDropout`, an mfai 9.0.1 bug).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import types
 import typing
 from typing import Any
 
 import torch
-from mfai.pytorch.models.deeplabv3 import DeepLabV3Plus
-from mfai.pytorch.models.half_unet import HalfUNet
-from mfai.pytorch.models.segformer import Segformer
-from mfai.pytorch.models.swinunetr import SwinUNetR
-from mfai.pytorch.models.unet import UNet
-from mfai.pytorch.models.unetrpp import EPA, UNetRPP
 
-from dlens.common.model.head import EnsembleModel, Head, head_channels
+from dlens.model.head import EnsembleModel, Head, head_channels
 
-ARCHITECTURES: dict[str, type] = {
-    "UNet": UNet,
-    "HalfUNet": HalfUNet,
-    "DeepLabV3Plus": DeepLabV3Plus,
-    "Segformer": Segformer,
-    "SwinUNetR": SwinUNetR,
-    "UNetRPP": UNetRPP,
+#: Architecture name -> the mfai module that defines the class of that name.
+ARCHITECTURES: dict[str, str] = {
+    "UNet": "mfai.pytorch.models.unet",
+    "HalfUNet": "mfai.pytorch.models.half_unet",
+    "DeepLabV3Plus": "mfai.pytorch.models.deeplabv3",
+    "Segformer": "mfai.pytorch.models.segformer",
+    "SwinUNetR": "mfai.pytorch.models.swinunetr",
+    "UNetRPP": "mfai.pytorch.models.unetrpp",
 }
 
 #: Architectures built for one input shape (the registry card's `input_shape`); the others take any size.
@@ -88,8 +86,17 @@ class _TrainOnlyDropout(torch.nn.Dropout):
         return f"p={self._p}, train_only=True"
 
 
+def architecture_class(architecture: str) -> type:
+    """The mfai class of `architecture`, its module imported now; ValueError for an unknown name."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
+    return getattr(importlib.import_module(ARCHITECTURES[architecture]), architecture)
+
+
 def _fix_eval_attention_dropout(model: torch.nn.Module) -> None:
     """Make every UNetRPP attention block's dropout train-only (see `_TrainOnlyDropout`)."""
+    from mfai.pytorch.models.unetrpp import EPA
+
     for module in model.modules():
         if isinstance(module, EPA) and not isinstance(module.attn_drop, _TrainOnlyDropout):
             module.attn_drop = _TrainOnlyDropout(module.attn_drop.p)
@@ -131,9 +138,7 @@ def build_model(
     UNetRPP is fixed to `input_shape` (after autopadding) at build time; the others take any input size.
     Eval-mode outputs are deterministic (UNetRPP's attention dropout is made train-only).
     """
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
-    kls = ARCHITECTURES[architecture]
+    kls = architecture_class(architecture)
     fields = _settings_fields(kls.settings_kls)
     values = dict(settings or {})
 
@@ -156,7 +161,8 @@ def build_model(
     model = kls(
         in_channels, out_channels, input_shape=tuple(input_shape), settings=kls.settings_kls(**values)
     )
-    _fix_eval_attention_dropout(model)
+    if architecture == "UNetRPP":
+        _fix_eval_attention_dropout(model)
     return model
 
 

@@ -1,5 +1,5 @@
 """The model registry in the store: `models/<id>/` holds `weights.pt` and `model.json` (DESIGN §3);
-entries can also come from bundles (`dlens.common.model.bundle`: safetensors weights beside the card).
+entries can also come from bundles (`dlens.model.bundle`: safetensors weights beside the card).
 
 `weights.pt` is a plain state_dict, loaded with `weights_only=True` (no code runs on load); `model.json`
 (the model card) holds the training config, the normalisation, the data periods, the input channels and
@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load as load_safetensors
 
-from dlens.common.model.architectures import FIXED_SHAPE, build_ensemble_model
-from dlens.common.model.features import Normaliser
-from dlens.common.model.head import EnsembleModel
 from dlens.common.store import list_directory, put_directory, read_file
+from dlens.model.architectures import FIXED_SHAPE, build_ensemble_model
+from dlens.model.features import Normaliser
+from dlens.model.head import EnsembleModel
 
 MODELS = "models"
 BUNDLE_WEIGHTS = "weights.safetensors"

@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
-from dlens.common.model.features import Normaliser
-from dlens.common.model.head import EnsembleModel, head_channels
-from dlens.common.model.inference import model_inputs
 from dlens.common.species import MEMBERS
+from dlens.model.features import Normaliser
+from dlens.model.head import EnsembleModel, head_channels
+from dlens.model.inference import model_inputs
 
 SPECIES = ("o3", "no2")
 NORM = Normaliser({"o3": 3.5, "no2": 2.8}, {"o3": 0.6, "no2": 0.9})

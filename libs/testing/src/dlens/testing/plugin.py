@@ -3,6 +3,8 @@
 - `s3_endpoint`: a real S3 endpoint over HTTP (moto's server mode on a free port), with the
   standard AWS environment pointing at it, as the s3fs and zarr suites do.
 - `ray_cluster`: one local Ray for the whole session; subprocesses reach it through RAY_ADDRESS.
+- `synthetic_store`: one synthetic store (tiny domain, 38 days) ingested by the CLI for the session.
+- `mlflow_tracking` (automatic): the session's MLflow file store, exported as MLFLOW_TRACKING_URI.
 - `cams_samples`: the real public CAMS files (`../shared/data/cams-samples` beside the repository,
   or ``$DLENS_CAMS_SAMPLES``). Where they are absent the tests that need them are skipped with that
   reason, except under CI (``CI`` set), where their absence is a failure.
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +47,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mlflow_tracking(tmp_path_factory) -> Iterator[str]:
+    """Every fit and sweep of the session (CLI subprocesses included) logs to an MLflow file store of the
+    session's own, never to the repository's data/mlruns."""
+    uri = (tmp_path_factory.mktemp("mlruns")).as_uri()
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    yield uri
+    if saved is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = saved
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +114,27 @@ def ray_cluster(s3_endpoint: str) -> Iterator[str]:
     yield address
     os.environ.pop("RAY_ADDRESS", None)
     ray.shutdown()
+
+
+#: The session's synthetic store (`synthetic_store`): the generator's world on the tiny domain, 38 daily runs.
+SYNTHETIC = {"start": "2025-06-01", "days": "38", "domain": "tiny", "leads": "0:48:3", "seed": "3"}
+
+
+@pytest.fixture(scope="session")
+def synthetic_store(tmp_path_factory, ray_cluster) -> Path:
+    """The synthetic store of `SYNTHETIC`, ingested once per session through the `dlens-ingest` console
+    script, as a user would. Shared: a test that writes to it works on a copy (`shutil.copytree`)."""
+    cli = shutil.which("dlens-ingest")
+    assert cli, "dlens-ingest is not installed in this environment"
+    store = tmp_path_factory.mktemp("synthetic") / "synthetic.zarr"
+    options = [item for key, value in SYNTHETIC.items() for item in (f"--{key}", value)]
+    done = subprocess.run(
+        [cli, "--no-progress", "synthetic", "--store", str(store), *options],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "units written" in done.stdout, done.stdout
+    return store
 
 
 def tree_digest(root: Path, include=lambda p: True) -> dict[str, str]:

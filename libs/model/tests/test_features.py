@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from dlens.common.model.features import Normaliser, channel_names, member_median
-from dlens.common.model.inference import model_inputs
+from dlens.model.features import Normaliser, channel_names, member_median
+from dlens.model.inference import model_inputs
 
 SPECIES = ("o3", "no2")
 NORM = Normaliser({"o3": 3.5, "no2": 2.8}, {"o3": 0.6, "no2": 0.9})

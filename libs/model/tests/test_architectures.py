@@ -12,7 +12,7 @@ import torch
 import yaml
 from mfai.pytorch.models.unetrpp import EPA
 
-from dlens.common.model.architectures import ARCHITECTURES, SMALL_SETTINGS, build_model
+from dlens.model.architectures import ARCHITECTURES, SMALL_SETTINGS, architecture_class, build_model
 
 IN_CHANNELS, OUT_CHANNELS, BATCH = 30, 2, 2
 SHAPE = (24, 32)  # tiny domain, padded by autopadding to what each architecture needs
@@ -46,7 +46,7 @@ def test_training_step_offline_and_state_dict_round_trip(
         socket.create_connection(("127.0.0.1", 9), timeout=1)
     torch.manual_seed(0)
     model = build_model(architecture, IN_CHANNELS, OUT_CHANNELS, SHAPE, SMALL_SETTINGS[architecture])
-    assert type(model) is ARCHITECTURES[architecture]
+    assert type(model) is architecture_class(architecture)
     assert model.settings.autopad_enabled
     assert getattr(model.settings, "encoder_weights", False) is False
 

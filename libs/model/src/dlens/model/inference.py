@@ -8,8 +8,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from dlens.common.model.features import Normaliser, assemble_inputs, normalise_members, time_values
-from dlens.common.model.registry import ModelEntry
+from dlens.model.features import Normaliser, assemble_inputs, normalise_members, time_values
+from dlens.model.registry import ModelEntry
 
 
 def model_inputs(
