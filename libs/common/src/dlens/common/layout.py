@@ -12,9 +12,21 @@ from enum import IntEnum
 
 from dlens.common.species import LEAD_BLOCKS, MEMBERS, SPECIES_NAMES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: What changed at each schema version, for the message about an older store.
+SCHEMA_HISTORY = {
+    1: "the first layout (analysis only, no reanalysis or observation groups; the first synthetic world)",
+    2: "reanalysis/interim and reanalysis/validated beside the analysis, an observations group of stations, "
+    "the second synthetic world (members on the forecast weather, a CAMS-like analysis)",
+}
 
 FORECASTS, ANALYSIS, METEO, STATIC, PRODUCTS = "forecasts", "analysis", "meteo", "static", "products"
+REANALYSIS_INTERIM, REANALYSIS_VALIDATED = "reanalysis/interim", "reanalysis/validated"
+#: The gridded targets a model can be trained against and a product scored against.
+TARGETS: dict[str, str] = {
+    "analysis": ANALYSIS, "interim": REANALYSIS_INTERIM, "validated": REANALYSIS_VALIDATED,
+}  # fmt: skip
+OBSERVATIONS = "observations"
 
 #: Coordinate encodings understood by xarray's CF decoding.
 TIME_UNITS = "hours since 1970-01-01 00:00:00"
@@ -25,6 +37,12 @@ ANALYSIS_DIMS = ("time", "level", "latitude", "longitude")
 METEO_DIMS = ("run", "lead", "latitude", "longitude")
 PRODUCT_DIMS = ("run", "lead", "level", "latitude", "longitude")
 STATIC_DIMS = ("latitude", "longitude")
+OBSERVATION_DIMS = ("time", "station")
+#: Station metadata of the observations group: name -> dtype (along the station dimension).
+STATION_FIELDS: dict[str, str] = {
+    "station_code": "str", "station_type": "str", "station_area": "str", "station_latitude": "float64",
+    "station_longitude": "float64", "station_altitude": "float32", "withheld": "bool",
+}  # fmt: skip
 
 #: Per (run, member, species) for forecasts and (time, species) for the analysis.
 STATUS = "ingest_status"
@@ -95,6 +113,8 @@ AXIS_GROUPS: dict[str, AxisGroup] = {
     for g in (
         AxisGroup(FORECASTS, "run", SPECIES_NAMES, FORECAST_DIMS, ("member", "species")),
         AxisGroup(ANALYSIS, "time", SPECIES_NAMES, ANALYSIS_DIMS, ("species",)),
+        AxisGroup(REANALYSIS_INTERIM, "time", SPECIES_NAMES, ANALYSIS_DIMS, ("species",)),
+        AxisGroup(REANALYSIS_VALIDATED, "time", SPECIES_NAMES, ANALYSIS_DIMS, ("species",)),
         AxisGroup(METEO, "run", tuple(METEO_VARIABLES), METEO_DIMS, ("variable",)),
         AxisGroup(CAMS_ENSEMBLE_PRODUCT, "run", SPECIES_NAMES, PRODUCT_DIMS, ("species",)),
     )
@@ -119,10 +139,17 @@ def product_group(name: str) -> AxisGroup:
     return AxisGroup(f"{PRODUCTS}/{name}", "run", SPECIES_NAMES, PRODUCT_DIMS, ("species",))
 
 
+#: Hourly station observations (created when a store first receives stations); stats are not kept.
+OBSERVATION_GROUP = AxisGroup(OBSERVATIONS, "time", SPECIES_NAMES, OBSERVATION_DIMS, ("species",))
+
+
 def axis_group(path: str) -> AxisGroup:
-    """The definition of the group at `path`: a fixed group, or any product under `products/`."""
+    """The definition of the group at `path`: a fixed group, the observations, or any product under
+    `products/`."""
     if path in AXIS_GROUPS:
         return AXIS_GROUPS[path]
+    if path == OBSERVATIONS:
+        return OBSERVATION_GROUP
     if path.startswith(f"{PRODUCTS}/"):
         return product_group(path.removeprefix(f"{PRODUCTS}/"))
     raise KeyError(f"{path!r} is not a group with a run or time axis")

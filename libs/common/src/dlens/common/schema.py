@@ -8,7 +8,10 @@ import xarray as xr
 from dlens.common.grid import domain_of
 from dlens.common.layout import (
     AXIS_GROUPS,
+    OBSERVATION_GROUP,
+    OBSERVATIONS,
     PRODUCTS,
+    SCHEMA_HISTORY,
     SCHEMA_VERSION,
     STATIC,
     STATIC_DIMS,
@@ -42,10 +45,13 @@ def validate_store(url: str, deep: bool = False) -> list[str]:
     except (FileNotFoundError, ValueError) as exc:
         return [f"cannot open store: {exc}"]
     attrs = root.attrs.asdict()
-    if attrs.get("schema_version") != SCHEMA_VERSION:
-        return [f"root: schema_version is {attrs.get('schema_version')!r}, expected {SCHEMA_VERSION}"]
+    version = attrs.get("schema_version")
+    if version != SCHEMA_VERSION:
+        return [_version_problem(version)]
     problems: list[str] = []
     expected = dict(EXPECTED)
+    if OBSERVATIONS in root:
+        expected[OBSERVATIONS] = (OBSERVATION_GROUP.variables, OBSERVATION_GROUP.dims)
     if PRODUCTS in root:  # products written by evaluate and train follow the same product layout
         for name in sorted(root[PRODUCTS].group_keys()):
             group = axis_group(f"{PRODUCTS}/{name}")
@@ -60,6 +66,18 @@ def validate_store(url: str, deep: bool = False) -> list[str]:
         if deep and STATUS in ds:
             problems += _check_committed(path, ds, variables)
     return problems
+
+
+def _version_problem(version: object) -> str:
+    """What a store of another schema version is, and what to do about it."""
+    if isinstance(version, int) and version < SCHEMA_VERSION:
+        newer = "; ".join(f"version {v}: {SCHEMA_HISTORY[v]}" for v in range(version + 1, SCHEMA_VERSION + 1))
+        return (
+            f"root: schema_version is {version}, expected {SCHEMA_VERSION}: the store was made by an older "
+            f"DL-ENS ({SCHEMA_HISTORY.get(version, 'unknown layout')}); since then {newer}. Ingest again "
+            "into a new store (dlens-ingest synthetic or files) to use it"
+        )
+    return f"root: schema_version is {version!r}, expected {SCHEMA_VERSION}"
 
 
 def check_store(url: str, deep: bool = False) -> None:
@@ -78,14 +96,8 @@ def _check_group(path: str, ds: xr.Dataset, variables, dims, root_attrs: dict) -
             problems.append(f"{path}/{var}: dims {ds[var].dims}, expected {dims}")
         elif ds[var].dtype != np.float32:
             problems.append(f"{path}/{var}: dtype {ds[var].dtype}, expected float32")
-    try:
-        dom = domain_of(ds["latitude"].values, ds["longitude"].values)
-        if list(dom.bounds) != list(root_attrs["domain"]["bounds_snwe"]):
-            problems.append(
-                f"{path}: grid {dom.spec()} differs from the store's {root_attrs['domain']['bounds_snwe']}"
-            )
-    except (KeyError, ValueError) as exc:
-        problems.append(f"{path}: latitude/longitude are not ascending MACCGE01 cells ({exc})")
+    if "latitude" in dims:
+        problems += _check_grid(path, ds, root_attrs)
     if "lead" in dims and list(ds["lead"].values) != list(root_attrs["leads"]):
         problems.append(
             f"{path}: leads {list(ds['lead'].values)} differ from the store's {root_attrs['leads']}"
@@ -110,6 +122,16 @@ def _check_group(path: str, ds: xr.Dataset, variables, dims, root_attrs: dict) -
     return problems
 
 
+def _check_grid(path: str, ds: xr.Dataset, root_attrs: dict) -> list[str]:
+    try:
+        dom = domain_of(ds["latitude"].values, ds["longitude"].values)
+    except (KeyError, ValueError) as exc:
+        return [f"{path}: latitude/longitude are not ascending MACCGE01 cells ({exc})"]
+    if list(dom.bounds) != list(root_attrs["domain"]["bounds_snwe"]):
+        return [f"{path}: grid {dom.spec()} differs from the store's {root_attrs['domain']['bounds_snwe']}"]
+    return []
+
+
 def _check_committed(path: str, ds: xr.Dataset, variables, budget_bytes: int = 64 * 1024**2) -> list[str]:
     """Deep check: committed cells hold what their status says, reading blocks of axis positions."""
     problems = []
@@ -128,10 +150,14 @@ def _check_committed(path: str, ds: xr.Dataset, variables, budget_bytes: int = 6
                 continue
             block = data.isel({axis: slice(first, first + step)}).values
             flat = block.reshape(*block.shape[: cells.ndim], -1)
-            finite, nan = np.isfinite(flat).all(axis=-1), np.isnan(flat).all(axis=-1)
+            nan = np.isnan(flat).all(axis=-1)
+            # a station network always has gaps: an observation hour is complete when any station reported
+            finite = ~nan if path == OBSERVATIONS else np.isfinite(flat).all(axis=-1)
             negative = (np.nan_to_num(flat, nan=0.0) < 0).any(axis=-1) & (var not in ("u10", "v10"))
             for idx in zip(*np.nonzero((code == Status.COMPLETE) & ~finite)):
-                problems.append(f"{path}/{var} [{_label(cells, first, idx)}]: marked complete but holds NaN")
+                what = "no observation" if path == OBSERVATIONS else "NaN"
+                label = _label(cells, first, idx)
+                problems.append(f"{path}/{var} [{label}]: marked complete but holds {what}")
             for idx in zip(*np.nonzero((code == Status.COMPLETE) & finite & negative)):
                 problems.append(
                     f"{path}/{var} [{_label(cells, first, idx)}]: marked complete but holds negative values"

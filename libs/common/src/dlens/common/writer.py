@@ -25,12 +25,15 @@ from dlens.common.layout import (
     AXIS_GROUPS,
     LABELS,
     METEO_VARIABLES,
+    OBSERVATION_GROUP,
+    OBSERVATIONS,
     PRODUCTS,
     SCHEMA_VERSION,
     STAT_NAMES,
     STATIC,
     STATIC_DIMS,
     STATIC_VARIABLES,
+    STATION_FIELDS,
     STATS,
     STATUS,
     TIME_ATTRS,
@@ -231,6 +234,50 @@ class StoreCoordinator:
                 dimension_names=dims, attributes=attrs or {},
             )  # fmt: skip
         return g[name]
+
+    # ----------------------------------------------------------------- observations
+    def ensure_observations(self, stations: dict[str, np.ndarray], measures: np.ndarray) -> str:
+        """The observations group, created with its station network on first use: `stations` holds the
+        STATION_FIELDS arrays (one value per station), `measures` (station, species) which species each
+        station measures. A store keeps the network it was created with; another one is refused."""
+        codes = [str(code) for code in stations["station_code"]]
+        if OBSERVATIONS in self.root:
+            existing = [str(code) for code in self.root[f"{OBSERVATIONS}/station_code"][:]]
+            if existing != codes:
+                raise StoreMismatchError(
+                    f"store {self.url!r} holds observations of {len(existing)} other stations; "
+                    f"asked for {len(codes)} (a store keeps one station network)"
+                )
+            return OBSERVATIONS
+        group = OBSERVATION_GROUP
+        g = self.root.require_group(OBSERVATIONS)
+        g.attrs.update({"schema_version": SCHEMA_VERSION, "grid": "MACCGE01", **self.spec.to_attrs()})
+        g.create_array(
+            group.axis, shape=(0,), dtype="int64", chunks=(AXIS_CHUNK,), fill_value=0,
+            dimension_names=(group.axis,), attributes=dict(TIME_ATTRS),
+        )  # fmt: skip
+        n = len(codes)
+        g.create_array("station", data=np.arange(n, dtype="int32"), dimension_names=("station",))
+        for name, dtype in STATION_FIELDS.items():
+            values = np.asarray(stations[name])
+            data = values.astype(np.dtypes.StringDType()) if dtype == "str" else values.astype(dtype)
+            g.create_array(name, data=data, dimension_names=("station",))
+        self._label_coord(g, "species")
+        g.create_array(
+            "measures", data=np.asarray(measures, dtype="uint8"), dimension_names=("station", "species"),
+            attributes={"long_name": "1 where the station measures the species"},
+        )  # fmt: skip
+        for var in group.variables:
+            g.create_array(
+                var, shape=(0, n), dtype="float32", chunks=(1, max(n, 1)), fill_value=np.nan,
+                dimension_names=group.dims, compressors=_compressors(),
+                attributes={"units": SPECIES[var].units},
+            )  # fmt: skip
+        g.create_array(
+            STATUS, shape=(0, len(SPECIES_NAMES)), dtype="uint8", chunks=(AXIS_CHUNK, len(SPECIES_NAMES)),
+            fill_value=0, dimension_names=(group.axis, "species"), attributes=STATUS_ATTRS,
+        )  # fmt: skip
+        return OBSERVATIONS
 
     # ----------------------------------------------------------------- axes
     def axis_values(self, path: str) -> np.ndarray:
