@@ -1,4 +1,5 @@
-"""Synthetic generator: determinism, shapes, positivity, missing members, meteo, error floor."""
+"""Synthetic generator: determinism, shapes, positivity, missing members, the two weathers, members'
+situation-dependent errors and versions, the CAMS-like analysis, the stations, the error floor."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from dlens.common.grid import parse_domain
 from dlens.common.layout import METEO_VARIABLES as LAYOUT_METEO
 from dlens.common.species import MEMBERS, SPECIES_NAMES
 from dlens.ingest.synthetic import METEO_VARIABLES, SyntheticGenerator
-from dlens.ingest.synthetic.members import MISSING_RATE
+from dlens.ingest.synthetic.members import MISSING_RATE, member_median, version_changes
+from dlens.ingest.synthetic.observing import eea_stations
 
 TINY = parse_domain("tiny")
 DEMO = parse_domain("demo")
@@ -32,8 +34,15 @@ def test_interface_constants():
 def test_params_are_json_and_describe_the_members(gen):
     params = json.loads(json.dumps(gen.params))
     assert params == gen.params  # no tuples or numpy scalars that a JSON round trip would change
-    assert params["seed"] == 0
+    assert params["seed"] == 0 and params["version"] == 2
     assert [m["name"] for m in params["members"]] == list(MEMBERS)
+    assert set(params["members"][0]["bias"]["no2"]) >= {
+        "stability",
+        "temperature",
+        "wind",
+        "season",
+        "saturation",
+    }
     assert SyntheticGenerator(TINY, seed=1).params != gen.params
 
 
@@ -55,22 +64,25 @@ def test_static_fields(gen):
 def test_shapes_dtypes_positive(gen):
     valid = RUN + timedelta(hours=30)
     for sp in SPECIES_NAMES:
-        t, a = gen.truth(sp, valid), gen.analysis(sp, valid)
+        t = gen.truth(sp, valid)
+        analyses = [gen.analysis(sp, valid, kind) for kind in ("analysis", "interim", "validated")]
         m = gen.members(sp, RUN, 30)
-        assert t.shape == a.shape == TINY.shape and m.shape == (len(MEMBERS), *TINY.shape)
-        assert t.dtype == a.dtype == m.dtype == np.float32
-        assert (t > 0).all() and (a > 0).all()
+        assert t.shape == TINY.shape and m.shape == (len(MEMBERS), *TINY.shape)
+        assert t.dtype == m.dtype == np.float32 and (t > 0).all()
+        for a in analyses:
+            assert a.shape == TINY.shape and a.dtype == np.float32 and (a > 0).all()
+            assert not np.array_equal(a, t) and np.abs(np.log(a / t)).mean() < 0.3
         present = ~gen.missing_members(RUN)
         assert np.isfinite(m[present]).all() and (m[present] > 0).all()
         assert np.isnan(m[~present]).all()
-        assert not np.array_equal(a, t)  # the analysis has its own small error
-        assert np.abs(np.log(a / t)).mean() < 0.15
 
 
 def test_members_not_aliased(gen):
     m = gen.members("no2", RUN, 6)
     m[:] = -1
     assert (np.nan_to_num(gen.members("no2", RUN, 6), nan=1.0) > 0).all()
+    with pytest.raises(ValueError):  # the cached truth cannot be changed through what truth() returns
+        gen.truth("no2", RUN)[:] = 0
 
 
 def test_deterministic_across_instances_and_order():
@@ -85,11 +97,30 @@ def test_deterministic_across_instances_and_order():
             valid = day_b + timedelta(hours=lead)
             np.testing.assert_array_equal(g1.members(sp, day_b, lead), g2.members(sp, day_b, lead))
             np.testing.assert_array_equal(g1.analysis(sp, valid), g2.analysis(sp, valid))
+            np.testing.assert_array_equal(
+                g1.analysis(sp, valid, "validated"), g2.analysis(sp, valid, "validated")
+            )
+            np.testing.assert_array_equal(g1.observations(sp, valid), g2.observations(sp, valid))
     np.testing.assert_array_equal(g1.meteo("blh", day_b, 30), g2.meteo("blh", day_b, 30))
     np.testing.assert_array_equal(g1.missing_members(day_b), g2.missing_members(day_b))
     g3 = SyntheticGenerator(TINY, seed=4)
     assert not np.array_equal(g3.analysis("o3", day_b), g2.analysis("o3", day_b))
     assert not np.allclose(g3.members("o3", day_b, 0), g2.members("o3", day_b, 0), equal_nan=True)
+
+
+def test_a_crop_is_the_same_crop_of_a_larger_domain():
+    """Stations, observation density and analyses of the tiny domain equal those cells of the demo domain."""
+    small, large = SyntheticGenerator(TINY, seed=2), SyntheticGenerator(DEMO, seed=2)
+    i = int(np.argmin(abs(DEMO.latitude - TINY.latitude[0])))
+    j = int(np.argmin(abs(DEMO.longitude - TINY.longitude[0])))
+    crop = (slice(i, i + TINY.shape[0]), slice(j, j + TINY.shape[1]))
+    np.testing.assert_allclose(
+        small.observing.pull("no2", "analysis"), large.observing.pull("no2", "analysis")[crop], atol=1e-6
+    )
+    valid = RUN + timedelta(hours=13)
+    np.testing.assert_allclose(small.analysis("o3", valid), large.analysis("o3", valid)[crop], rtol=0.02)
+    codes = set(large.stations()["code"])
+    assert set(small.stations()["code"]) <= codes
 
 
 def test_continuous_across_midnight(gen):
@@ -124,11 +155,13 @@ def test_bad_arguments(gen):
         gen.members("o3", RUN + timedelta(hours=12), 0)
     with pytest.raises(ValueError, match="meteo"):
         gen.meteo("msl", RUN, 0)
+    with pytest.raises(ValueError, match="analysis"):
+        gen.analysis("o3", RUN, "final")
 
 
 def test_meteo_shapes_ranges_and_error_growth():
     g = SyntheticGenerator(DEMO, seed=0)
-    runs = [datetime(2018, 7, 1) + timedelta(days=d) for d in range(3)]
+    runs = [datetime(2018, 7, 1) + timedelta(days=d) for d in range(6)]
     for var in METEO_VARIABLES:
         f = g.meteo(var, runs[0], 12)
         assert f.shape == DEMO.shape and f.dtype == np.float32 and np.isfinite(f).all()
@@ -144,22 +177,167 @@ def test_meteo_shapes_ranges_and_error_growth():
     for var in METEO_VARIABLES:
         scale = np.log if var == "blh" else np.asarray  # boundary-layer height errors are relative
         early, late = [], []
-        for h in (6, 12, 15):
-            truth = scale(g.true_meteo(var, runs[2] + timedelta(hours=h)))
-            early.append(np.mean((scale(g.meteo(var, runs[2], h)) - truth) ** 2))
-            late.append(np.mean((scale(g.meteo(var, runs[0], h + 48)) - truth) ** 2))
-        assert np.sqrt(np.mean(late)) > 1.3 * np.sqrt(np.mean(early)), var
+        for r in range(2, 6):
+            for h in (6, 12, 15):
+                truth = scale(g.true_meteo(var, runs[r] + timedelta(hours=h)))
+                early.append(np.mean((scale(g.meteo(var, runs[r], h)) - truth) ** 2))
+                late.append(np.mean((scale(g.meteo(var, runs[r - 2], h + 48)) - truth) ** 2))
+        assert np.sqrt(np.mean(late)) > 1.2 * np.sqrt(np.mean(early)), var
+
+
+def test_the_meteo_group_is_the_weather_the_members_ran_on():
+    """The `meteo` forecast is exactly what drove the members (not the truth): where it is too shallow a
+    boundary layer, the members' NO2 is too high; their shared error follows the weather forecast error."""
+    g = SyntheticGenerator(DEMO, seed=0)
+    run, day = datetime(2018, 1, 10), (datetime(2018, 1, 10) - datetime(2000, 1, 1)).days
+    for lead in (6, 54):
+        drove = g.weather.forecast_at(day, lead)
+        np.testing.assert_array_equal(g.meteo("blh", run, lead), np.exp(drove.log_blh).astype(np.float32))
+        np.testing.assert_array_equal(g.meteo("t2m", run, lead), drove.t2m)
+    blh_error, no2_error = [], []
+    for lead in range(24, 97, 12):
+        valid = run + timedelta(hours=lead)
+        blh_error.append(np.log(g.meteo("blh", run, lead) / g.true_meteo("blh", valid)).ravel())
+        no2_error.append(np.log(member_median(g.members("no2", run, lead)) / g.truth("no2", valid)).ravel())
+    r = np.corrcoef(np.concatenate(blh_error), np.concatenate(no2_error))[0, 1]
+    assert r < -0.3, r
+
+
+def test_member_errors_depend_on_the_situation_not_on_position_alone():
+    """Biases conditional on stability (NO2 too low in stable layers) and no fixed map: the per-gridpoint
+    mean of a member's log error over four weeks (its overall bias aside) removes under half of the
+    variance of its error on the next four (position alone does not recover it), and the map itself
+    changes from one month to the next."""
+    g = SyntheticGenerator(TINY, seed=0)
+    runs = [datetime(2018, 1, 3) + timedelta(days=d) for d in range(0, 56, 2)]
+    errors, stability = [], []
+    for run in runs:
+        day = (run - datetime(2000, 1, 1)).days
+        for lead in (3, 27, 51, 75):  # over the forecast range
+            valid = run + timedelta(hours=lead)
+            errors.append(np.log(g.members("no2", run, lead) / g.truth("no2", valid)))
+            stability.append(g.weather.forecast_at(day, lead).stability)
+    e, s = np.stack(errors), np.stack(stability)  # (time, member, y, x), (time, y, x)
+    median_error = np.nanmedian(e, axis=1)
+    stable, unstable = s > np.percentile(s, 75), s < np.percentile(s, 25)
+    assert median_error[stable].mean() < median_error[unstable].mean() - 0.03
+    half = len(e) // 2
+    for m in range(len(MEMBERS)):
+        em = e[:, m]
+        if not np.isfinite(em).all(axis=(1, 2)).mean() > 0.8:
+            continue
+        first, second = np.nanmean(em[:half], axis=0), np.nanmean(em[half:], axis=0)
+        later = em[half:] - np.nanmean(em[half:])  # a member's overall bias is a number, not a map
+        explained = 1 - np.nanmean((later - (first - np.nanmean(first))) ** 2) / np.nanmean(later**2)
+        assert explained < 0.5, (MEMBERS[m], explained)
+        assert np.abs(first - second).mean() > 0.01, MEMBERS[m]  # the map itself drifts
+
+
+def test_a_member_changes_version_once_a_year():
+    g = SyntheticGenerator(TINY, seed=0)
+    member, start = version_changes(0, 2018)
+    before, after = start - timedelta(days=1), start
+    assert g.member_versions(after)[member] == g.member_versions(before)[member] + 1
+    others = [m for m in range(len(MEMBERS)) if m != member]
+    np.testing.assert_array_equal(g.member_versions(after)[others], g.member_versions(before)[others])
+    shift = g.ensemble.version_shift(member, int(g.member_versions(after)[member]))
+    previous = g.ensemble.version_shift(member, int(g.member_versions(before)[member]))
+    assert np.abs(shift - previous).max() > 0.02  # the new version's biases differ
+    assert len({version_changes(0, year)[1].year for year in range(2016, 2026)}) == 10
+
+
+def test_the_analysis_leans_on_the_members_where_stations_are_sparse():
+    g = SyntheticGenerator(DEMO, seed=0)
+    rho = g.observing.pull("no2", "analysis")
+    sparse, dense = rho < 0.1, rho > 0.7
+    assert sparse.mean() > 0.05 and dense.mean() > 0.05  # the Alps and the Adriatic; the Po Valley cities
+    analysis_error, member_error = [], []
+    for h in range(6, 54, 3):
+        valid = RUN + timedelta(hours=h)
+        t = np.log(g.truth("no2", valid))
+        analysis_error.append(np.log(g.analysis("no2", valid)) - t)
+        member_error.append(
+            g.background("no2", int((valid - datetime(2000, 1, 1)).total_seconds() // 3600)) - t
+        )
+    a, b = np.stack(analysis_error), np.stack(member_error)
+
+    def corr(mask):
+        return np.corrcoef(a[:, mask].ravel(), b[:, mask].ravel())[0, 1]
+
+    assert corr(sparse) > 0.5 and corr(dense) < 0.4, (
+        corr(sparse),
+        corr(dense),
+    )  # it carries the models' error
+    assert np.abs(a[:, sparse]).mean() > 1.2 * np.abs(a[:, dense]).mean()
+    # The reanalyses assimilate more stations and are closer to the truth.
+    errors = {kind: [] for kind in ("analysis", "validated")}
+    for h in range(0, 48, 5):
+        valid = RUN + timedelta(hours=h)
+        for kind in errors:
+            errors[kind].append(
+                np.abs(np.log(g.analysis("pm10", valid, kind) / g.truth("pm10", valid))).mean()
+            )
+    assert np.mean(errors["validated"]) < np.mean(errors["analysis"])
+
+
+def test_stations_inside_the_domain_and_withheld_ones_never_assimilated():
+    g = SyntheticGenerator(DEMO, seed=0)
+    st = g.stations()
+    assert len(st) > 100 and st["code"].is_unique
+    assert st["latitude"].between(DEMO.latitude[0] - 0.05, DEMO.latitude[-1] + 0.05).all()
+    assert st["longitude"].between(DEMO.longitude[0] - 0.05, DEMO.longitude[-1] + 0.05).all()
+    assert 0.08 < st["withheld"].mean() < 0.25
+    real = eea_stations().set_index("code")
+    for sp in SPECIES_NAMES:  # each station measures what the EEA network says it measures
+        np.testing.assert_array_equal(st[f"measures_{sp}"].to_numpy(), real.loc[st["code"], sp].to_numpy())
+    withheld = set(st.loc[st["withheld"], "code"])
+    for sp in SPECIES_NAMES:
+        for kind in ("analysis", "interim", "validated"):
+            assert withheld.isdisjoint(g.observing.assimilated(sp, kind)["code"])
+    # The analysis' observation density comes from the assimilated stations only.
+    counts = np.zeros(g.grid.shape, np.float32)
+    for lat, lon in g.observing.assimilated("o3", "analysis")[["latitude", "longitude"]].itertuples(
+        index=False
+    ):
+        ij = g.grid.index(lon, lat)
+        if ij is not None:
+            counts[ij] += 1
+    from scipy.ndimage import gaussian_filter
+
+    density = g.grid.crop(gaussian_filter(counts, 2.5, mode="constant")) * np.float32(2 * np.pi * 2.5**2)
+    rho = g.observing.pull("o3", "analysis")
+    assert np.corrcoef(1 - np.exp(-density).ravel(), rho.ravel())[0, 1] > 0.9
+
+
+def test_observations_are_the_truth_at_the_stations_with_a_representativeness_error():
+    g = SyntheticGenerator(DEMO, seed=0)
+    st = g.stations()
+    obs, at_station = [], []
+    for h in range(0, 72, 3):
+        valid = RUN + timedelta(hours=h)
+        obs.append(g.observations("no2", valid))
+        at_station.append(g.observing.stations.sample(g.truth("no2", valid)))
+    obs, at_station = np.stack(obs), np.stack(at_station)
+    measured = st["measures_no2"].to_numpy()
+    assert np.isnan(obs[:, ~measured]).all() and np.isfinite(obs[:, measured]).mean() > 0.9
+    ratio = np.full(len(st), np.nan)
+    ratio[measured] = np.nanmean(np.log(obs[:, measured] / at_station[:, measured]), axis=0)
+    traffic = (st["type"] == "traffic").to_numpy() & measured
+    rural = (st["type"] == "background").to_numpy() & (st["area"] == "rural").to_numpy() & measured
+    assert ratio[traffic].mean() > ratio[rural].mean() + 0.2  # traffic sites see more NO2 than their cell
+    assert np.nanmedian(np.abs(np.log(obs / at_station))[:, rural]) < 0.5
 
 
 def test_error_floor(gen):
-    total = dict.fromkeys(("n", "analysis_sq", "common_sq", "median_sq"), 0.0)
-    for lead in (0, 24, 48, 96):
+    total = dict.fromkeys(("n", "weather_sq", "median_sq"), 0.0)
+    for lead in (0, 48, 96):
         floor = gen.error_floor("no2", RUN, lead)
         assert set(floor) == set(total)
         for k, v in floor.items():
             assert isinstance(v, float) and np.isfinite(v) and v > 0, k
             total[k] += v
-    assert total["n"] == 4 * TINY.shape[0] * TINY.shape[1]
-    # The median is worse than the analysis and than the irreducible common error alone.
-    assert total["median_sq"] > total["analysis_sq"] and total["median_sq"] > total["common_sq"]
-    assert gen.error_floor("no2", RUN, 96)["common_sq"] > gen.error_floor("no2", RUN, 0)["common_sq"]
+    assert total["n"] == 3 * TINY.shape[0] * TINY.shape[1]
+    assert gen.error_floor("no2", RUN, 96)["weather_sq"] > gen.error_floor("no2", RUN, 0)["weather_sq"]
+    hourly = gen.analysis_floor("no2", RUN + timedelta(hours=5))
+    assert set(hourly) == {"n", "analysis_sq", "interim_sq", "validated_sq"}
+    assert hourly["validated_sq"] > 0 and hourly["analysis_sq"] > 0

@@ -1,8 +1,9 @@
-"""Calibration of the synthetic analysis against the real CAMS reanalysis at Milan (2018).
+"""Calibration of the synthetic reanalysis against the real CAMS reanalysis at Milan (2018).
 
-DESIGN.md §5: at a comparable urban hot spot the generator's analysis shows the same diurnal
-phases (within 2 h), the same seasonal direction and the same order of magnitude. The real
-numbers are computed here from the file, never hard-coded.
+DESIGN.md §5: at a comparable urban hot spot the generator's validated reanalysis shows the same diurnal
+phases (within 2 h), the same seasonal direction and the same order of magnitude (bench/synthetic.py
+holds the full calibration, with the distributions). The real numbers are computed here from the file,
+never hard-coded.
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ def real() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def synthetic() -> dict[str, np.ndarray]:
-    """Generator analysis at the Milan cell over the same windows, shaped (day, hour)."""
-    dom = parse_domain("demo")
-    i = int(np.argmin(np.abs(dom.latitude - MILAN_CELL[0])))
-    j = int(np.argmin(np.abs(dom.longitude - MILAN_CELL[1])))
+    """Generator reanalysis at the Milan cell (a one-cell domain: the same values as that cell of any larger
+    domain) over the same windows, shaped (day, hour)."""
+    dom = parse_domain(f"{MILAN_CELL[0]},{MILAN_CELL[0]},{MILAN_CELL[1]},{MILAN_CELL[1]}")
+    i = j = 0
     assert (dom.latitude[i], dom.longitude[j]) == MILAN_CELL
     gen = SyntheticGenerator(dom, seed=0)
     out = {sp: np.full((365, 24), np.nan) for sp in SPECIES_NAMES}
@@ -55,7 +56,7 @@ def synthetic() -> dict[str, np.ndarray]:
             for hour in range(24):
                 valid = datetime(2018, 1, 1) + timedelta(days=day, hours=hour)
                 for sp in SPECIES_NAMES:
-                    out[sp][day, hour] = gen.analysis(sp, valid)[i, j]
+                    out[sp][day, hour] = gen.analysis(sp, valid, "validated")[i, j]
     return out
 
 

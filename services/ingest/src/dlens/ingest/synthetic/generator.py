@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import numpy as np
+import pandas as pd
 
 from dlens.common import layout
 from dlens.common.grid import Domain
 from dlens.common.species import SPECIES_NAMES
 from dlens.ingest.synthetic.caching import cached
-from dlens.ingest.synthetic.members import COMMON_WEIGHT, MISSING_RATE, Ensemble
+from dlens.ingest.synthetic.members import (
+    MISSING_RATE,
+    STABILITY_MEAN,
+    URBAN_BIAS_MEAN,
+    Ensemble,
+    member_median,
+    version_changes,
+)
+from dlens.ingest.synthetic.observing import REPRESENTATIVENESS, RHO_MAX, WITHHELD_SHARE, Observing
 from dlens.ingest.synthetic.seeding import check_lead, hour_index, rng, run_index
-from dlens.ingest.synthetic.smooth import SmoothField
+from dlens.ingest.synthetic.smooth import SmoothField, blend
 from dlens.ingest.synthetic.static import Grid, StaticMaps
 from dlens.ingest.synthetic.truth import Chemistry, ChemistryParams
-from dlens.ingest.synthetic.weather import Weather
+from dlens.ingest.synthetic.weather import AMPLITUDE_ERROR, TIMING_ERROR_H, Weather
 
 METEO_VARIABLES: tuple[str, ...] = tuple(layout.METEO_VARIABLES)
-VERSION = 1
+VERSION = 2
 PAD_CELLS = 30  # margin around the domain from which plumes can enter it
-ANALYSIS_ERROR = 0.06  # std of the analysis' multiplicative (log) error
+BACKGROUND_STEP = 3  # hours between the member states an analysis hour interpolates
+#: Std (log) of each analysis's own error (the observations' and the assimilation's) where it is fully
+#: observed; where stations are sparse it shrinks to 0.4 of it and the analysis carries the models' error.
+ANALYSIS_ERROR = {"analysis": 0.07, "interim": 0.06, "validated": 0.05}
+ANALYSES = tuple(ANALYSIS_ERROR)
+ERROR_STEP = 6  # hours between the independent anchors of an analysis error
 
 
 def _species(species: str) -> str:
@@ -30,7 +45,7 @@ def _species(species: str) -> str:
 
 
 class SyntheticGenerator:
-    """Truth, analysis, 11 members, meteo and static fields of a domain, deterministic from
+    """Truth, analyses, 11 members, meteo, stations and static fields of a domain, deterministic from
     (seed, date). Times are naive UTC datetimes; runs are at 00 UTC; leads 0..96 h.
 
     Daily things (plume anchors, member plumes, bias maps) are cached per instance, so generating
@@ -44,23 +59,36 @@ class SyntheticGenerator:
         self.weather = Weather(self.seed, self.grid, self.static)
         self.chemistry = Chemistry(self.weather, self.static, self.grid, ChemistryParams())
         self.ensemble = Ensemble(self.seed, self.chemistry, self.static, self.grid)
+        self.observing = Observing(self.seed, domain, self.grid, self.static)
         self._analysis_noise = SmoothField(self.weather.lat, self.weather.lon, 1.0)
-        self.params: dict = {
+        params = {
             "generator": "dlens.ingest.synthetic",
             "version": VERSION,
             "seed": self.seed,
             "domain": domain.to_attrs(),
             "pad_cells": PAD_CELLS,
             "missing_rate": MISSING_RATE,
-            "analysis_error": ANALYSIS_ERROR,
-            "common_error": {
-                "std_lead0": self.weather.common_amplitude(0),
-                "std_lead96": self.weather.common_amplitude(96),
-                "species_weight": dict(COMMON_WEIGHT),
+            "weather_forecast": {"amplitude_error": AMPLITUDE_ERROR, "timing_error_h": TIMING_ERROR_H},
+            "analysis": {
+                "error": ANALYSIS_ERROR,
+                "background_step_h": BACKGROUND_STEP,
+                "rho_max": RHO_MAX,
+                "withheld_share": WITHHELD_SHARE,
+            },
+            "shared_member_bias": {"urban": URBAN_BIAS_MEAN, "stability": STABILITY_MEAN},
+            "representativeness": REPRESENTATIVENESS,
+            "version_changes": {
+                str(year): {
+                    "member": version_changes(self.seed, year)[0],
+                    "from": version_changes(self.seed, year)[1].date().isoformat(),
+                }
+                for year in range(2015, 2031)
             },
             "chemistry": ChemistryParams().to_dict(),
             "members": [p.to_dict() for p in self.ensemble.params],
         }
+        #: What made this world, as JSON (so the store's attributes compare equal to it).
+        self.params: dict = json.loads(json.dumps(params))
 
     # -------------------------------------------------------------------------------- static
     def static_fields(self) -> dict[str, np.ndarray]:
@@ -70,24 +98,85 @@ class SyntheticGenerator:
             "orography": self.grid.crop(self.static.orography).astype(np.float32),
         }
 
-    # ------------------------------------------------------------------------ truth, analysis
-    @cached(maxsize=8)
+    # ------------------------------------------------------------------------ truth, analyses
     def _truth(self, species: str, hour: int) -> np.ndarray:
-        return self.chemistry.truth(species, hour)
+        return self.ensemble.analysed(species, hour)
+
+    @cached(maxsize=8)
+    def _log_truth(self, species: str, hour: int) -> np.ndarray:
+        return np.log(np.maximum(self._truth(species, hour), np.float32(1e-3)))
 
     def truth(self, species: str, valid: datetime) -> np.ndarray:
         """The hidden true concentration (µg/m3) at a valid hour: (lat, lon) float32."""
         return self._truth(_species(species), hour_index(valid))
 
-    @cached(maxsize=8)
-    def _analysis(self, species: str, hour: int) -> np.ndarray:
-        g = rng(self.seed, "analysis", hour, SPECIES_NAMES.index(species))
-        err = self._analysis_noise.sample(self._analysis_noise.draw(g))
-        return (self._truth(species, hour) * np.exp(np.float32(ANALYSIS_ERROR) * err)).astype(np.float32)
+    @cached(maxsize=12)
+    def _log_background(self, species: str, anchor: int) -> np.ndarray:
+        """Log of the median of the members' own analysis states at an anchor hour."""
+        return np.log(np.maximum(member_median(self.ensemble.states(species, anchor)), np.float32(1e-3)))
 
-    def analysis(self, species: str, valid: datetime) -> np.ndarray:
-        """Truth times a small smooth analysis error: the target (lat, lon) float32."""
-        return self._analysis(_species(species), hour_index(valid))
+    @cached(maxsize=8)
+    def background(self, species: str, hour: int) -> np.ndarray:
+        """Log of the analyses' background at an hour: the member median, log-linear between anchors."""
+        first = hour - hour % BACKGROUND_STEP
+        w = (hour - first) / BACKGROUND_STEP
+        low = self._log_background(species, first)
+        return (
+            low
+            if w == 0
+            else low + np.float32(w) * (self._log_background(species, first + BACKGROUND_STEP) - low)
+        )
+
+    def _analysis_error(self, species: str, hour: int, analysis: str) -> np.ndarray:
+        k, purpose = SPECIES_NAMES.index(species), f"error-{analysis}"
+        anchor, w = divmod(hour, ERROR_STEP)
+        draw = self._analysis_noise.draw
+        a = draw(rng(self.seed, purpose, anchor, k))
+        nodes = a if w == 0 else blend(a, draw(rng(self.seed, purpose, anchor + 1, k)), w / ERROR_STEP)
+        return self._analysis_noise.sample(nodes)
+
+    @cached(maxsize=12)
+    def _analysis(self, species: str, hour: int, analysis: str) -> np.ndarray:
+        rho = self.observing.pull(species, analysis)
+        log_truth = self._log_truth(species, hour)
+        sigma = np.float32(ANALYSIS_ERROR[analysis]) * (0.4 + 0.6 * rho / RHO_MAX)  # the observations' error
+        log_value = rho * log_truth + (1.0 - rho) * self.background(species, hour)
+        return np.exp(log_value + sigma * self._analysis_error(species, hour, analysis)).astype(np.float32)
+
+    def analysis(self, species: str, valid: datetime, kind: str = "analysis") -> np.ndarray:
+        """An analysis at a valid hour: (lat, lon) float32. `kind`: ``analysis`` (near real time, the
+        default target), ``interim`` or ``validated`` (the reanalyses: more stations, less error).
+
+        Each member's own analysis state is pulled towards the truth by the observation density of the
+        stations that analysis assimilates; the analysis is their median (log-linear between the members'
+        3-hourly states) with the observations' own error where they pull it: where stations are sparse, the
+        analysis carries the models' error.
+        """
+        if kind not in ANALYSES:
+            raise ValueError(f"unknown analysis {kind!r}; expected one of {', '.join(ANALYSES)}")
+        return self._analysis(_species(species), hour_index(valid), kind)
+
+    # ------------------------------------------------------------------------------- stations
+    def stations(self) -> pd.DataFrame:
+        """The stations of the domain: code, country, type, area, latitude, longitude, altitude (the
+        orography of the cell), withheld, and per species whether the station measures it."""
+        st = self.observing.stations
+        table = st.table
+        return pd.DataFrame(
+            {
+                "code": table["code"], "country": table["country"], "type": table["type"],
+                "area": table["area"], "latitude": table["latitude"], "longitude": table["longitude"],
+                "altitude": st.sample(self.static_fields()["orography"]),
+                "withheld": (table["role"] == "withheld").to_numpy(),
+                **{f"measures_{sp}": table[sp].to_numpy() for sp in SPECIES_NAMES},
+            }
+        )  # fmt: skip
+
+    def observations(self, species: str, valid: datetime) -> np.ndarray:
+        """Hourly observations at the stations of the domain (station order of `stations`): the truth at
+        the station with a representativeness error by type; NaN where not measured or missing."""
+        species, hour = _species(species), hour_index(valid)
+        return self.observing.observe(species, hour, self._truth(species, hour))
 
     # ------------------------------------------------------------------------------- members
     @cached(maxsize=2)
@@ -104,10 +193,15 @@ class SyntheticGenerator:
         """(11,) bool: the members missing from a run, the same for every species."""
         return self.ensemble.missing(run_index(run))
 
+    def member_versions(self, run: datetime) -> np.ndarray:
+        """(11,) int: how many version changes each member has had by a run."""
+        day = run_index(run)
+        return np.array([self.ensemble.version(m, day) for m in range(len(self.ensemble.params))])
+
     # --------------------------------------------------------------------------------- meteo
     def meteo(self, variable: str, run: datetime, lead: int) -> np.ndarray:
-        """IFS-like forecast of the weather driving the truth: t2m (K), blh (m), u10/v10 (m/s),
-        ssrd (W m-2); its error grows with lead. (lat, lon) float32."""
+        """The IFS-like forecast the members run on: t2m (K), blh (m), u10/v10 (m/s), ssrd (W m-2);
+        its error grows with lead. (lat, lon) float32."""
         return self.weather.forecast(variable, run_index(run), check_lead(lead))
 
     def true_meteo(self, variable: str, valid: datetime) -> np.ndarray:
@@ -116,21 +210,26 @@ class SyntheticGenerator:
 
     # --------------------------------------------------------------------------------- floor
     def error_floor(self, species: str, run: datetime, lead: int) -> dict[str, float]:
-        """Additive sums over cells: ``n``, ``analysis_sq`` (analysis vs truth), ``common_sq``
-        (the error shared by all members, which a perfect combination would keep) and
-        ``median_sq`` (median of the available members vs analysis)."""
+        """Additive sums over the cells of one forecast field, against the truth: ``n``; ``weather_sq``
+        (a perfect chemistry model on the forecast weather: the error every member shares, which no
+        combination of them removes); ``median_sq`` (the median of the available members)."""
         species, run_day, lead = _species(species), run_index(run), check_lead(lead)
-        hour = run_day * 24 + lead
-        truth = self._truth(species, hour).astype(np.float64)
-        analysis = self._analysis(species, hour)
-        common = np.exp(self.ensemble.common_log_error(species, run_day, lead)) - 1.0
-        fields = self._members(species, run_day, lead)
-        present = ~self.ensemble.missing(run_day)
-        median = np.median(fields[present], axis=0) if present.any() else np.full_like(analysis, np.nan)
-        med_err = (median - analysis)[np.isfinite(median)].astype(np.float64)
+        truth = self._truth(species, run_day * 24 + lead).astype(np.float64)
+        perfect = self.chemistry.on_forecast_weather(species, run_day, lead)
+        median = member_median(self._members(species, run_day, lead))
+        ok = np.isfinite(median)
         return {
             "n": float(truth.size),
-            "analysis_sq": float(((analysis - truth) ** 2).sum()),
-            "common_sq": float(((truth * common) ** 2).sum()),
-            "median_sq": float((med_err**2).sum()),
+            "weather_sq": float(((perfect - truth) ** 2).sum()),
+            "median_sq": float(((median - truth)[ok] ** 2).sum()),
         }
+
+    def analysis_floor(self, species: str, valid: datetime) -> dict[str, float]:
+        """Additive sums over the cells of one hour: ``n`` and, per analysis, ``<kind>_sq`` against the
+        truth (no forecast can beat an analysis on that analysis)."""
+        species, hour = _species(species), hour_index(valid)
+        truth = self._truth(species, hour).astype(np.float64)
+        out = {"n": float(truth.size)}
+        for kind in ANALYSES:
+            out[f"{kind}_sq"] = float(((self._analysis(species, hour, kind) - truth) ** 2).sum())
+        return out

@@ -160,6 +160,21 @@ class StaticMaps:
         pts = np.concatenate([_polyline_points(p) * [1.0, 1.0, w] for w, p in geo.LANES])
         return gaussian_filter(_raster(self.grid, pts), 1.2).astype(np.float32)
 
+    @cached_property
+    def regional(self) -> np.ndarray:
+        """Diffuse emissions of the densely populated regions (roads, towns, farms): the cities spread
+        over about 1.5°, the background that fills the Po Valley or the Benelux between their cities.
+
+        Summed city by city over the whole city list, so a crop is the same crop of the full grid."""
+        sigma = 15.0  # cells
+        out = np.zeros(self.grid.shape, np.float64)
+        for _, lon, lat, pop in geo.CITIES:
+            gy = np.exp(-0.5 * ((self.grid.lat - lat) / (RESOLUTION * sigma)) ** 2)
+            gx = np.exp(-0.5 * ((self.grid.lon - lon) / (RESOLUTION * sigma)) ** 2)
+            if gy.max() > 1e-4 and gx.max() > 1e-4:
+                out += pop * np.outer(gy, gx)
+        return (out / (2.0 * np.pi * sigma**2)).astype(np.float32)
+
     def emission(self, key: str) -> np.ndarray:
         """Emission map of a transported tracer: ``nox``, ``so2`` or ``ppm`` (primary PM)."""
         if key == "nox":
@@ -177,6 +192,11 @@ class StaticMaps:
     def urban_index(self) -> np.ndarray:
         """0 in the countryside, towards 1 in big city centres."""
         return self.grid.crop(1.0 - np.exp(-self.urban / 0.1)).astype(np.float32)
+
+    @cached_property
+    def regional_index(self) -> np.ndarray:
+        """0 in empty regions, towards 1 in the most densely populated ones (the Po Valley, the Ruhr)."""
+        return self.grid.crop(1.0 - np.exp(-self.regional / 0.0035)).astype(np.float32)
 
     @cached_property
     def industry_index(self) -> np.ndarray:

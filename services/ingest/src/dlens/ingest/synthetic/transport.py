@@ -7,10 +7,8 @@ weighted by ``exp(-a / tau)``. A handful of ages gives smooth, wind-aligned plum
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
-from scipy.ndimage import gaussian_filter, map_coordinates
+from scipy.ndimage import gaussian_filter
 
 #: Puff ages (hours) and the age interval each one stands for.
 AGES = np.array([0.0, 1.5, 3.5, 7.0, 12.0, 20.0, 32.0])
@@ -24,23 +22,44 @@ def wind_in_cells(u: np.ndarray, v: np.ndarray, lat: np.ndarray, resolution: flo
     return (u * cells_x).astype(np.float32), (v * cells_y).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=4)
-def _index_grid(ny: int, nx: int) -> tuple[np.ndarray, np.ndarray]:
-    yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float32)
-    yy.flags.writeable = xx.flags.writeable = False
-    return yy, xx
+class Displacer:
+    """Fields moved downstream along one wind by so many hours of it, bilinearly (edges held).
+
+    The gather indices and weights of each displacement are computed once and reused for every field
+    moved by it (the plumes of the three tracers and the members' displaced plumes share a wind).
+    """
+
+    def __init__(self, cx: np.ndarray, cy: np.ndarray):
+        self.cx, self.cy = cx, cy
+        self.shape = cx.shape
+        self._gathers: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def _gather(self, hours: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if hours not in self._gathers:
+            ny, nx = self.shape
+            yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float32)
+            y = np.clip(yy - np.float32(hours) * self.cy, 0.0, ny - 1.0)
+            x = np.clip(xx - np.float32(hours) * self.cx, 0.0, nx - 1.0)
+            y0 = np.minimum(y.astype(np.int32), max(ny - 2, 0))
+            x0 = np.minimum(x.astype(np.int32), max(nx - 2, 0))
+            self._gathers[hours] = ((y0 * nx + x0).ravel(), (y - y0).ravel(), (x - x0).ravel())
+        return self._gathers[hours]
+
+    def __call__(self, field: np.ndarray, hours: float) -> np.ndarray:
+        """`field` sampled at ``(y - hours * cy, x - hours * cx)``: moved downstream by that many hours."""
+        if hours == 0:
+            return field
+        index, fy, fx = self._gather(float(hours))
+        flat, nx = field.ravel(), self.shape[1]
+        a, b = flat[index], flat[index + 1]
+        c, d = flat[index + nx], flat[index + nx + 1]
+        top = a + fx * (b - a)
+        bottom = c + fx * (d - c)
+        return (top + fy * (bottom - top)).reshape(self.shape)
 
 
-def shift(field: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """``field`` sampled at ``(y - dy, x - dx)``: moved downstream by (dx, dy) cells."""
-    yy, xx = _index_grid(*field.shape)
-    return map_coordinates(field, [yy - dy, xx - dx], order=1, mode="nearest").astype(np.float32)
-
-
-def plume(
-    emission: np.ndarray, cx: np.ndarray, cy: np.ndarray, lifetime_h: float, spread: float = 0.35
-) -> np.ndarray:
-    """Steady plume field of an emission map under a wind of (cx, cy) cells per hour.
+def plume(emission: np.ndarray, move: Displacer, lifetime_h: float, spread: float = 0.35) -> np.ndarray:
+    """Steady plume field of an emission map under the wind of `move` (cells per hour).
 
     Normalised so a uniform emission of 1 gives 1: values are emission times an effective age.
     """
@@ -53,5 +72,5 @@ def plume(
         if sigma > sigma_prev:
             blurred = gaussian_filter(blurred, np.sqrt(sigma**2 - sigma_prev**2), mode="nearest")
             sigma_prev = sigma
-        out += np.float32(w) * (blurred if age == 0 else shift(blurred, age * cx, age * cy))
+        out += np.float32(w) * move(blurred, age)
     return out
