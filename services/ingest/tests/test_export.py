@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dlens.common.grid import parse_domain
-from dlens.common.layout import ANALYSIS, FORECASTS, METEO, Status
+from dlens.common.layout import ANALYSIS, FORECASTS, METEO, REANALYSIS_VALIDATED, Status
 from dlens.common.reader import StoreReader
 from dlens.common.schema import validate_store
 from dlens.common.store import open_dataset, open_store
@@ -56,6 +56,10 @@ def test_a_subset_is_a_valid_store_with_the_source_values(source, tmp_path, caps
         sub.analysis("o3", valid), src.analysis("o3", valid)[:, i0 : i0 + 10, j0 : j0 + 16]
     )
     assert sub.analysis("no2", valid) is None
+    reanalysis_src, reanalysis_sub = (
+        open_dataset(s, REANALYSIS_VALIDATED)["o3"].sel(time=valid) for s in (source, out)
+    )
+    np.testing.assert_array_equal(reanalysis_sub.values, reanalysis_src.values[:, i0 : i0 + 10, j0 : j0 + 16])
     fc = open_dataset(out, FORECASTS)
     assert list(fc["run"].values.astype("datetime64[D]").astype(str)) == ["2025-07-02", "2025-07-03"]
     assert set(np.unique(fc["ingest_status"].sel(species="no2").values)) == {Status.PENDING}

@@ -53,7 +53,9 @@ def test_local_store_is_valid_and_complete(tmp_path, ray_cluster):
     assert (open_dataset(store, METEO)["ingest_status"].values == Status.COMPLETE).all()
     attrs = open_store(store).attrs.asdict()
     floor = attrs["synthetic"]["floor"]["o3"]
-    assert 0 < floor["analysis_rmse"] < floor["median_rmse"]
+    # the analyses over every hour; the forecast floor at the 00 UTC leads (FLOOR_EVERY_H)
+    assert 0 < floor["validated_rmse"] < floor["interim_rmse"] < floor["analysis_rmse"]
+    assert 0 < floor["weather_error_rmse"] < floor["median_rmse"]
     norm = fc.attrs["normalisation"]["no2"]
     assert norm["n"] == int(np.isfinite(fc["no2"].values).sum()) and norm["min"] >= 0
 

@@ -2,9 +2,10 @@
 
 The subset is a DL-ENS store of its own (same layout and schema, so every dlens tool and plain xarray
 read it): the member forecasts and IFS predictors of the runs in the period, the hourly analysis those
-runs' leads reach, the static fields, all cropped to the domain, with the statistics and normalisation
+runs' leads reach (and the reanalyses' where the store has them), the static fields, all cropped to the domain, with the statistics and normalisation
 recomputed on what was kept and a README.md that says what it is. Species left out stay PENDING.
-Products, models and reports are not copied: the subset is what a model is trained on.
+Products, models, reports and station observations are not copied: the subset is what a model is
+trained on.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dlens.common.layout import (
     STATIC,
     STATIC_VARIABLES,
     STATS,
+    TARGETS,
     Status,
 )
 from dlens.common.species import SPECIES, SPECIES_NAMES
@@ -64,12 +66,15 @@ def export_subset(
     except FileNotFoundError:
         pass
     last_valid = runs[-1] + np.timedelta64(max(source.spec.leads), "h")
-    times = [t for t in source.axis_values(ANALYSIS) if runs[0] <= t <= last_valid]
+    times = {
+        path: [t for t in source.axis_values(path) if runs[0] <= t <= last_valid]
+        for path in TARGETS.values()
+    }
     meteo_runs = [r for r in source.axis_values(METEO) if r in set(runs)]
     dest = StoreCoordinator(out, StoreSpec(crop, source.spec.leads, source.spec.levels))
     plan = [
         (FORECASTS, runs, list(species)),
-        (ANALYSIS, times, list(species)),
+        *((path, labels, list(species)) for path, labels in times.items()),
         (METEO, meteo_runs, list(METEO_VARIABLES)),
     ]
     total = sum(len(labels) for _, labels, _ in plan)
@@ -87,8 +92,8 @@ def export_subset(
         "code_version": code_version("dlens-ingest"),
     }  # fmt: skip
     dest.update_attrs("", **inherited, export=export)
-    write_file(out, "README.md", readme(export, runs, times, meteo_runs, crop).encode())
-    return ExportReport(len(runs), len(times), len(meteo_runs))
+    write_file(out, "README.md", readme(export, runs, times[ANALYSIS], meteo_runs, crop).encode())
+    return ExportReport(len(runs), len(times[ANALYSIS]), len(meteo_runs))
 
 
 def copy_group(

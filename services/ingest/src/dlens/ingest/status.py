@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlens.common.layout import ANALYSIS, CAMS_ENSEMBLE_PRODUCT, FORECASTS, METEO, METEO_VARIABLES, Status
+from dlens.common.layout import (
+    ANALYSIS,
+    CAMS_ENSEMBLE_PRODUCT,
+    FORECASTS,
+    METEO,
+    METEO_VARIABLES,
+    OBSERVATIONS,
+    TARGETS,
+    Status,
+)
 from dlens.common.species import MEMBERS, SPECIES_NAMES
 from dlens.common.writer import StoreCoordinator
 
@@ -41,15 +50,29 @@ def status_table(url: str) -> str:
         + f"; meteo runs complete: {sum(meteo_done.values())}/{len(meteo_runs)}"
         + f" ({', '.join(METEO_VARIABLES)})"
     )
-    times, a_status = coord.axis_values(ANALYSIS), coord.status(ANALYSIS)
-    lines.append("analysis coverage (hourly valid times committed):")
-    for k, sp in enumerate(SPECIES_NAMES):
-        done = times[a_status[:, k] == Status.COMPLETE] if len(times) else times
-        span = f"{str(done.min())[:13]} .. {str(done.max())[:13]}" if len(done) else "none"
-        lines.append(f"  {sp:<5} {len(done):>6} h  {span}")
+    for name, path in TARGETS.items():
+        if path != ANALYSIS and path not in coord.root:
+            continue
+        lines.append(f"{name} coverage (hourly valid times committed):")
+        lines += coverage_lines(coord, path)
+    if OBSERVATIONS in coord.root:
+        n = coord.root[f"{OBSERVATIONS}/station_code"].shape[0]
+        lines.append(f"observations at {n} stations (hourly times committed):")
+        lines += coverage_lines(coord, OBSERVATIONS)
     ens_runs, ens_status = coord.axis_values(CAMS_ENSEMBLE_PRODUCT), coord.status(CAMS_ENSEMBLE_PRODUCT)
     if len(ens_runs):
         lines.append(
             f"cams-ensemble reference product: {int((ens_status == Status.COMPLETE).any(axis=1).sum())} runs"
         )
     return "\n".join(lines)
+
+
+def coverage_lines(coord: StoreCoordinator, path: str) -> list[str]:
+    """Per species, the hours of an hourly group (an analysis, the observations) committed, and their span."""
+    times, status = coord.axis_values(path), coord.status(path)
+    lines = []
+    for k, sp in enumerate(SPECIES_NAMES):
+        done = times[status[:, k] == Status.COMPLETE] if len(times) else times
+        span = f"{str(done.min())[:13]} .. {str(done.max())[:13]}" if len(done) else "none"
+        lines.append(f"  {sp:<5} {len(done):>6} h  {span}")
+    return lines

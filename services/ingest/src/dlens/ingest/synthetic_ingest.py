@@ -1,8 +1,10 @@
 """`dlens-ingest synthetic`: fill the store from the synthetic generator, one Ray task per unit.
 
-Units: (run, species) for the members, (species, day) for the hourly analysis covering every
-valid time of the runs, (run,) for the meteo predictors. Cells already committed are skipped, so
-re-running the same command changes nothing and a crashed run is finished by the next one.
+Units: one per run (the members of every species at every lead, and the meteo predictors the members
+ran on), and one per day of valid times (the analysis and the two reanalyses of every species at every
+hour, and the station observations). A unit computes the weather and the chemistry's hourly factors once
+for all species. Cells already committed are skipped, so re-running the same command changes nothing and
+a crashed run is finished by the next one.
 """
 
 from __future__ import annotations
@@ -13,13 +15,23 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from dlens.common.grid import Domain
-from dlens.common.layout import ANALYSIS, FORECASTS, METEO, METEO_VARIABLES, Status
+from dlens.common.layout import (
+    FORECASTS,
+    METEO,
+    METEO_VARIABLES,
+    OBSERVATIONS,
+    TARGETS,
+    Status,
+)
 from dlens.common.parallel import FanOutReport, Unit, fan_out
 from dlens.common.species import SPECIES_NAMES
 from dlens.common.writer import FieldWriter, StoreCoordinator, StoreSpec, field_stats, merge_stats
 from dlens.ingest.synthetic import SyntheticGenerator
 
-FLOOR_KEYS = ("n", "analysis_sq", "common_sq", "median_sq")
+#: Each analysis of the generator and the group it goes to.
+FORECAST_FLOOR = ("n", "weather_sq", "median_sq")
+FLOOR_EVERY_H = 48  # the forecast floor is summed at the leads 0, 48 and 96 h (00 UTC: the truth's anchors)
+ANALYSIS_FLOOR = ("n", *(f"{kind}_sq" for kind in TARGETS))
 
 
 @dataclass(frozen=True)
@@ -45,50 +57,64 @@ class SyntheticRequest:
 
 
 # ---------------------------------------------------------------------------- worker tasks
-def forecast_unit(
-    store: str, domain: Domain, seed: int, run: datetime, position: int, species: str, leads: tuple[int, ...]
-) -> dict:
-    """Write all members of one run and species, lead by lead; return stats and floor sums."""
+def run_unit(
+    store: str, domain: Domain, seed: int, run: datetime, position: int, species: tuple[str, ...],
+    leads: tuple[int, ...], meteo: bool,
+) -> dict:  # fmt: skip
+    """Write the members of one run for `species`, lead by lead, and (if `meteo`) its meteo predictors;
+    return per species the statistics and the floor sums."""
     gen = SyntheticGenerator(domain, seed)
     writer = FieldWriter(store)
-    stats = field_stats(np.empty(0))
-    floor = dict.fromkeys(FLOOR_KEYS, 0.0)
+    stats = {sp: field_stats(np.empty(0)) for sp in species}
+    floor = {sp: dict.fromkeys(FORECAST_FLOOR, 0.0) for sp in species}
     for li, lead in enumerate(leads):
-        fields = gen.members(species, run, lead)
-        writer.write(FORECASTS, species, (position, li, slice(None), 0), fields)
-        stats = merge_stats(stats, field_stats(fields))
-        for key, value in gen.error_floor(species, run, lead).items():
-            floor[key] += value
+        for sp in species:
+            fields = gen.members(sp, run, lead)
+            writer.write(FORECASTS, sp, (position, li, slice(None), 0), fields)
+            stats[sp] = merge_stats(stats[sp], field_stats(fields))
+            if lead % FLOOR_EVERY_H == 0:
+                for key, value in gen.error_floor(sp, run, lead).items():
+                    floor[sp][key] += value
+        if meteo:
+            for var in METEO_VARIABLES:
+                writer.write(METEO, var, (position, li), gen.meteo(var, run, lead))
     return {
-        "kind": "forecast", "position": position, "species": species, "run": run.isoformat(),
-        "missing": gen.missing_members(run), "stats": stats, "floor": floor,
+        "kind": "run", "position": position, "run": run.isoformat(), "missing": gen.missing_members(run),
+        "stats": stats, "floor": floor, "meteo": meteo,
     }  # fmt: skip
 
 
-def analysis_unit(
-    store: str, domain: Domain, seed: int, species: str, times: list[datetime], positions: list[int]
-) -> dict:
-    """Write the hourly analysis of one species for a block of valid times."""
+def day_unit(
+    store: str, domain: Domain, seed: int, times: list[datetime], positions: dict[str, list[int | None]],
+    species: tuple[str, ...],
+) -> dict:  # fmt: skip
+    """Write one day's hours of the analyses (the groups whose `positions` are not None for an hour) and
+    the observations for `species`; return the statistics per group and species, and the floor sums."""
     gen = SyntheticGenerator(domain, seed)
     writer = FieldWriter(store)
-    stats = []
-    for t, pos in zip(times, positions):
-        field = gen.analysis(species, t)
-        writer.write(ANALYSIS, species, (pos, 0), field)
-        stats.append(field_stats(field))
-    return {"kind": "analysis", "species": species, "positions": positions, "stats": stats}
-
-
-def meteo_unit(
-    store: str, domain: Domain, seed: int, run: datetime, position: int, leads: tuple[int, ...]
-) -> dict:
-    """Write the IFS-like weather forecast of one run."""
-    gen = SyntheticGenerator(domain, seed)
-    writer = FieldWriter(store)
-    for var in METEO_VARIABLES:
-        for li, lead in enumerate(leads):
-            writer.write(METEO, var, (position, li), gen.meteo(var, run, lead))
-    return {"kind": "meteo", "position": position}
+    stats: dict[str, dict[str, list]] = {path: {sp: [] for sp in species} for path in TARGETS.values()}
+    floor = {sp: dict.fromkeys(ANALYSIS_FLOOR, 0.0) for sp in species}
+    for k, t in enumerate(times):
+        for sp in species:
+            for kind, path in TARGETS.items():
+                pos = positions[path][k]
+                if pos is not None:
+                    field = gen.analysis(sp, t, kind)
+                    writer.write(path, sp, (pos, 0), field)
+                    stats[path][sp].append(field_stats(field))
+            if positions[OBSERVATIONS][k] is not None:
+                writer.write(
+                    OBSERVATIONS, sp, (positions[OBSERVATIONS][k], slice(None)), gen.observations(sp, t)
+                )
+            for key, value in gen.analysis_floor(sp, t).items():
+                floor[sp][key] += value
+    return {
+        "kind": "day",
+        "day": times[0].date().isoformat(),
+        "positions": positions,
+        "stats": stats,
+        "floor": floor,
+    }
 
 
 # ---------------------------------------------------------------------------- coordinator
@@ -98,47 +124,63 @@ def ingest_synthetic(req: SyntheticRequest) -> FanOutReport:
     gen = SyntheticGenerator(req.spec.domain, req.seed)
     _check_provenance(coord, gen.params)
     coord.write_static(gen.static_fields())
+    coord.ensure_observations(*station_arrays(gen))
 
     run_pos = coord.ensure_axis(FORECASTS, req.runs)
     meteo_pos = coord.ensure_axis(METEO, req.runs)
     times = req.analysis_times
-    time_pos = coord.ensure_axis(ANALYSIS, times)
+    time_pos = {path: coord.ensure_axis(path, times) for path in (*TARGETS.values(), OBSERVATIONS)}
 
-    f_status, a_status, m_status = coord.status(FORECASTS), coord.status(ANALYSIS), coord.status(METEO)
+    f_status, m_status = coord.status(FORECASTS), coord.status(METEO)
+    t_status = {path: coord.status(path) for path in time_pos}
     domain, seed, leads = req.spec.domain, req.seed, req.spec.leads
+    k_species = [SPECIES_NAMES.index(sp) for sp in req.species]
     units: list[Unit] = []
-    for run, pos in zip(req.runs, run_pos):
-        for sp in req.species:
-            if np.any(f_status[pos, :, SPECIES_NAMES.index(sp)] == Status.PENDING):
-                args = (req.store, domain, seed, run, pos, sp, leads)
-                units.append(Unit(f"members {sp} run {run:%Y-%m-%d}", forecast_unit, args))
-    for sp in req.species:
-        k = SPECIES_NAMES.index(sp)
-        todo = [(t, p) for t, p in zip(times, time_pos) if a_status[p, k] == Status.PENDING]
-        for block in _by_day(todo):
-            args = (req.store, domain, seed, sp, [t for t, _ in block], [p for _, p in block])
-            units.append(Unit(f"analysis {sp} {block[0][0]:%Y-%m-%d}", analysis_unit, args))
-    for run, pos in zip(req.runs, meteo_pos):
-        if np.any(m_status[pos] == Status.PENDING):
-            args = (req.store, domain, seed, run, pos, leads)
-            units.append(Unit(f"meteo run {run:%Y-%m-%d}", meteo_unit, args))
+    for run, pos, m_pos in zip(req.runs, run_pos, meteo_pos):
+        if m_pos != pos:
+            raise RuntimeError(f"store {req.store!r}: forecasts and meteo disagree on run {run:%Y-%m-%d}")
+        todo = tuple(
+            sp for sp, k in zip(req.species, k_species) if np.any(f_status[pos, :, k] == Status.PENDING)
+        )
+        meteo = bool(np.any(m_status[pos] == Status.PENDING))
+        if todo or meteo:
+            args = (req.store, domain, seed, run, pos, todo, leads, meteo)
+            units.append(Unit(f"run {run:%Y-%m-%d}", run_unit, args))
+    for day in _days(times):
+        hours = [k for k, t in enumerate(times) if t.date() == day]
+        positions = {
+            path: [time_pos[path][k] if np.any(t_status[path][time_pos[path][k], k_species] == Status.PENDING)
+                   else None for k in hours]
+            for path in time_pos
+        }  # fmt: skip
+        if any(p is not None for ps in positions.values() for p in ps):
+            args = (req.store, domain, seed, [times[k] for k in hours], positions, req.species)
+            units.append(Unit(f"analyses {day:%Y-%m-%d}", day_unit, args))
 
     floors: dict = dict(coord.root.attrs.get("synthetic", {}).get("floor_sums", {}))
 
     def commit(result: dict) -> None:
-        if result["kind"] == "forecast":
-            k = SPECIES_NAMES.index(result["species"])
+        if result["kind"] == "run":
             status = np.where(result["missing"], Status.ABSENT, Status.COMPLETE).astype("uint8")
-            floors.setdefault(result["run"][:10], {})[result["species"]] = result["floor"]
-            _write_floor(coord, gen.params, floors)  # before the commit: a crash never loses a floor
-            coord.write_stats(FORECASTS, result["position"], result["species"], result["stats"])
-            coord.mark(FORECASTS, result["position"], status, (slice(None), k))
-        elif result["kind"] == "analysis":
-            k = SPECIES_NAMES.index(result["species"])
-            coord.write_stats(ANALYSIS, result["positions"], result["species"], result["stats"])
-            coord.mark(ANALYSIS, result["positions"], Status.COMPLETE, (k,))
-        else:
-            coord.mark(METEO, result["position"], Status.COMPLETE)
+            for sp, stats in result["stats"].items():
+                floors.setdefault("runs", {}).setdefault(result["run"][:10], {})[sp] = result["floor"][sp]
+                _write_floor(coord, gen.params, floors)  # before the commit: a crash never loses a floor
+                coord.write_stats(FORECASTS, result["position"], sp, stats)
+                coord.mark(FORECASTS, result["position"], status, (slice(None), SPECIES_NAMES.index(sp)))
+            if result["meteo"]:
+                coord.mark(METEO, result["position"], Status.COMPLETE)
+            return
+        floors.setdefault("days", {})[result["day"]] = result["floor"]
+        _write_floor(coord, gen.params, floors)
+        for path, positions in result["positions"].items():
+            written = [p for p in positions if p is not None]
+            if not written:
+                continue
+            for sp in req.species:
+                k = SPECIES_NAMES.index(sp)
+                if path in result["stats"]:
+                    coord.write_stats(path, written, sp, result["stats"][path][sp])
+                coord.mark(path, written, Status.COMPLETE, (k,))
 
     report = fan_out(units, commit, desc="synthetic ingest")
     coord.refresh_normalisation()
@@ -149,19 +191,35 @@ def ingest_synthetic(req: SyntheticRequest) -> FanOutReport:
     return report
 
 
+def station_arrays(gen: SyntheticGenerator) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The generator's stations as the observations group's STATION_FIELDS and (station, species) flags."""
+    st = gen.stations()
+    fields = {
+        "station_code": st["code"].to_numpy(), "station_type": st["type"].to_numpy(),
+        "station_area": st["area"].to_numpy(), "station_latitude": st["latitude"].to_numpy(),
+        "station_longitude": st["longitude"].to_numpy(), "station_altitude": st["altitude"].to_numpy(),
+        "withheld": st["withheld"].to_numpy(),
+    }  # fmt: skip
+    measures = np.stack([st[f"measures_{sp}"].to_numpy() for sp in SPECIES_NAMES], axis=1)
+    return fields, measures
+
+
 def _write_floor(coord: StoreCoordinator, params: dict, floors: dict) -> None:
-    """Root attrs `synthetic`: generator parameters, per-run floor sums (sorted) and their summary."""
-    ordered = {run: dict(sorted(per_species.items())) for run, per_species in sorted(floors.items())}
+    """Root attrs `synthetic`: generator parameters, floor sums per run and per day, and their summary."""
+    ordered = {
+        part: {
+            key: dict(sorted(per_species.items()))
+            for key, per_species in sorted(floors.get(part, {}).items())
+        }
+        for part in ("runs", "days")
+    }
     coord.update_attrs(
         "", synthetic={"params": params, "floor_sums": ordered, "floor": summarise_floor(ordered)}
     )
 
 
-def _by_day(items: list[tuple[datetime, int]]) -> list[list[tuple[datetime, int]]]:
-    blocks: dict = {}
-    for t, p in items:
-        blocks.setdefault(t.date(), []).append((t, p))
-    return list(blocks.values())
+def _days(times: list[datetime]) -> list:
+    return list(dict.fromkeys(t.date() for t in times))
 
 
 def _check_provenance(coord: StoreCoordinator, params: dict) -> None:
@@ -170,24 +228,31 @@ def _check_provenance(coord: StoreCoordinator, params: dict) -> None:
     if previous is not None and previous != params:
         raise ValueError(
             f"store {coord.url!r} was filled by the synthetic generator with other parameters "
-            f"(seed {previous.get('seed')}); use a new store or the same --seed"
+            f"(seed {previous.get('seed')}, generator version {previous.get('version')}); "
+            "use a new store or the same --seed"
         )
 
 
 def summarise_floor(floor_sums: dict) -> dict[str, dict[str, float]]:
-    """Per-species RMSEs of the analysis error, the common member error and the median's error."""
+    """Per species, RMSE against the truth of: each analysis (`analysis_rmse`, `interim_rmse`,
+    `validated_rmse`, over every hour) and, at the 00 UTC leads of `FLOOR_EVERY_H`, a perfect chemistry
+    model on the forecast weather (`weather_error_rmse`: what the members share and no combination of
+    them removes) and the median of the members (`median_rmse`)."""
     totals: dict[str, dict[str, float]] = {}
-    for per_species in floor_sums.values():
-        for sp, sums in per_species.items():
-            acc = totals.setdefault(sp, dict.fromkeys(FLOOR_KEYS, 0.0))
-            for key in FLOOR_KEYS:
-                acc[key] += sums[key]
-    return {
-        sp: {
-            "analysis_rmse": float(np.sqrt(acc["analysis_sq"] / acc["n"])),
-            "common_error_rmse": float(np.sqrt(acc["common_sq"] / acc["n"])),
-            "median_rmse": float(np.sqrt(acc["median_sq"] / acc["n"])),
-        }
-        for sp, acc in totals.items()
-        if acc["n"] > 0
-    }
+    for part, keys in (("runs", FORECAST_FLOOR), ("days", ANALYSIS_FLOOR)):
+        for per_species in floor_sums.get(part, {}).values():
+            for sp, sums in per_species.items():
+                acc = totals.setdefault(sp, {})
+                for key in keys:
+                    name = f"{part}_n" if key == "n" else key
+                    acc[name] = acc.get(name, 0.0) + sums[key]
+    out = {}
+    for sp, acc in totals.items():
+        summary = {}
+        if acc.get("days_n"):
+            summary.update({f"{k}_rmse": float(np.sqrt(acc[f"{k}_sq"] / acc["days_n"])) for k in TARGETS})
+        if acc.get("runs_n"):
+            summary["weather_error_rmse"] = float(np.sqrt(acc["weather_sq"] / acc["runs_n"]))
+            summary["median_rmse"] = float(np.sqrt(acc["median_sq"] / acc["runs_n"]))
+        out[sp] = summary
+    return out
