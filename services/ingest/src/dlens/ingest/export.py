@@ -2,8 +2,9 @@
 
 The subset is a DL-ENS store of its own (same layout and schema, so every dlens tool and plain xarray
 read it): the member forecasts and IFS predictors of the runs in the period, the hourly analysis those
-runs' leads reach (and the reanalyses' where the store has them), the static fields, all cropped to the domain, with the statistics and normalisation
-recomputed on what was kept and a README.md that says what it is. Species left out stay PENDING.
+runs' leads reach (and the reanalyses, where the store has them), the static fields, all cropped to the
+domain, with the statistics and normalisation recomputed on what was kept and a README.md that says
+what it is. Species left out stay PENDING.
 Products, models, reports and station observations are not copied: the subset is what a model is
 trained on.
 """
@@ -67,8 +68,7 @@ def export_subset(
         pass
     last_valid = runs[-1] + np.timedelta64(max(source.spec.leads), "h")
     times = {
-        path: [t for t in source.axis_values(path) if runs[0] <= t <= last_valid]
-        for path in TARGETS.values()
+        path: [t for t in source.axis_values(path) if runs[0] <= t <= last_valid] for path in TARGETS.values()
     }
     meteo_runs = [r for r in source.axis_values(METEO) if r in set(runs)]
     dest = StoreCoordinator(out, StoreSpec(crop, source.spec.leads, source.spec.levels))

@@ -296,7 +296,9 @@ class Ensemble:
     def inventory_error(self, species: str, day: int) -> np.ndarray:
         """The error of the emission inventory every member uses, at its sources on a day (drifting)."""
         k, w = divmod(day, DRIFT_DAYS)
-        state = blend(self._inventory_state(species, k), self._inventory_state(species, k + 1), w / DRIFT_DAYS)
+        state = blend(
+            self._inventory_state(species, k), self._inventory_state(species, k + 1), w / DRIFT_DAYS
+        )
         return (INVENTORY_STD[species] * self._sources(species) * state).astype(np.float32)
 
     @cached(maxsize=len(MEMBERS))
@@ -353,7 +355,8 @@ class Ensemble:
     @cached(maxsize=2 * len(SPECIES_NAMES))
     def _day_log_bias(self, species: str, day: int) -> np.ndarray:
         """(member, lat, lon): every part of the members' log biases that holds for a day: the maps, the
-        drifting emission errors (their own and the shared inventory's), the season, the boundary-layer bias and the version of the day."""
+        drifting emission errors (their own and the shared inventory's), the season, the boundary-layer
+        bias and the version of the day."""
         k, s = SPECIES_NAMES.index(species), season(24 * day + 12)
         out = np.empty((len(MEMBERS), *self.chem.land.shape), np.float32)
         shared = self.inventory_error(species, day)
