@@ -23,6 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS: dict[str, list[str]] = {
+    "synthetic": ["bench/synthetic.py"],
     "ingest": ["bench/ingest.py", "--s3"],
     "evaluate": ["bench/evaluate.py"],
     "skill": ["bench/skill.py"],

@@ -5,7 +5,8 @@ DESIGN §5): `dlens-ingest synthetic` (all four species, 3-hourly leads to 96 h)
 training period (validation period for model selection), `dlens-train predict` and `dlens-evaluate` on
 a later test period that neither saw. Then, per species and lead block:
   - RMSE (µg/m³) of DL-ENS, the median, the weighted ensemble, and the generator's floor: the error of
-    the analysis itself against the hidden truth, which no forecast can beat; beside it, the RMSE of a
+    the analysis itself against the hidden truth (no forecast beats it where that error is independent
+    of the members; where the analysis leans on them, a combination can); beside it, the RMSE of a
     perfect combination of the members, sqrt(analysis error² + the error all members share²) (a model
     can beat that one: shrinking an uncertain forecast towards what is likely lowers its RMSE);
   - DL-ENS / median RMSE, and the share of the median's removable error (its MSE above the floor's)
