@@ -101,6 +101,7 @@ class AxisGroup:
     variables: tuple[str, ...]
     dims: tuple[str, ...]
     status_dims: tuple[str, ...]
+    gaps: bool = False  # a complete entry may hold NaN cells (a station that did not report)
 
     @property
     def has_stats(self) -> bool:
@@ -140,7 +141,7 @@ def product_group(name: str) -> AxisGroup:
 
 
 #: Hourly station observations (created when a store first receives stations); stats are not kept.
-OBSERVATION_GROUP = AxisGroup(OBSERVATIONS, "time", SPECIES_NAMES, OBSERVATION_DIMS, ("species",))
+OBSERVATION_GROUP = AxisGroup(OBSERVATIONS, "time", SPECIES_NAMES, OBSERVATION_DIMS, ("species",), gaps=True)
 
 
 def axis_group(path: str) -> AxisGroup:

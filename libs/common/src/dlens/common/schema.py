@@ -137,7 +137,9 @@ def _check_committed(path: str, ds: xr.Dataset, variables, budget_bytes: int = 6
     problems = []
     status = ds[STATUS]
     axis = status.dims[0]
-    label_dim = axis_group(path).status_dims[-1]  # species or variable
+    group = axis_group(path)
+    label_dim = group.status_dims[-1]  # species or variable
+    missing = "no value" if group.gaps else "NaN"
     for var in (v for v in variables if v in ds):
         cells = status.sel({label_dim: var})  # dims: (axis,) or (axis, member)
         data = ds[var].transpose(*cells.dims, ...)
@@ -151,13 +153,11 @@ def _check_committed(path: str, ds: xr.Dataset, variables, budget_bytes: int = 6
             block = data.isel({axis: slice(first, first + step)}).values
             flat = block.reshape(*block.shape[: cells.ndim], -1)
             nan = np.isnan(flat).all(axis=-1)
-            # a station network always has gaps: an observation hour is complete when any station reported
-            finite = ~nan if path == OBSERVATIONS else np.isfinite(flat).all(axis=-1)
+            finite = ~nan if group.gaps else np.isfinite(flat).all(axis=-1)
             negative = (np.nan_to_num(flat, nan=0.0) < 0).any(axis=-1) & (var not in ("u10", "v10"))
             for idx in zip(*np.nonzero((code == Status.COMPLETE) & ~finite)):
-                what = "no observation" if path == OBSERVATIONS else "NaN"
                 label = _label(cells, first, idx)
-                problems.append(f"{path}/{var} [{label}]: marked complete but holds {what}")
+                problems.append(f"{path}/{var} [{label}]: marked complete but holds {missing}")
             for idx in zip(*np.nonzero((code == Status.COMPLETE) & finite & negative)):
                 problems.append(
                     f"{path}/{var} [{_label(cells, first, idx)}]: marked complete but holds negative values"
