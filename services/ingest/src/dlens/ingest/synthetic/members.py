@@ -269,37 +269,35 @@ class Ensemble:
             + REGIONAL_BIAS_MEAN[species] * st.regional_index + b.field_std * noise
         ).astype(np.float32)  # fmt: skip
 
-    @cached(maxsize=2 * len(MEMBERS) * len(SPECIES_NAMES))
-    def _hotspot_state(self, m: int, species: str, k: int) -> np.ndarray:
-        g = rng(self.seed, "member-hotspot", m, SPECIES_NAMES.index(species), k)
-        return self.hotspot_sampler.sample(self.hotspot_sampler.draw(g))
+    @cached(maxsize=2 * (len(MEMBERS) + 1) * len(SPECIES_NAMES))
+    def _source_state(self, purpose: str, *keys: int) -> np.ndarray:
+        """One independent state of an emission error (a smooth field), from its random stream."""
+        return self.hotspot_sampler.sample(self.hotspot_sampler.draw(rng(self.seed, purpose, *keys)))
+
+    def _drifting_source_error(
+        self, std: float, species: str, day: int, purpose: str, *keys: int
+    ) -> np.ndarray:
+        """An emission error at the species' sources on a day: states DRIFT_DAYS apart, blended."""
+        k, w = divmod(day, DRIFT_DAYS)
+        state = blend(
+            self._source_state(purpose, *keys, k), self._source_state(purpose, *keys, k + 1), w / DRIFT_DAYS
+        )
+        sources = self.static.industry_index if species == "so2" else self.static.urban_index
+        return (std * sources * state).astype(np.float32)
 
     @cached(maxsize=2 * len(MEMBERS) * len(SPECIES_NAMES))
     def emission_error(self, m: int, species: str, day: int) -> np.ndarray:
-        """A member's emission error at its sources on a day: independent states DRIFT_DAYS apart, blended."""
-        b = self.params[m].bias[species]
-        k, w = divmod(day, DRIFT_DAYS)
-        state = blend(
-            self._hotspot_state(m, species, k), self._hotspot_state(m, species, k + 1), w / DRIFT_DAYS
+        """A member's own emission error at its sources on a day (drifting)."""
+        std = self.params[m].bias[species].hotspot_std
+        return self._drifting_source_error(
+            std, species, day, "member-hotspot", m, SPECIES_NAMES.index(species)
         )
-        return (b.hotspot_std * self._sources(species) * state).astype(np.float32)
-
-    def _sources(self, species: str) -> np.ndarray:
-        return self.static.industry_index if species == "so2" else self.static.urban_index
-
-    @cached(maxsize=2 * len(SPECIES_NAMES))
-    def _inventory_state(self, species: str, k: int) -> np.ndarray:
-        g = rng(self.seed, "inventory-error", SPECIES_NAMES.index(species), k)
-        return self.hotspot_sampler.sample(self.hotspot_sampler.draw(g))
 
     @cached(maxsize=2 * len(SPECIES_NAMES))
     def inventory_error(self, species: str, day: int) -> np.ndarray:
         """The error of the emission inventory every member uses, at its sources on a day (drifting)."""
-        k, w = divmod(day, DRIFT_DAYS)
-        state = blend(
-            self._inventory_state(species, k), self._inventory_state(species, k + 1), w / DRIFT_DAYS
-        )
-        return (INVENTORY_STD[species] * self._sources(species) * state).astype(np.float32)
+        k = SPECIES_NAMES.index(species)
+        return self._drifting_source_error(INVENTORY_STD[species], species, day, "inventory-error", k)
 
     @cached(maxsize=len(MEMBERS))
     def mixing_error(self, m: int, run_day: int) -> np.ndarray:
