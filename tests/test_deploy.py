@@ -19,6 +19,7 @@ from dlens.testing.plugin import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 RAY = shutil.which("ray")
+DASHBOARD_TIMEOUT_S = 420
 
 
 @pytest.fixture(scope="module")
@@ -53,17 +54,45 @@ def cluster(tmp_path_factory) -> str:
     ]
     command += [arg for option in ports for arg in (option, str(free_port()))]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
-    head = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    log = tmp_path_factory.mktemp("ray-head") / "ray-start.log"
+    with log.open("w") as out:
+        head = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     address = f"http://127.0.0.1:{dashboard}"
-    for _ in range(120):
-        try:
-            if httpx.get(f"{address}/api/version", timeout=2).status_code in (200, 401):
-                break
-        except httpx.HTTPError:
-            time.sleep(1)
+    try:
+        wait_for_job_api(address, head, log)
+    except BaseException:
+        stop(head)
+        raise
     yield address
+    stop(head)
+
+
+def wait_for_job_api(
+    address: str, head: subprocess.Popen, log: Path, timeout_s: float = DASHBOARD_TIMEOUT_S
+) -> None:
+    """Until the dashboard's job API answers, as `make deploy` needs it; on a loaded 2-core machine the
+    dashboard has taken over two minutes to start. Fails with the head's output if it exits or never answers."""
+    deadline, last = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            pytest.fail(
+                f"ray start exited ({head.returncode}) before its dashboard answered:\n{log.read_text()[-3000:]}"
+            )
+        try:
+            last = httpx.get(f"{address}/api/jobs/", timeout=5).status_code
+            if last in (200, 401):  # 401: up, and asking for the token make deploy sends
+                return
+        except httpx.HTTPError as exc:  # not listening yet
+            last = exc
+        time.sleep(2)
+    pytest.fail(
+        f"no job API at {address} after {timeout_s:.0f} s ({last}); ray start said:\n{log.read_text()[-3000:]}"
+    )
+
+
+def stop(head: subprocess.Popen) -> None:
     head.send_signal(signal.SIGTERM)
     head.wait(timeout=120)
 
