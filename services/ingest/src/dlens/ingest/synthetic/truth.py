@@ -82,7 +82,12 @@ def night_hours(local_hour: np.ndarray, s: float) -> np.ndarray:
 def saturate(value: np.ndarray, level: float) -> np.ndarray:
     """`value` unchanged well below `level`, bent over smoothly towards `level` above it."""
     x = value / np.float32(level)
-    return (value / (1.0 + x**6) ** (1.0 / 6.0)).astype(np.float32)
+    x *= x
+    root = np.float32(1.0) + x * x * x  # 1 + x**6, in products (numpy's float power is not vectorised)
+    np.log(root, out=root)
+    root *= np.float32(1.0 / 6.0)
+    np.exp(root, out=root)  # (1 + x**6) ** (1/6)
+    return np.divide(value, root, dtype=np.float32)
 
 
 class HourChemistry:
