@@ -136,12 +136,18 @@ class SyntheticGenerator:
         return self._analysis_noise.sample(nodes)
 
     @cached(maxsize=12)
-    def _analysis(self, species: str, hour: int, analysis: str) -> np.ndarray:
+    def _pull(self, species: str, analysis: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """An analysis's pull towards the truth, the models' weight (1 - pull) and its observations' error."""
         rho = self.observing.pull(species, analysis)
-        log_truth = self._log_truth(species, hour)
-        sigma = np.float32(ANALYSIS_ERROR[analysis]) * (0.4 + 0.6 * rho / RHO_MAX)  # the observations' error
-        log_value = rho * log_truth + (1.0 - rho) * self.background(species, hour)
-        return np.exp(log_value + sigma * self._analysis_error(species, hour, analysis)).astype(np.float32)
+        sigma = np.float32(ANALYSIS_ERROR[analysis]) * (0.4 + 0.6 * rho / RHO_MAX)
+        return rho, 1.0 - rho, sigma
+
+    @cached(maxsize=12)
+    def _analysis(self, species: str, hour: int, analysis: str) -> np.ndarray:
+        rho, models, sigma = self._pull(species, analysis)
+        log_value = rho * self._log_truth(species, hour) + models * self.background(species, hour)
+        log_value += sigma * self._analysis_error(species, hour, analysis)
+        return np.exp(log_value, out=log_value)
 
     def analysis(self, species: str, valid: datetime, kind: str = "analysis") -> np.ndarray:
         """An analysis at a valid hour: (lat, lon) float32. `kind`: ``analysis`` (near real time, the
