@@ -229,16 +229,18 @@ class Situation:
 
 def _finish_band(
     species: str,
-    log_f: np.ndarray,
+    bias: np.ndarray,
     raw: np.ndarray,
-    situation_bias: np.ndarray,
+    log_f: np.ndarray,
     extra: np.ndarray | float,
     saturation: np.ndarray,
     offset: np.ndarray,
     scale: np.float32,
-) -> np.ndarray:
-    """`Ensemble._finish` on a band of rows, in place in `log_f` (the band's log biases of the day)."""
-    log_f += situation_bias.reshape(raw.shape)
+    out: np.ndarray,
+) -> None:
+    """`Ensemble._finish` on a band of rows into `out`, from the band's log biases of the day (`bias`, read
+    only) and its situation-dependent ones (`log_f`, worked on in place)."""
+    log_f += bias
     np.clip(log_f, -MAX_LOG_BIAS, MAX_LOG_BIAS, out=log_f)
     log_f += extra
     damping = np.divide(raw, np.float32(PEAK_LEVEL[species]))  # peaks damped: log(1 + raw / level)
@@ -253,9 +255,9 @@ def _finish_band(
         log_f += shared
     np.exp(log_f, out=log_f)
     log_f *= raw  # now the value
-    out = log_f + offset
+    np.add(log_f, offset, out=out)
     log_f *= np.float32(0.2)
-    return np.maximum(out, log_f, out=out)
+    np.maximum(out, log_f, out=out)
 
 
 class Ensemble:
@@ -433,18 +435,25 @@ class Ensemble:
         out = np.empty((len(MEMBERS), *raw.shape[1:]), np.float32)
         out[np.setdiff1d(np.arange(len(MEMBERS)), rows)] = np.nan
         response, saturation, offset = response[rows], saturation[rows, None, None], offset[rows, None, None]
+        every = len(rows) == len(MEMBERS)
+        present = slice(None) if every else rows  # a slice gives views, fancy indexing copies
         for start in range(0, raw.shape[1], ROW_BAND):
             band = slice(start, start + ROW_BAND)
-            out[rows, band] = _finish_band(
+            band_raw = raw[:, band]
+            dest = out[:, band] if every else np.empty(band_raw.shape, np.float32)
+            _finish_band(
                 species,
-                bias[rows, band],
-                raw[:, band],
-                response @ situation.stack[:, band].reshape(3, -1),
+                bias[present, band],
+                band_raw,
+                (response @ situation.stack[:, band].reshape(3, -1)).reshape(band_raw.shape),
                 extra if np.isscalar(extra) else extra[:, band],
                 saturation,
                 offset,
                 scale,
+                dest,
             )
+            if not every:
+                out[rows, band] = dest
         return out
 
     def _model(self, species: str, hour: int, m: int | None, run_day: int | None) -> np.ndarray:

@@ -96,9 +96,15 @@ class HourChemistry:
     def __init__(self, chem: Chemistry, hw: HourWeather):
         self.c, self.hw, self.p = weakref.proxy(chem), hw, chem.params
 
+    @cached_property
+    def _log_wind(self) -> np.ndarray:
+        return np.log(self.hw.wind_speed / np.float32(WIND_REF))
+
     def _dilution(self, exponent: float) -> np.ndarray:
-        ventilation = (self.hw.wind_speed / np.float32(WIND_REF)) ** np.float32(-self.p.ventilation_exponent)
-        return np.exp(-exponent * (self.hw.log_blh - np.float32(np.log(BLH_REF)))) * ventilation
+        """(BLH_REF / blh) ** exponent times (WIND_REF / wind) ** ventilation_exponent, in one exp."""
+        log_dilution = np.float32(-exponent) * (self.hw.log_blh - np.float32(np.log(BLH_REF)))
+        log_dilution -= np.float32(self.p.ventilation_exponent) * self._log_wind
+        return np.exp(log_dilution, out=log_dilution)
 
     @cached_property
     def dilution(self) -> np.ndarray:
@@ -230,7 +236,10 @@ class Chemistry:
     @staticmethod
     def ozone(hc: HourChemistry, no2: np.ndarray) -> np.ndarray:
         """Ozone from the regional ozone of the hour, titrated by the NO2 there."""
-        return hc.o3_scale * np.exp(-hc.o3_titration * no2)
+        ozone = np.multiply(-hc.o3_titration, no2, dtype=np.float32)
+        np.exp(ozone, out=ozone)
+        ozone *= hc.o3_scale
+        return ozone
 
     def on_forecast_weather(self, species: str, run_day: int, lead: int) -> np.ndarray:
         """A perfect chemistry model driven by the forecast weather: what no combination of members beats."""
