@@ -109,7 +109,6 @@ def paired_generation(spec: StoreSpec, reference: str) -> tuple[float, float]:
 
 FIRST_EDITION_PROBE = """
 import sys, time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 import dlens.ingest.synthetic as synthetic
 from dlens.common.grid import parse_domain
@@ -194,9 +193,8 @@ def main() -> int:
     parser.add_argument("--s3", action="store_true", help="also measure against an S3 endpoint (moto server)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/ingest.json"))
     parser.add_argument("--reference", default=FIRST_EDITION, help="commit of the generator to compare with")
-    parser.add_argument(
-        "--probe", action="store_true", help=argparse.SUPPRESS
-    )  # one timed generation, seconds
+    # Internal: one timed generation of this checkout's edition, its seconds printed (second_edition_generation).
+    parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     spec = StoreSpec(parse_domain(args.domain), tuple(parse_leads(args.leads)), (0,))
     if args.probe:
