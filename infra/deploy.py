@@ -148,12 +148,17 @@ def forwarded_env() -> dict[str, str]:
     return {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
 
 
-def deploy(args: argparse.Namespace) -> int:
-    client = JobSubmissionClient(args.address)
-    runtime_env = {
+def job_runtime_env(args: argparse.Namespace) -> dict:
+    """The jobs' runtime env: the train config's folder as working directory, the forwarded settings."""
+    return {
         "working_dir": str(Path(args.train_config).resolve().parent),
         "env_vars": {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", **forwarded_env()},
     }
+
+
+def deploy(args: argparse.Namespace) -> int:
+    client = JobSubmissionClient(args.address)
+    runtime_env = job_runtime_env(args)
     try:
         run_job(client, "ingest", ingest_job(args), runtime_env)
         fitted = re.search(

@@ -107,28 +107,25 @@ def make_deploy(address: str, store: str, port: int, target: str = "deploy") -> 
 
 
 @pytest.mark.slow
-def test_make_deploy_runs_the_jobs_and_serves(cluster, s3_bucket):
-    """On an S3 store (moto over HTTP; make deploy forwards the AWS settings to the jobs and replicas),
-    as on a real cluster, checkpoints included."""
-    import s3fs
-
+def test_make_deploy_runs_the_jobs_and_serves(cluster, tmp_path):
+    """On a local store the head reaches (an S3 store doubled this test's time through moto: the S3 path's
+    own parts, the checkpoints in the bucket and the settings forwarded to jobs and replicas, are checked
+    in tests/test_infra.py; the readers and writers on S3 in the services' own suites)."""
     port = free_port()
-    store = f"{s3_bucket}/store.zarr"
-    done = make_deploy(cluster, store, port)
+    store = tmp_path / "store.zarr"
+    done = make_deploy(cluster, str(store), port)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for step in ("ingest", "train", "evaluate"):
         assert f"== {step}: succeeded" in done.stdout
     assert "== serve: healthy" in done.stdout
-    s3 = s3fs.S3FileSystem()
-    assert s3.ls(f"{s3_bucket}/ray-results"), "the train job's checkpoints are in the bucket"
-    assert s3.ls(f"{store}/reports"), "the evaluate job's report is in the store"
+    assert any((store / "reports").iterdir()), "the evaluate job's report is in the store"
     models = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=60).json()
     assert models and models[0]["id"].startswith("smoke-")
     forecast = httpx.get(
         f"http://127.0.0.1:{port}/v1/forecast/o3", params={"run": "2025-07-05T00:00", "lead": 24}, timeout=120
     )
     assert forecast.status_code == 200 and len(forecast.json()["dlens"]) == 24
-    status = make_deploy(cluster, store, port, "deploy-status")
+    status = make_deploy(cluster, str(store), port, "deploy-status")
     assert status.returncode == 0 and "SUCCEEDED" in status.stdout and "RUNNING" in status.stdout
 
 

@@ -379,12 +379,18 @@ def test_kuberay_jobs_run_real_commands():
             assert store == "s3://dlens/store.zarr"
 
 
-def test_make_deploy_jobs_run_real_commands():
+def deploy_script():
+    """infra/deploy.py as a module (it is a script, not a package)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("deploy", INFRA / "deploy.py")
     deploy = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(deploy)
+    return deploy
+
+
+def test_make_deploy_jobs_run_real_commands():
+    deploy = deploy_script()
     args = deploy.main.__globals__["argparse"].Namespace(
         store="s3://dlens/store.zarr", start="2025-07-01", days=15, domain="demo",
         train_config="configs/train/demo.yaml", test_start="2025-07-13", test_days=3,
@@ -393,6 +399,30 @@ def test_make_deploy_jobs_run_real_commands():
         for argv in entrypoint_commands(entrypoint):
             check_command(argv, None, workdir=REPO / "configs" / "train")  # the jobs' working directory
     assert "--storage s3://dlens/ray-results" in deploy.train_job(args)
+
+
+def test_make_deploy_forwards_the_store_settings_to_jobs_and_replicas(monkeypatch):
+    """An S3 store's endpoint and keys reach every job's runtime env and the Serve replicas'."""
+    deploy = deploy_script()
+    settings = {
+        "AWS_ENDPOINT_URL": "http://minio:9000",
+        "AWS_ACCESS_KEY_ID": "key",
+        "AWS_SECRET_ACCESS_KEY": "s",
+    }
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    args = deploy.main.__globals__["argparse"].Namespace(
+        store="s3://dlens/store.zarr", http_port=8000, model="m1"
+    )
+    (app,) = deploy.serve_config(args)["applications"]
+    assert settings.items() <= app["runtime_env"]["env_vars"].items()
+    assert app["args"]["store"] == "s3://dlens/store.zarr" and app["args"]["model"] == "m1"
+    jobs = deploy.job_runtime_env(
+        deploy.main.__globals__["argparse"].Namespace(train_config="configs/train/smoke.yaml")
+    )
+    assert settings.items() <= jobs["env_vars"].items()
+    assert jobs["working_dir"] == str(REPO / "configs" / "train")
 
 
 def test_rayservice_runs_the_serve_config_on_gpus():
