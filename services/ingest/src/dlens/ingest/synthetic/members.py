@@ -22,6 +22,7 @@ from scipy.ndimage import gaussian_filter
 
 from dlens.common.species import MEMBERS, SPECIES_NAMES
 from dlens.ingest.synthetic.caching import cached
+from dlens.ingest.synthetic.median import median_of_stack
 from dlens.ingest.synthetic.seeding import EPOCH, rng, season
 from dlens.ingest.synthetic.smooth import SmoothField, blend
 from dlens.ingest.synthetic.static import Grid, StaticMaps
@@ -194,16 +195,12 @@ def draw_members(seed: int) -> list[MemberParams]:
 
 def member_median(fields: np.ndarray) -> np.ndarray:
     """Median over the first axis of the rows present (finite), the mean of the two middle values for an
-    even count; NaN where none is (a partition, several times faster than ``np.median`` on 11 rows)."""
+    even count; NaN where none is (a sorting network: many times faster than ``np.median`` on 11 rows)."""
     finite = np.isfinite(fields.reshape(len(fields), -1)[:, 0])
     present = fields if finite.all() else fields[finite]
-    n = len(present)
-    if n == 0:
+    if len(present) == 0:
         return np.full(fields.shape[1:], np.nan, np.float32)
-    if n % 2:
-        return np.partition(present, n // 2, axis=0)[n // 2]
-    low, high = np.partition(present, [n // 2 - 1, n // 2], axis=0)[n // 2 - 1 : n // 2 + 1]
-    return 0.5 * (low + high)
+    return median_of_stack(present)
 
 
 def version_changes(seed: int, year: int) -> tuple[int, datetime]:
