@@ -28,7 +28,7 @@ CONFIG = {
         "member_dropout": 0.3,
     },
     "model": {"architecture": "HalfUNet", "settings": {"num_filters": 16}},
-    "optim": {"epochs": 16, "batch_size": 8, "learning_rate": 0.003},
+    "optim": {"epochs": 8, "batch_size": 8, "learning_rate": 0.003},
 }
 #: Absence patterns: none, one member, and the five CTMs that arrive after the first six operationally.
 ABSENT = {
