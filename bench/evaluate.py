@@ -55,14 +55,14 @@ from dlens.common.reader import StoreReader
 from dlens.common.species import SPECIES_NAMES, parse_leads
 from dlens.common.writer import StoreSpec
 from dlens.evaluate import evaluation
-from dlens.evaluate.baselines import BASELINES, ensure_baselines
+from dlens.evaluate.baselines import MEMBER_BASELINES, ensure_baselines
 from dlens.evaluate.cli import build_parser, make_plan
 from dlens.evaluate.evaluation import Plan, score_period
 from dlens.evaluate.metrics import sum_statistics
 from dlens.ingest.synthetic_ingest import SyntheticRequest, ingest_synthetic
 
 START = datetime(2025, 7, 1)
-PRODUCTS = ",".join(BASELINES)  # the median is the reference, scored like the others
+PRODUCTS = ",".join(MEMBER_BASELINES)  # the median is the reference, scored like the others
 MEMORY_TOLERANCE = 1.25
 #: The longest period is scored once more with this object store (the service starts Ray with 256 MiB).
 DIAGNOSTIC_STORE_MIB = 1024
@@ -439,8 +439,8 @@ def run_all(url: str, args: argparse.Namespace) -> dict:
     spec, ingest_s = build_store(url, args.domain, args.leads, args.days)
     plan = plan_for(url, args.days)
     print("baselines (skipped where committed)...", flush=True)
-    baseline_s = timed(ensure_baselines, url, plan.runs, BASELINES, get_settings().weight_window_days)
-    baseline_fields = len(BASELINES) * len(SPECIES_NAMES) * len(plan.runs) * len(plan.leads)
+    baseline_s = timed(ensure_baselines, url, plan.runs, MEMBER_BASELINES, get_settings().weight_window_days)
+    baseline_fields = len(MEMBER_BASELINES) * len(SPECIES_NAMES) * len(plan.runs) * len(plan.leads)
     print("bare NumPy reference...", flush=True)
     before = references(url, plan)
     print("one scoring unit per species in a fresh process...", flush=True)

@@ -29,14 +29,51 @@ ARGS = ["--no-progress", "--start", "2025-03-09", "--days", "6", "--resamples", 
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory, ray_cluster) -> tuple[str, Path, dict]:
-    """A 14-day mock store, evaluated on its last 6 days with every baseline and every member."""
+    """A 14-day mock store, evaluated on its last 6 days with every baseline, both references and every
+    member."""
     root = tmp_path_factory.mktemp("evaluate")
     store = str(root / "mock.zarr")
     build_mock_store(store, START, days=14)
     out = root / "report"
-    assert main([*ARGS, "--store", store, "--products", "median,weighted,mean,best-member,median-early,members",
+    assert main([*ARGS, "--store", store, "--products", "median,weighted,mean,best-member,median-early,persistence,climatology,members",
                  "--out", str(out)]) == 0  # fmt: skip
     return store, out, json.loads((out / "metrics.json").read_text())
+
+
+def test_references_are_built_from_the_analyses_before_the_run(evaluated):
+    """Persistence repeats the analysis of the 24 h before the run; climatology averages each hour of day
+    over the trailing window (here the 8 days the store holds before 2025-03-09); both are scored."""
+    store, _, metrics = evaluated
+    reader = StoreReader(store)
+    run = np.datetime64("2025-03-09T00", "h")
+    for lead in (0, 12, 36, 96):
+        past = [reader.analysis("o3", run - np.timedelta64(24 * d - lead % 24, "h")) for d in range(1, 9)]
+        assert reader.analysis("o3", run - np.timedelta64(24 * 9 - lead % 24, "h")) is None
+        np.testing.assert_array_equal(reader.product("persistence", "o3", run, lead), past[0])
+        expected = (np.sum([p.astype(np.float64) for p in past], axis=0) / 8).astype(np.float32)
+        np.testing.assert_array_equal(reader.product("climatology", "o3", run, lead), expected)
+    attrs = zarr.open_group(store, mode="r")["products/climatology"].attrs
+    assert attrs["reference_window_days"] == 28 and "hour of day" in attrs["description"]
+    rmse = overall(metrics)
+    assert {"persistence", "climatology"} <= set(rmse.index)
+    assert (rmse.loc["persistence"] > rmse.loc["median"]).all()  # the mock's members know each day's level
+
+
+def test_a_reference_without_analyses_before_the_run_is_absent(tmp_path, ray_cluster):
+    from dlens.evaluate.baselines import ensure_baselines
+
+    store = str(tmp_path / "mock.zarr")
+    build_mock_store(store, START, days=3, leads=(0, 24))
+    first, third = np.datetime64("2025-03-01T00", "h"), np.datetime64("2025-03-03T00", "h")
+    done = ensure_baselines(store, [first, third], ["persistence", "climatology"], 7, reference_days=1)
+    assert not done.failed and done.computed == {"persistence": 2, "climatology": 2}
+    reader = StoreReader(store)
+    for name in ("persistence", "climatology"):
+        assert reader.product_status(name, "no2", first) == Status.ABSENT
+        assert reader.product_status(name, "no2", third) == Status.COMPLETE
+    np.testing.assert_array_equal(  # a window of one day is persistence
+        reader.product("climatology", "no2", third, 24), reader.product("persistence", "no2", third, 24)
+    )
 
 
 def overall(metrics: dict) -> pd.DataFrame:

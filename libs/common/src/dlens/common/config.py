@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     weight_window_days: int = Field(
         7, ge=1, description="Weighted ENSEMBLE: trailing days of member skill behind the weights"
     )
+    reference_window_days: int = Field(
+        28, ge=1, description="Climatology reference: trailing days of analyses averaged per hour of day"
+    )
     api_token: SecretStr | None = Field(
         None,
         description="Bearer token the serve endpoint requires on /v1 (unset or empty: no auth); never logged",

@@ -1,4 +1,5 @@
-"""Computing the baseline products (median, mean, weighted, best member) into the store.
+"""Computing the baseline products (median, mean, weighted, best member, and the persistence and
+climatology references) into the store.
 
 Two fan-outs over Ray tasks, one run per task and one field in memory at a time:
 1. member skill: each member's squared-error sums per lead block against the analysis, for the
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from dlens.common.config import get_settings
 from dlens.common.layout import Status
 from dlens.common.logging import get_logger
 from dlens.common.parallel import Unit, fan_out
@@ -23,6 +25,8 @@ from dlens.common.reader import StoreReader
 from dlens.common.species import EARLY_MEMBERS, LEAD_BLOCKS, MEMBERS, SPECIES_NAMES, lead_block
 from dlens.common.writer import FieldWriter, StoreCoordinator
 from dlens.evaluate import ensembles
+from dlens.evaluate.references import DESCRIPTIONS as REFERENCE_DESCRIPTIONS
+from dlens.evaluate.references import REFERENCES, hourly_fields
 from dlens.evaluate.weights import MemberSkill, block_lag_days, inverse_mse_weights
 
 log = get_logger(__name__)
@@ -32,7 +36,8 @@ COMBINERS = {"median": ensembles.median, "mean": ensembles.mean, "median-early":
 #: Baselines that combine a subset of the members: the first group the operational timeline delivers.
 SUBSETS = {"median-early": EARLY_MEMBERS}
 WEIGHTED_COMBINERS = {"weighted": ensembles.weighted, "best-member": ensembles.best_member}
-BASELINES: tuple[str, ...] = (*COMBINERS, *WEIGHTED_COMBINERS)
+MEMBER_BASELINES: tuple[str, ...] = (*COMBINERS, *WEIGHTED_COMBINERS)
+BASELINES: tuple[str, ...] = (*MEMBER_BASELINES, *REFERENCES)
 SKILL_WEIGHTED: tuple[str, ...] = tuple(WEIGHTED_COMBINERS)
 WEIGHT_DIMS = ("run", "species", "lead_block", "member")
 DESCRIPTIONS = {
@@ -44,7 +49,7 @@ DESCRIPTIONS = {
     "weighted": "Weighted ENSEMBLE: inverse trailing-MSE member weights per species and lead block, "
     "renormalised over the members present (docs/evaluate.md)",
     "best-member": "per point, the present member with the best trailing skill (same weights as weighted)",
-}
+} | REFERENCE_DESCRIPTIONS
 
 
 @dataclass
@@ -79,54 +84,74 @@ def member_skill_unit(url: str, run: str) -> dict:
 
 
 def product_unit(
-    url: str, run: str, names: Sequence[str], positions: dict[str, int], weights: dict[str, np.ndarray]
+    url: str,
+    run: str,
+    names: Sequence[str],
+    positions: dict[str, int],
+    weights: dict[str, np.ndarray],
+    reference_days: int,
 ) -> dict:
     """Write the products `names` of one run for every species; return the status per (name, species).
 
-    weights: species -> (block, member) weights for the skill-weighted products.
+    weights: species -> (block, member) weights for the skill-weighted products; reference_days: the
+    climatology's trailing window.
     """
     reader = StoreReader(url)
     writer = FieldWriter(url)
     t0 = np.datetime64(run, "h")
     blocks = list(LEAD_BLOCKS)
     status: dict[tuple[str, str], int] = {}
-    subsets = {name: np.isin(MEMBERS, SUBSETS.get(name, MEMBERS)) for name in names}
+    combined = [name for name in names if name not in REFERENCES]
+    subsets = {name: np.isin(MEMBERS, SUBSETS.get(name, MEMBERS)) for name in combined}
     for species in SPECIES_NAMES:
         presence = reader.member_presence(species, t0)
-        present = {name: bool(presence[subsets[name]].any()) for name in names}
+        present = {name: bool(presence[subsets[name]].any()) for name in combined}
         for li, lead in enumerate(reader.spec.leads):
             if not any(present.values()):
                 break
             members = reader.members(species, t0, lead)
-            for name in (n for n in names if present[n]):
+            for name in (n for n in combined if present[n]):
                 if name in SKILL_WEIGHTED:
                     block = blocks.index(lead_block(lead))
-                    combined = WEIGHTED_COMBINERS[name](members, weights[species][block])
+                    field = WEIGHTED_COMBINERS[name](members, weights[species][block])
                 else:
-                    combined = COMBINERS[name](members[subsets[name]])
-                writer.write(f"products/{name}", species, (positions[name], li), combined)
-        for name in names:
+                    field = COMBINERS[name](members[subsets[name]])
+                writer.write(f"products/{name}", species, (positions[name], li), field)
+        for name in combined:
             status[(name, species)] = int(Status.COMPLETE if present[name] else Status.ABSENT)
+        for name in (n for n in names if n in REFERENCES):
+            fields = hourly_fields(reader, name, species, t0, reference_days)
+            for li, lead in enumerate(reader.spec.leads if fields is not None else ()):
+                writer.write(f"products/{name}", species, (positions[name], li), fields[lead % 24])
+            status[(name, species)] = int(Status.COMPLETE if fields is not None else Status.ABSENT)
     return {"run": run, "status": status}
 
 
-# ---------------------------------------------------------------------------- coordinator
 def missing_runs(reader: StoreReader, name: str, runs: Sequence[np.datetime64]) -> list[np.datetime64]:
-    """Runs where product `name` is not committed for some species that has members."""
+    """Runs where product `name` is not committed for some species that has members (a reference: that
+    has not been tried)."""
     return [
         run
         for run in runs
         if any(
-            reader.product_status(name, sp, run) == Status.PENDING and reader.member_presence(sp, run).any()
+            reader.product_status(name, sp, run) == Status.PENDING
+            and (name in REFERENCES or reader.member_presence(sp, run).any())
             for sp in SPECIES_NAMES
         )
     ]
 
 
+# ---------------------------------------------------------------------------- coordinator
 def ensure_baselines(
-    url: str, runs: Sequence[np.datetime64], names: Sequence[str], window_days: int
+    url: str,
+    runs: Sequence[np.datetime64],
+    names: Sequence[str],
+    window_days: int,
+    reference_days: int | None = None,
 ) -> BaselineReport:
-    """Compute and write the baselines `names` for `runs` where the store lacks them."""
+    """Compute and write the baselines `names` for `runs` where the store lacks them; `window_days`: the
+    weighted ENSEMBLE's trailing window, `reference_days` the climatology's (default: the settings')."""
+    reference_days = reference_days or get_settings().reference_window_days
     report = BaselineReport()
     reader = StoreReader(url)
     todo = {name: missing_runs(reader, name, runs) for name in names}
@@ -145,6 +170,8 @@ def ensure_baselines(
         positions[name] = dict(zip(all_runs, coordinator.ensure_axis(path, [_dt(r) for r in all_runs])))
         if name in SKILL_WEIGHTED:
             _store_weights(coordinator, path, weights, positions[name], window_days)
+        if name == "climatology":
+            coordinator.update_attrs(path, reference_window_days=reference_days)
 
     committed: dict[str, set[np.datetime64]] = {}
 
@@ -162,7 +189,14 @@ def ensure_baselines(
             Unit(
                 f"products {_day(run)}",
                 product_unit,
-                (url, str(run), names_for_run, {n: positions[n][run] for n in names_for_run}, run_weights),
+                (
+                    url,
+                    str(run),
+                    names_for_run,
+                    {n: positions[n][run] for n in names_for_run},
+                    run_weights,
+                    reference_days,
+                ),
             )
         )
     fan = fan_out(units, commit, desc="baselines")
