@@ -128,8 +128,8 @@ def product_unit(
 
 
 def missing_runs(reader: StoreReader, name: str, runs: Sequence[np.datetime64]) -> list[np.datetime64]:
-    """Runs where product `name` is not committed for some species that has members (a reference: that
-    has not been tried)."""
+    """Runs where product `name` is still PENDING for some species: one with members for a member
+    baseline, any for a reference (it needs no member)."""
     return [
         run
         for run in runs
