@@ -46,9 +46,9 @@ demo: setup  ## synthetic ingest on the demo domain, checks, a map; train, predi
 	echo "== demo 4/6 predict: $(TEST_DAYS) test days from $(TEST_START), from every member and from the first six" && \
 	$(RUN) dlens-train predict --store $(STORE) --model $$model --start $(TEST_START) --days $(TEST_DAYS) && \
 	$(RUN) dlens-train predict --store $(STORE) --model $$model --start $(TEST_START) --days $(TEST_DAYS) --members early && \
-	echo "== demo 5/6 evaluate: DL-ENS against the Median and Weighted ENSEMBLEs, persistence, climatology and the members" && \
+	echo "== demo 5/6 evaluate: DL-ENS against the Median and Weighted ENSEMBLEs, MOS, EMOS, persistence, climatology and the members" && \
 	$(RUN) dlens-evaluate --store $(STORE) --start $(TEST_START) --days $(TEST_DAYS) \
-		--products dlens-$$model,dlens-$$model-early,median,median-early,mean,weighted,best-member,persistence,climatology,members --out $(REPORT) && \
+		--products dlens-$$model,dlens-$$model-early,median,median-early,mean,weighted,best-member,mos,emos,persistence,climatology,members --out $(REPORT) && \
 	echo "demo report: file://$(abspath $(REPORT))/index.html (numbers in $(REPORT)/metrics.json)" && \
 	echo "== demo 6/6 serve: model $$model over HTTP$(if $(SERVE_STOP_AFTER), (stops once its example answered), (Ctrl-C stops))" && \
 	$(RUN) dlens-serve run --store $(STORE) --model $$model --port $(SERVE_PORT) \

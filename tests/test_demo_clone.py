@@ -58,7 +58,16 @@ def test_make_demo_in_a_fresh_clone(tmp_path):
     assert f"demo report: file://{report}/index.html" in log
     metrics = json.loads((report / "metrics.json").read_text())
     products = {r["product"] for r in metrics["continuous"]}
-    expected = {f"dlens-{model}", f"dlens-{model}-early", "median", "median-early", "weighted", "persistence"}
+    expected = {
+        f"dlens-{model}",
+        f"dlens-{model}-early",
+        "median",
+        "median-early",
+        "weighted",
+        "mos",
+        "emos",
+        "persistence",
+    }
     assert expected <= products
     assert "<table" in (report / "index.html").read_text()
 

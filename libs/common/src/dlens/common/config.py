@@ -41,7 +41,9 @@ class Settings(BaseSettings):
         7, ge=1, description="Weighted ENSEMBLE: trailing days of member skill behind the weights"
     )
     reference_window_days: int = Field(
-        28, ge=1, description="Climatology reference: trailing days of analyses averaged per hour of day"
+        28,
+        ge=1,
+        description="Climatology, MOS and EMOS: trailing days of analyses they average or are fitted on",
     )
     api_token: SecretStr | None = Field(
         None,

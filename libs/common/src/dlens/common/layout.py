@@ -128,6 +128,7 @@ LABELS: dict[str, tuple[str, ...]] = {
     "variable": tuple(METEO_VARIABLES),
     "stat": STAT_NAMES,
     "lead_block": tuple(LEAD_BLOCKS),
+    "coefficient": ("intercept", "slope", "samples"),
 }
 
 _PRODUCT_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")

@@ -235,6 +235,27 @@ class StoreCoordinator:
             )  # fmt: skip
         return g[name]
 
+    def ensure_field_array(
+        self, path: str, name: str, dims: tuple[str, ...], attrs: dict | None = None
+    ) -> zarr.Array:
+        """A float32 array of per-cell fields along the group's axis (e.g. fitted coefficients): dims are
+        (axis, labelled or lead dims…, level, latitude, longitude), one chunk (or shard) per axis position."""
+        g = self.root[path]
+        if name not in g:
+            for dim in dims[1:-3]:
+                if dim in LABELS:
+                    self._label_coord(g, dim)
+            lengths = {"lead": len(self.spec.leads), **{d: len(v) for d, v in LABELS.items()}}
+            middle = tuple(lengths[d] for d in dims[1:-3])
+            nlat, nlon = self.spec.domain.shape
+            chunking = field_chunking((1, *middle, len(self.spec.levels)), nlat, nlon)
+            g.create_array(
+                name, shape=(g[axis_group(path).axis].shape[0], *middle, len(self.spec.levels), nlat, nlon),
+                dtype="float32", chunks=chunking.chunks, shards=chunking.shards, fill_value=np.nan,
+                dimension_names=dims, compressors=_compressors(), attributes=attrs or {},
+            )  # fmt: skip
+        return g[name]
+
     # ----------------------------------------------------------------- observations
     def ensure_observations(self, stations: dict[str, np.ndarray], measures: np.ndarray) -> str:
         """The observations group, created with its station network on first use: `stations` holds the

@@ -24,11 +24,17 @@ BASE = {"o3": 70.0, "no2": 30.0, "so2": 5.0, "pm10": 25.0}
 
 @dataclass(frozen=True)
 class MockSkill:
-    """Member errors: relative noise and bias per member (11 values each), and absent (day, member)s."""
+    """Member errors: relative noise and bias per member (11 values each), absent (day, member)s, and a
+    bias every member shares that varies across the domain (`shared_bias_map`)."""
 
     noise: tuple[float, ...] = (0.05, 0.06, 0.08, 0.1, 0.14, 0.18, 0.22, 0.26, 0.3, 0.34, 0.4)
     bias: tuple[float, ...] = (0.0, 0.02, -0.03, 0.05, -0.06, 0.08, -0.1, 0.12, -0.14, 0.16, -0.18)
     absent: tuple[tuple[int, int], ...] = ((2, 0), (5, 3), (10, 1))
+    shared_bias: float = 0.0
+
+    def shared_bias_map(self, shape: tuple[int, int]) -> np.ndarray:
+        """What every member is multiplied by: 1 − shared_bias in the west to 1 + shared_bias in the east."""
+        return 1.0 + self.shared_bias * np.broadcast_to(np.linspace(-1.0, 1.0, shape[1]), shape)
 
 
 def build_mock_store(
@@ -64,6 +70,7 @@ def build_mock_store(
     r_pos = coordinator.ensure_axis(FORECASTS, runs)
     noise = np.array(skill.noise)[:, None, None]
     bias = np.array(skill.bias)[:, None, None]
+    shared = skill.shared_bias_map((nlat, nlon))
     for d, (run, pos) in enumerate(zip(runs, r_pos)):
         absent = [m for day, m in skill.absent if day == d]
         for species in SPECIES_NAMES:
@@ -71,6 +78,7 @@ def build_mock_store(
             for li, lead in enumerate(leads):
                 value = truth(species, run + timedelta(hours=lead))[None]
                 members = value * (1 + bias) + noise * value * rng.standard_normal((len(MEMBERS), nlat, nlon))
+                members *= shared
                 members = np.maximum(members, 0.0)
                 members[absent] = np.nan
                 writer.write(FORECASTS, species, (pos, li, slice(None), 0), members)

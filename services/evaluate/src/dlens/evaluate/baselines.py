@@ -1,12 +1,13 @@
-"""Computing the baseline products (median, mean, weighted, best member, and the persistence and
-climatology references) into the store.
+"""Computing the baseline products (median, mean, weighted, best member, the learned mos and emos, and the
+persistence and climatology references) into the store.
 
-Two fan-outs over Ray tasks, one run per task and one field in memory at a time:
-1. member skill: each member's squared-error sums per lead block against the analysis, for the
-   runs whose skill the weights need (only when a weighted product is missing);
+Fan-outs over Ray tasks, one run per task and one field in memory at a time:
+1. history: for the runs the trailing windows need, each member's squared-error sums per lead block
+   (only when a weighted product is missing) and what mos and emos fit on (only when one is missing);
 2. products: each task combines the members of one run, lead by lead, and writes the fields.
-The coordinator (this process) then marks each (run, species) COMPLETE, or ABSENT where no
-member was there; cells already COMPLETE are never recomputed.
+Between them the coordinator (this process) fits each run's weights and coefficients and stores them in
+the product's group; after them it marks each (run, species) COMPLETE, or ABSENT where no member was
+there; cells already COMPLETE are never recomputed.
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ from dlens.common.reader import StoreReader
 from dlens.common.species import EARLY_MEMBERS, LEAD_BLOCKS, MEMBERS, SPECIES_NAMES, lead_block
 from dlens.common.writer import FieldWriter, StoreCoordinator
 from dlens.evaluate import ensembles
+from dlens.evaluate.emos import EmosCoefficients, fit_emos
+from dlens.evaluate.history import RunHistory, run_history_unit
+from dlens.evaluate.mos import MosCoefficients, fit_mos
 from dlens.evaluate.references import DESCRIPTIONS as REFERENCE_DESCRIPTIONS
 from dlens.evaluate.references import REFERENCES, hourly_fields
+from dlens.evaluate.regions import partition_for
 from dlens.evaluate.weights import MemberSkill, block_lag_days, inverse_mse_weights
 
 log = get_logger(__name__)
@@ -37,7 +42,9 @@ COMBINERS = {"median": ensembles.median, "mean": ensembles.mean, "median-early":
 SUBSETS = {"median-early": EARLY_MEMBERS}
 WEIGHTED_COMBINERS = {"weighted": ensembles.weighted, "best-member": ensembles.best_member}
 MEMBER_BASELINES: tuple[str, ...] = (*COMBINERS, *WEIGHTED_COMBINERS)
-BASELINES: tuple[str, ...] = (*MEMBER_BASELINES, *REFERENCES)
+#: Classical post-processing fitted on the trailing window of analyses (DLENS_REFERENCE_WINDOW_DAYS).
+LEARNED: tuple[str, ...] = ("mos", "emos")
+BASELINES: tuple[str, ...] = (*MEMBER_BASELINES, *LEARNED, *REFERENCES)
 SKILL_WEIGHTED: tuple[str, ...] = tuple(WEIGHTED_COMBINERS)
 WEIGHT_DIMS = ("run", "species", "lead_block", "member")
 DESCRIPTIONS = {
@@ -49,6 +56,10 @@ DESCRIPTIONS = {
     "weighted": "Weighted ENSEMBLE: inverse trailing-MSE member weights per species and lead block, "
     "renormalised over the members present (docs/evaluate.md)",
     "best-member": "per point, the present member with the best trailing skill (same weights as weighted)",
+    "mos": "per gridpoint, lead block and hour of day, a linear correction of the median in log space fitted "
+    "on the trailing window, shrunk towards no correction where samples are few (docs/evaluate.md)",
+    "emos": "per region and lead block, a ridge combination of the gridpoint-debiased members in log space "
+    "fitted on the trailing window, renormalised over the members present (docs/evaluate.md)",
 } | REFERENCE_DESCRIPTIONS
 
 
@@ -89,12 +100,13 @@ def product_unit(
     names: Sequence[str],
     positions: dict[str, int],
     weights: dict[str, np.ndarray],
+    fitted: dict[str, dict[str, MosCoefficients | EmosCoefficients]],
     reference_days: int,
 ) -> dict:
     """Write the products `names` of one run for every species; return the status per (name, species).
 
-    weights: species -> (block, member) weights for the skill-weighted products; reference_days: the
-    climatology's trailing window.
+    weights: species -> (block, member) weights for the skill-weighted products; fitted: learned baseline
+    -> species -> its coefficients for this run; reference_days: the climatology's trailing window.
     """
     reader = StoreReader(url)
     writer = FieldWriter(url)
@@ -110,9 +122,11 @@ def product_unit(
             if not any(present.values()):
                 break
             members = reader.members(species, t0, lead)
+            block = blocks.index(lead_block(lead))
             for name in (n for n in combined if present[n]):
-                if name in SKILL_WEIGHTED:
-                    block = blocks.index(lead_block(lead))
+                if name in LEARNED:
+                    field = fitted[name][species].forecast(members, li, block)
+                elif name in SKILL_WEIGHTED:
                     field = WEIGHTED_COMBINERS[name](members, weights[species][block])
                 else:
                     field = COMBINERS[name](members[subsets[name]])
@@ -163,6 +177,8 @@ def ensure_baselines(
     weights = {}
     if any(name in SKILL_WEIGHTED for name in todo):
         weights = _trailing_weights(url, reader, all_runs, window_days, report)
+    learned = [name for name in todo if name in LEARNED]
+    fitted = _fit_learned(url, reader, todo, learned, reference_days, report) if learned else {}
     positions = {}
     for name in todo:
         path = coordinator.ensure_product(name)
@@ -171,6 +187,9 @@ def ensure_baselines(
         if name in SKILL_WEIGHTED:
             _store_weights(coordinator, path, weights, positions[name], window_days)
         if name == "climatology":
+            coordinator.update_attrs(path, reference_window_days=reference_days)
+        if name in LEARNED:
+            _store_coefficients(coordinator, path, name, fitted, positions[name], reader)
             coordinator.update_attrs(path, reference_window_days=reference_days)
 
     committed: dict[str, set[np.datetime64]] = {}
@@ -195,6 +214,7 @@ def ensure_baselines(
                     names_for_run,
                     {n: positions[n][run] for n in names_for_run},
                     run_weights,
+                    {n: fitted[n][run] for n in names_for_run if n in LEARNED},
                     reference_days,
                 ),
             )
@@ -235,6 +255,81 @@ def _trailing_weights(
                 np.array([rmse for _, rmse in per_block]),
             )
     return out
+
+
+def _fit_learned(
+    url: str,
+    reader: StoreReader,
+    todo: dict[str, list[np.datetime64]],
+    names: list[str],
+    days: int,
+    report: BaselineReport,
+) -> dict[str, dict[np.datetime64, dict[str, MosCoefficients | EmosCoefficients]]]:
+    """name -> run -> species -> coefficients of the learned baselines, from the trailing windows' runs."""
+    targets = sorted({run for name in names for run in todo[name]})
+    longest = max(map(block_lag_days, LEAD_BLOCKS)) + days
+    earliest = targets[0] - np.timedelta64(24 * longest, "h")
+    past = [r for r in reader.complete_runs() if earliest <= r < targets[-1]]
+    partition = partition_for(reader.spec.domain)
+    region = np.tile(partition.index.ravel(), len(reader.spec.levels))
+    histories: list[RunHistory] = []
+    fan = fan_out(
+        [
+            Unit(f"history {_day(r)}", run_history_unit, (url, str(r), region, len(partition.names)))
+            for r in past
+        ],
+        histories.append,
+        desc="baseline history",
+    )
+    report.failed += fan.failed
+    out: dict[str, dict[np.datetime64, dict]] = {name: {} for name in names}
+    for name in names:
+        for run in todo[name]:
+            if name == "mos":
+                fit = {
+                    sp: fit_mos(histories, run, sp, reader.spec.leads, region.size, days)
+                    for sp in SPECIES_NAMES
+                }
+            else:
+                fit = {
+                    sp: fit_emos(histories, run, sp, region, len(partition.names), days)
+                    for sp in SPECIES_NAMES
+                }
+            out[name][run] = fit
+    return out
+
+
+def _store_coefficients(
+    coordinator: StoreCoordinator, path: str, name: str, fitted: dict, positions: dict, reader: StoreReader
+) -> None:
+    """Write a learned baseline's coefficients per run into its group (docs/evaluate.md)."""
+    if name == "mos":
+        arrays = {"coefficients": ("lead", "coefficient")}
+        long_names = {
+            "coefficients": "log(1 + mos) = intercept + slope log(1 + median); samples behind the fit"
+        }
+    else:
+        arrays = {"member_bias": ("lead_block", "member"), "member_weights": ("lead_block", "member")}
+        long_names = {
+            "member_bias": "log-space shift added to each member (its trailing gridpoint bias, shrunk)",
+            "member_weights": "weight of each de-biased member in the cell's region, before renormalisation",
+        }
+    for key, dims in arrays.items():
+        arr = coordinator.ensure_field_array(
+            path,
+            key,
+            ("run", "species", *dims, "level", "latitude", "longitude"),
+            {"long_name": long_names[key]},
+        )
+        for run, pos in positions.items():
+            per_species = [fitted[name][run][sp] for sp in SPECIES_NAMES]
+            if name == "mos":
+                values = [c.stacked() for c in per_species]
+            else:
+                values = [c.bias if key == "member_bias" else c.weights for c in per_species]
+            arr[pos] = np.stack(values).reshape(arr.shape[1:])
+    if name == "emos":
+        coordinator.update_attrs(path, regions=list(partition_for(reader.spec.domain).names))
 
 
 def _store_weights(

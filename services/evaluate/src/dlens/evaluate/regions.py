@@ -79,3 +79,26 @@ def regions_for(domain: Domain) -> Regions:
     return Regions(
         tuple(n for n, _, _ in kept), tuple(d for _, d, _ in kept), np.stack([m for _, _, m in kept])
     )
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Every cell of a domain in exactly one region: `index` (nlat, nlon) into `names`."""
+
+    names: tuple[str, ...]
+    index: np.ndarray
+
+
+@lru_cache(maxsize=4)
+def partition_for(domain: Domain) -> Partition:
+    """The regions the `emos` baseline fits its weights in: the first PRUDENCE box holding a cell (`rest`
+    outside them all), split into land and sea: names like `AL-land`, `rest-sea`."""
+    lat, lon = np.meshgrid(domain.latitude, domain.longitude, indexing="ij")
+    box = np.full(lat.shape, len(PRUDENCE))
+    for k, b in reversed(list(enumerate(PRUDENCE))):
+        box[(lat >= b.south) & (lat <= b.north) & (lon >= b.west) & (lon <= b.east)] = k
+    index = 2 * box + ~is_land(lat, lon)
+    names = tuple(
+        f"{code}-{part}" for code in (*(b.code for b in PRUDENCE), "rest") for part in ("land", "sea")
+    )
+    return Partition(names, index)

@@ -20,6 +20,13 @@ def block_lag_days(block: str) -> int:
     return LEAD_BLOCKS[block][1] // 24 + 1
 
 
+def trailing_window(run: np.datetime64, block: str, days: int) -> tuple[np.datetime64, np.datetime64]:
+    """First and last day (inclusive) of the `days` runs whose block-`block` leads are all verified by
+    analyses valid before `run`."""
+    last = np.datetime64(run, "D") - np.timedelta64(block_lag_days(block), "D")
+    return last - np.timedelta64(days - 1, "D"), last
+
+
 @dataclass
 class MemberSkill:
     """Squared-error sums of each member per run and lead block, for one species.
@@ -33,8 +40,7 @@ class MemberSkill:
 
     def window(self, run: np.datetime64, block: str, days: int) -> tuple[np.ndarray, np.ndarray]:
         """(sse, n) per member summed over the trailing window of `run` for `block`."""
-        last = np.datetime64(run, "D") - np.timedelta64(block_lag_days(block), "D")
-        first = last - np.timedelta64(days - 1, "D")
+        first, last = trailing_window(run, block, days)
         rows = (self.runs >= first) & (self.runs <= last)
         b = list(LEAD_BLOCKS).index(block)
         return self.sse[rows, b].sum(axis=0), self.n[rows, b].sum(axis=0)
