@@ -137,3 +137,27 @@ def _members(rng, absent=()) -> np.ndarray:
     x = rng.gamma(4.0, 10.0, size=(2, 11, 6, 8)).astype(np.float32)
     x[:, list(absent)] = np.nan
     return x
+
+
+def test_normaliser_of_the_training_period_sees_no_later_run(store):
+    """Fitted from the training runs' ingest statistics alone: equal to a direct computation over their
+    member fields, different from the store-wide one, and unmoved by what the test period holds."""
+    from dlens.common.reader import StoreReader
+
+    period = config().train
+    norm = store_normaliser(store, period)
+    reader = StoreReader(store)
+    for species in ("o3", "pm10"):
+        values = np.concatenate([
+            reader.members(species, run, lead).ravel()
+            for run in reader.complete_runs() if np.datetime64(run, "D") <= np.datetime64(period.end, "D")
+            for lead in reader.spec.leads
+        ])  # fmt: skip
+        logs = np.log1p(values[np.isfinite(values)])
+        assert norm.log1p_mean[species] == pytest.approx(logs.mean(), rel=1e-6)
+        assert norm.log1p_std[species] == pytest.approx(logs.std(), rel=1e-4)
+        assert norm.log1p_mean[species] != pytest.approx(
+            store_normaliser(store).log1p_mean[species], rel=1e-6
+        )
+    with pytest.raises(ValueError, match="no normalisation statistics in 2024-01-01"):
+        store_normaliser(store, Period(start=date(2024, 1, 1), end=date(2024, 1, 2)))

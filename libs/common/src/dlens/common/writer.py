@@ -366,17 +366,23 @@ class StoreCoordinator:
                 continue
             status = self.status(path)
             stats = self.root[f"{path}/{STATS}"][: len(status)]
-            species_axis = group.status_dims.index("species") + 1
-            committed = np.all(
-                status != Status.PENDING, axis=tuple(i for i in range(1, status.ndim) if i != species_axis)
-            )
-            norm = {}
-            for k, sp in enumerate(SPECIES_NAMES):
-                rows = stats[committed[:, k], k] if status.size else np.empty((0, len(STAT_NAMES)))
-                rows = rows[np.isfinite(rows[:, 0]) & (rows[:, 0] > 0)]
-                if rows.size:
-                    norm[sp] = summarise_stats(rows)
-            self.root[path].attrs["normalisation"] = norm
+            self.root[path].attrs["normalisation"] = normalisation(stats, status, group)
+
+
+def normalisation(stats: np.ndarray, status: np.ndarray, group: AxisGroup) -> dict[str, dict[str, float]]:
+    """Per-species statistics (summarise_stats) over the axis positions of `stats` (position, species, stat)
+    whose cells of that species are all committed, by `status` (position, *group.status_dims)."""
+    species_axis = group.status_dims.index("species") + 1
+    committed = np.all(
+        status != Status.PENDING, axis=tuple(i for i in range(1, status.ndim) if i != species_axis)
+    )
+    norm = {}
+    for k, sp in enumerate(SPECIES_NAMES):
+        rows = stats[committed[:, k], k] if status.size else np.empty((0, len(STAT_NAMES)))
+        rows = rows[np.isfinite(rows[:, 0]) & (rows[:, 0] > 0)]
+        if rows.size:
+            norm[sp] = summarise_stats(rows)
+    return norm
 
 
 def committed_labels(coord: np.ndarray) -> np.ndarray:

@@ -14,21 +14,32 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dlens.common.layout import FORECASTS
+from dlens.common.layout import AXIS_GROUPS, FORECASTS, STATS
 from dlens.common.reader import StoreReader
+from dlens.common.writer import normalisation
 from dlens.model.features import Normaliser, normalise_members, time_values
 from dlens.model.static import STATIC_FIELDS, static_fields
-from dlens.train.config import DataConfig
+from dlens.train.config import DataConfig, Period
 
 Split = Literal["train", "validation", "test"]
 
 
-def store_normaliser(url: str) -> Normaliser:
-    """The per-species log1p statistics the ingest stored with the forecasts."""
-    attrs = StoreReader(url).root[FORECASTS].attrs.asdict()
-    if not attrs.get("normalisation"):
-        raise ValueError(f"store {url!r} has no normalisation statistics: ingest some forecasts first")
-    return Normaliser.from_attrs(attrs["normalisation"])
+def store_normaliser(url: str, period: Period | None = None) -> Normaliser:
+    """The per-species log1p statistics of the forecasts: over the runs of `period` (the training period,
+    so that nothing of the validation and test periods shapes the inputs), else over every run, as the
+    ingest stored them."""
+    reader = StoreReader(url)
+    if period is None:
+        stats = reader.root[FORECASTS].attrs.asdict().get("normalisation")
+    else:
+        first, last = np.datetime64(period.start, "D"), np.datetime64(period.end, "D")
+        positions = [p for t, p in reader.axis(FORECASTS).items() if first <= np.datetime64(t, "D") <= last]
+        rows = reader.array(FORECASTS, STATS).oindex[positions] if positions else np.empty((0, 0, 0))
+        stats = normalisation(rows, reader.status(FORECASTS)[positions], AXIS_GROUPS[FORECASTS])
+    if not stats:
+        where = f" in {period.start}..{period.end}" if period else ""
+        raise ValueError(f"store {url!r} has no normalisation statistics{where}: ingest some forecasts first")
+    return Normaliser.from_attrs(stats)
 
 
 def static_names(config: DataConfig) -> tuple[str, ...]:

@@ -69,7 +69,7 @@ def fit(
 ) -> str:
     """Train, publish the best checkpoint, return the model id."""
     ensure_ray()
-    normaliser = store_normaliser(url)
+    normaliser = store_normaliser(url, config.data.train)
     shape = StoreDataset(url, config.data, "train", normaliser).shape  # fails fast, before any worker starts
     storage = storage or str(Path("data/ray-results").resolve())
     # A fresh run name: under a reused one, Ray Train would resume that earlier run's checkpoints.

@@ -92,7 +92,7 @@ def run_trial(params: dict) -> None:
 def tune(url: str, sweep: SweepConfig, base: TrainConfig, storage: str, resume: bool = False) -> str:
     """Run (or resume) the sweep, publish the best trial's best checkpoint, return its model id."""
     ensure_ray()
-    normaliser = store_normaliser(url)
+    normaliser = store_normaliser(url, base.data.train)
     shape = StoreDataset(url, base.data, "train", normaliser).shape  # fails fast on an unusable store
     experiment = Path(storage).resolve() / sweep.name
     # The trial function only drives its Train workers, which hold the CPUs.
