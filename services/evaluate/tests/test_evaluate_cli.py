@@ -20,6 +20,7 @@ from dlens.common.schema import validate_store
 from dlens.common.species import EARLY_MEMBERS, MEMBERS, SPECIES_NAMES
 from dlens.common.store import open_dataset
 from dlens.evaluate.cli import main
+from dlens.evaluate.regions import partition_for
 from dlens.testing.browser import ARTIFACTS, render_page, served_directory
 from dlens.testing.mock_store import MockSkill, build_mock_store
 
@@ -35,7 +36,7 @@ def evaluated(tmp_path_factory, ray_cluster) -> tuple[str, Path, dict]:
     store = str(root / "mock.zarr")
     build_mock_store(store, START, days=14)
     out = root / "report"
-    assert main([*ARGS, "--store", store, "--products", "median,weighted,mean,best-member,median-early,persistence,climatology,members",
+    assert main([*ARGS, "--store", store, "--products", "median,weighted,weighted-regions,mean,best-member,median-early,persistence,climatology,members",
                  "--out", str(out)]) == 0  # fmt: skip
     return store, out, json.loads((out / "metrics.json").read_text())
 
@@ -119,6 +120,32 @@ def test_weights_are_in_the_store_and_favour_the_better_members(evaluated):
         assert np.isfinite(reader.product(name, "o3", run, 24)).all()
 
 
+def test_regional_weights_are_each_regions_inverse_trailing_mse(evaluated):
+    """weighted-regions: per region, w_m ∝ 1 / MSE_m over that region's cells of the window's block leads
+    (brute force over the fields), on the cells of the region."""
+    store, _, _ = evaluated
+    group = zarr.open_group(store, mode="r")["products/weighted-regions"]
+    reader = StoreReader(store)
+    region = partition_for(reader.spec.domain).index
+    run = np.datetime64("2025-03-09T00", "h")
+    for name in ("AL-land", "AL-sea"):
+        cells = region == group.attrs["regions"].index(name)
+        sse, n = np.zeros(len(MEMBERS)), np.zeros(len(MEMBERS))
+        for day in range(2, 9):  # block 000-024, window 7, lag 2: the runs of 2025-03-01 … 03-07
+            past = run - np.timedelta64(24 * day, "h")
+            for lead in (0, 12, 24):
+                err = (
+                    reader.members("o3", past, lead)[:, 0][:, cells]
+                    - reader.analysis("o3", past + np.timedelta64(lead, "h"))[0][cells]
+                )
+                sse += np.nansum(err**2, axis=1)
+                n += np.isfinite(err).sum(axis=1)
+        expected = (n / sse) / (n / sse).sum()
+        stored = group["member_weights"][0, 0, 0, :, 0][:, cells]  # (member, cell): the region's weights
+        np.testing.assert_allclose(stored, np.repeat(expected[:, None], cells.sum(), axis=1), rtol=1e-5)
+    assert reader.product_status("weighted-regions", "o3", run) == Status.COMPLETE
+
+
 def test_report_files_and_store_copy(evaluated):
     store, out, metrics = evaluated
     assert (out / "index.html").stat().st_size > 5000
@@ -165,12 +192,12 @@ def test_rerun_reuses_stored_baselines(evaluated, tmp_path, caplog):
     store, _, first = evaluated
     products = zarr.open_group(store, mode="r")["products/median/o3"]
     before = products[:].copy()
-    # A pattern names every stored product it matches (here only the weighted baseline).
+    # A pattern names every stored product it matches (here both weighted baselines).
     assert main([*ARGS, "--store", store, "--products", "weight*", "--out", str(tmp_path / "again")]) == 0
     assert "runs computed" not in caplog.text
     np.testing.assert_array_equal(zarr.open_group(store, mode="r")["products/median/o3"][:], before)
     again = json.loads((tmp_path / "again" / "metrics.json").read_text())
-    assert again["meta"]["products"] == ["median", "weighted"]
+    assert again["meta"]["products"] == ["median", "weighted", "weighted-regions"]
     assert overall(again).loc["weighted"].equals(overall(first).loc["weighted"])
 
 

@@ -40,13 +40,20 @@ log = get_logger(__name__)
 COMBINERS = {"median": ensembles.median, "mean": ensembles.mean, "median-early": ensembles.median}
 #: Baselines that combine a subset of the members: the first group the operational timeline delivers.
 SUBSETS = {"median-early": EARLY_MEMBERS}
-WEIGHTED_COMBINERS = {"weighted": ensembles.weighted, "best-member": ensembles.best_member}
+WEIGHTED_COMBINERS = {
+    "weighted": ensembles.weighted,
+    "weighted-regions": ensembles.weighted,
+    "best-member": ensembles.best_member,
+}
+#: Weighted products whose weights are fitted per region of regions.partition_for, not over the domain.
+REGIONAL = ("weighted-regions",)
 MEMBER_BASELINES: tuple[str, ...] = (*COMBINERS, *WEIGHTED_COMBINERS)
 #: Classical post-processing fitted on the trailing window of analyses (DLENS_REFERENCE_WINDOW_DAYS).
 LEARNED: tuple[str, ...] = ("mos", "emos")
 BASELINES: tuple[str, ...] = (*MEMBER_BASELINES, *LEARNED, *REFERENCES)
 SKILL_WEIGHTED: tuple[str, ...] = tuple(WEIGHTED_COMBINERS)
 WEIGHT_DIMS = ("run", "species", "lead_block", "member")
+CELL_WEIGHT_DIMS = ("run", "species", "lead_block", "member", "level", "latitude", "longitude")
 DESCRIPTIONS = {
     "median": "CAMS Median ENSEMBLE: per point, median of the members present (mean of the two middle "
     "values for an even count)",
@@ -55,6 +62,8 @@ DESCRIPTIONS = {
     "silam): what the operational timeline offers before the other CTMs arrive",
     "weighted": "Weighted ENSEMBLE: inverse trailing-MSE member weights per species and lead block, "
     "renormalised over the members present (docs/evaluate.md)",
+    "weighted-regions": "the Weighted ENSEMBLE with its inverse trailing-MSE weights fitted per region "
+    "(PRUDENCE box × land/sea) instead of over the whole domain",
     "best-member": "per point, the present member with the best trailing skill (same weights as weighted)",
     "mos": "per gridpoint, lead block and hour of day, a linear correction of the median in log space fitted "
     "on the trailing window, shrunk towards no correction where samples are few (docs/evaluate.md)",
@@ -72,12 +81,15 @@ class BaselineReport:
 
 
 # ---------------------------------------------------------------------------- worker tasks
-def member_skill_unit(url: str, run: str) -> dict:
-    """Squared-error sums (species, block, member) of every member of one run against the analysis."""
+def member_skill_unit(url: str, run: str, region: np.ndarray, regions: int) -> dict:
+    """Squared-error sums (species, block, member) of every member of one run against the analysis, and
+    per region (species, block, region, member); region: (cell,) index into the `regions` regions."""
     reader = StoreReader(url)
     t0 = np.datetime64(run, "h")
     sse = np.zeros((len(SPECIES_NAMES), len(LEAD_BLOCKS), len(MEMBERS)))
     n = np.zeros_like(sse)
+    sse_region = np.zeros((len(SPECIES_NAMES), len(LEAD_BLOCKS), regions, len(MEMBERS)))
+    n_region = np.zeros_like(sse_region)
     blocks = list(LEAD_BLOCKS)
     for k, species in enumerate(SPECIES_NAMES):
         if not reader.member_presence(species, t0).any():
@@ -86,12 +98,16 @@ def member_skill_unit(url: str, run: str) -> dict:
             truth = reader.analysis(species, t0 + np.timedelta64(lead, "h"))
             if truth is None:
                 continue
-            err = reader.members(species, t0, lead) - truth[None]
+            err = (reader.members(species, t0, lead) - truth[None]).reshape(len(MEMBERS), -1)
             ok = np.isfinite(err)
+            squared = np.where(ok, err * err, 0.0)
             b = blocks.index(lead_block(lead))
-            sse[k, b] += np.where(ok, err * err, 0.0).reshape(len(MEMBERS), -1).sum(axis=1)
-            n[k, b] += ok.reshape(len(MEMBERS), -1).sum(axis=1)
-    return {"run": run, "sse": sse, "n": n}
+            sse[k, b] += squared.sum(axis=1)
+            n[k, b] += ok.sum(axis=1)
+            for m in range(len(MEMBERS)):
+                sse_region[k, b, :, m] += np.bincount(region, weights=squared[m], minlength=regions)
+                n_region[k, b, :, m] += np.bincount(region, weights=ok[m], minlength=regions)
+    return {"run": run, "sse": sse, "n": n, "sse_region": sse_region, "n_region": n_region}
 
 
 def product_unit(
@@ -99,13 +115,14 @@ def product_unit(
     run: str,
     names: Sequence[str],
     positions: dict[str, int],
-    weights: dict[str, np.ndarray],
+    weights: dict[str, tuple[np.ndarray, np.ndarray]],
     fitted: dict[str, dict[str, MosCoefficients | EmosCoefficients]],
     reference_days: int,
 ) -> dict:
     """Write the products `names` of one run for every species; return the status per (name, species).
 
-    weights: species -> (block, member) weights for the skill-weighted products; fitted: learned baseline
+    weights: species -> weights (block, member) and per cell (block, member, cell) for the skill-weighted
+    products; fitted: learned baseline
     -> species -> its coefficients for this run; reference_days: the climatology's trailing window.
     """
     reader = StoreReader(url)
@@ -127,7 +144,12 @@ def product_unit(
                 if name in LEARNED:
                     field = fitted[name][species].forecast(members, li, block)
                 elif name in SKILL_WEIGHTED:
-                    field = WEIGHTED_COMBINERS[name](members, weights[species][block])
+                    w = (
+                        weights[species][1][block].reshape(members.shape)
+                        if name in REGIONAL
+                        else weights[species][0][block]
+                    )
+                    field = WEIGHTED_COMBINERS[name](members, w)
                 else:
                     field = COMBINERS[name](members[subsets[name]])
                 writer.write(f"products/{name}", species, (positions[name], li), field)
@@ -185,7 +207,7 @@ def ensure_baselines(
         coordinator.update_attrs(path, description=DESCRIPTIONS[name], units="µg/m3")
         positions[name] = dict(zip(all_runs, coordinator.ensure_axis(path, [_dt(r) for r in all_runs])))
         if name in SKILL_WEIGHTED:
-            _store_weights(coordinator, path, weights, positions[name], window_days)
+            _store_weights(coordinator, path, name, weights, positions[name], window_days)
         if name == "climatology":
             coordinator.update_attrs(path, reference_window_days=reference_days)
         if name in LEARNED:
@@ -203,7 +225,9 @@ def ensure_baselines(
     units = []
     for run in all_runs:
         names_for_run = [name for name, rs in todo.items() if run in rs]
-        run_weights = {sp: weights[run][sp][0] for sp in SPECIES_NAMES} if run in weights else {}
+        run_weights = (
+            {sp: (weights[run][sp][0], weights[run][sp][2]) for sp in SPECIES_NAMES} if run in weights else {}
+        )
         units.append(
             Unit(
                 f"products {_day(run)}",
@@ -227,13 +251,17 @@ def ensure_baselines(
 
 def _trailing_weights(
     url: str, reader: StoreReader, runs: list[np.datetime64], window_days: int, report: BaselineReport
-) -> dict[np.datetime64, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """run -> species -> (weights (block, member), trailing RMSE (block, member))."""
+) -> dict[np.datetime64, dict[str, tuple[np.ndarray, ...]]]:
+    """run -> species -> (weights (block, member), trailing RMSE (block, member), weights per cell (block,
+    member, cell) from the weights per region)."""
     earliest = runs[0] - np.timedelta64(24 * (window_days + max(map(block_lag_days, LEAD_BLOCKS))), "h")
     history = [r for r in reader.complete_runs() if earliest <= r < runs[-1]]
+    partition = partition_for(reader.spec.domain)
+    region = np.tile(partition.index.ravel(), len(reader.spec.levels))
+    args = (region, len(partition.names))
     results: list[dict] = []
     fan = fan_out(
-        [Unit(f"skill {_day(r)}", member_skill_unit, (url, str(r))) for r in history],
+        [Unit(f"skill {_day(r)}", member_skill_unit, (url, str(r), *args)) for r in history],
         results.append,
         desc="member skill",
     )
@@ -241,18 +269,31 @@ def _trailing_weights(
     results.sort(key=lambda r: r["run"])
     days = np.array([np.datetime64(r["run"], "D") for r in results], dtype="datetime64[D]")
     shape = (0, len(LEAD_BLOCKS), len(MEMBERS))
-    out: dict[np.datetime64, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    regional_shape = (0, len(LEAD_BLOCKS), len(partition.names), len(MEMBERS))
+    out: dict[np.datetime64, dict[str, tuple[np.ndarray, ...]]] = {}
     for k, species in enumerate(SPECIES_NAMES):
         skill = MemberSkill(
             days,
             np.array([r["sse"][k] for r in results]).reshape(-1, *shape[1:]),
             np.array([r["n"][k] for r in results]).reshape(-1, *shape[1:]),
         )
+        regional = MemberSkill(
+            days,
+            np.array([r["sse_region"][k] for r in results]).reshape(-1, *regional_shape[1:]),
+            np.array([r["n_region"][k] for r in results]).reshape(-1, *regional_shape[1:]),
+        )
         for run in runs:
             per_block = [inverse_mse_weights(*skill.window(run, b, window_days)) for b in LEAD_BLOCKS]
+            per_region = np.array(
+                [
+                    [inverse_mse_weights(sse, n)[0] for sse, n in zip(*regional.window(run, b, window_days))]
+                    for b in LEAD_BLOCKS
+                ]
+            )  # (block, region, member)
             out.setdefault(run, {})[species] = (
                 np.array([w for w, _ in per_block]),
                 np.array([rmse for _, rmse in per_block]),
+                per_region[:, region, :].transpose(0, 2, 1),
             )
     return out
 
@@ -309,7 +350,7 @@ def _store_coefficients(
             "coefficients": "log(1 + mos) = intercept + slope log(1 + median); samples behind the fit"
         }
     else:
-        arrays = {"member_bias": ("lead_block", "member"), "member_weights": ("lead_block", "member")}
+        arrays = {"member_bias": CELL_WEIGHT_DIMS[2:4], "member_weights": CELL_WEIGHT_DIMS[2:4]}
         long_names = {
             "member_bias": "log-space shift added to each member (its trailing gridpoint bias, shrunk)",
             "member_weights": "weight of each de-biased member in the cell's region, before renormalisation",
@@ -333,9 +374,24 @@ def _store_coefficients(
 
 
 def _store_weights(
-    coordinator: StoreCoordinator, path: str, weights: dict, positions: dict, window: int
+    coordinator: StoreCoordinator, path: str, name: str, weights: dict, positions: dict, window: int
 ) -> None:
-    """Write the weights and the trailing RMSE behind them (run, species, lead_block, member)."""
+    """Write the weights and the trailing RMSE behind them (run, species, lead_block, member); for a
+    regional product, the weights of each cell's region (run, species, lead_block, member, level, lat,
+    lon)."""
+    if name in REGIONAL:
+        arr = coordinator.ensure_field_array(
+            path, "member_weights", CELL_WEIGHT_DIMS,
+            {"long_name": "member weights of the cell's region before renormalisation over present members"},
+        )  # fmt: skip
+        for run, pos in positions.items():
+            arr[pos] = np.stack([weights[run][sp][2] for sp in SPECIES_NAMES]).reshape(arr.shape[1:])
+        coordinator.update_attrs(
+            path, weight_window_days=window, regions=list(partition_for(coordinator.spec.domain).names),
+            weight_method="inverse trailing MSE per species, lead block and region",
+            updated=datetime.now(UTC).isoformat(timespec="seconds"),
+        )  # fmt: skip
+        return
     w_arr = coordinator.ensure_axis_array(
         path,
         "weights",

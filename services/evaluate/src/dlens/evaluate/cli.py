@@ -49,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--products",
         default=DEFAULT_PRODUCTS,
-        help="comma list: baselines (median, mean, weighted, best-member, median-early; the learned mos and "
-        "emos; the references persistence and climatology), any products/<name> in the "
+        help="comma list: baselines (median, mean, weighted, weighted-regions, best-member, median-early; "
+        "the learned mos and emos; the references persistence and climatology), any products/<name> in the "
         "store (e.g. dlens-<model id>, cams-ensemble) or a pattern of them (dlens-* for every model's), "
         "member names, or 'members' for all 11; the median is always scored as the reference "
         f"(default: {DEFAULT_PRODUCTS})",

@@ -28,8 +28,10 @@ def mean(members: np.ndarray) -> np.ndarray:
 
 
 def weighted(members: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Per point, sum of w_m x_m over the members present, the weights renormalised over them."""
-    w = np.asarray(weights, dtype=np.float64).reshape(-1, *([1] * (members.ndim - 1)))
+    """Per point, sum of w_m x_m over the members present, the weights renormalised over them; weights
+    (member,) for every point alike, or of the members' shape for weights per point."""
+    w = np.asarray(weights, dtype=np.float64)
+    w = w if w.shape == members.shape else w.reshape(-1, *([1] * (members.ndim - 1)))
     present = np.isfinite(members)
     total = np.where(present, w, 0.0).sum(axis=0)
     value = np.where(present, w * members, 0.0).sum(axis=0)
