@@ -24,6 +24,7 @@ DAYS = 16
 SKILL = MockSkill(shared_bias=0.3, absent=((3, 0), (15, 2)))
 TARGETS = [np.datetime64("2025-03-14T00", "h"), np.datetime64("2025-03-16T00", "h")]  # day 15 lacks a member
 WINDOW = 8
+LEADS = (0, 12, 24, 48, 72, 96)
 
 
 def test_log_linear_fit_matches_least_squares_and_shrinks_few_samples():
@@ -70,7 +71,7 @@ def learned(tmp_path_factory, ray_cluster) -> tuple[str, str]:
     stores = []
     for name in ("mock", "future-changed"):
         url = str(tmp_path_factory.mktemp("learned") / f"{name}.zarr")
-        build_mock_store(url, START, days=DAYS, skill=SKILL)
+        build_mock_store(url, START, days=DAYS, leads=LEADS, skill=SKILL)
         if name != "mock":
             _triple_analyses_from(url, TARGETS[0])
         done = ensure_baselines(url, TARGETS, ["median", "mos", "emos"], 7, reference_days=WINDOW)
@@ -115,7 +116,7 @@ def test_emos_weights_follow_the_members_noise(learned):
     names = group.attrs["regions"]
     region = partition_for(StoreReader(learned[0]).spec.domain).index
     land = names.index("AL-land")
-    weights = group["member_weights"][0, 0, 1, :, 0]  # o3, block 025-048, (member, lat, lon)
+    weights = group["member_weights"][0, 0, 0, :, 0]  # o3, block 000-024, (member, lat, lon)
     w = weights[:, region == land][:, 0]
     optimal = 1 / np.square(SKILL.noise)
     assert w.sum() == pytest.approx(1.0, abs=1e-5)
@@ -131,7 +132,7 @@ def test_learned_baselines_use_no_analysis_valid_after_the_run(learned):
     first, second = TARGETS
     assert changed.analysis("o3", first) == pytest.approx(3 * plain.analysis("o3", first))
     for name in ("mos", "emos"):
-        for lead in (0, 48, 96):
+        for lead in (0, 48, 96):  # the first and last blocks, whose windows lag 2 and 5 days
             np.testing.assert_array_equal(
                 plain.product(name, "o3", first, lead), changed.product(name, "o3", first, lead)
             )
