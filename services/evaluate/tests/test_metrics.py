@@ -14,9 +14,11 @@ from dlens.evaluate.metrics import (
     CONTINGENCY,
     METRICS,
     STATISTICS,
+    block_draws,
     bootstrap_rmse_difference,
     categorical_scores,
     contingency_counts,
+    holm,
     pair_statistics,
     scores_from_sums,
     sum_statistics,
@@ -292,3 +294,25 @@ def test_verdict(low, high, expected):
 def test_bootstrap_without_common_runs_is_nan():
     result = bootstrap_rmse_difference(np.ones((2, 3)), np.array([[1, 1, 1], [0, 0, 0]]), reference=0)
     assert all(np.isnan(v).all() and v.shape == (2,) for v in result.values())
+
+
+def test_moving_blocks_keep_consecutive_runs_together():
+    draws = block_draws(10, 200, 4, np.random.default_rng(3))
+    assert draws.shape == (200, 10) and draws.min() >= 0 and draws.max() <= 9
+    # within each resample, runs come in runs of consecutive indices, restarting every 4 draws
+    steps = np.diff(draws, axis=1)
+    assert (steps[:, [0, 1, 2, 4, 5, 6, 8]] == 1).all()
+    plain = block_draws(10, 200, 1, np.random.default_rng(3))
+    np.testing.assert_array_equal(plain, np.random.default_rng(3).integers(0, 10, size=(200, 10)))
+
+
+def test_bootstrap_p_value_and_holm():
+    rng = np.random.default_rng(4)
+    n = np.full((3, 20), 100.0)
+    sse = np.stack([np.full(20, 400.0), np.full(20, 100.0), 400.0 + rng.normal(0, 20, 20)])
+    result = bootstrap_rmse_difference(sse, n, reference=0, resamples=400, block=4)
+    assert np.isnan(result["p_value"][0]) and result["p_value"][1] == 0.0  # always better
+    assert result["p_value"][2] > 0.05  # noise around the reference
+    # Holm by brute force: sorted ascending, scaled by m, m-1, …, running maximum, capped at 1
+    p = np.array([0.01, 0.04, 0.03, np.nan, 0.5])
+    np.testing.assert_allclose(holm(p), [0.04, 0.09, 0.09, np.nan, 0.5])

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     )
     mlflow_experiment: str = Field("dlens", description="MLflow experiment every fit and sweep trial logs to")
     bootstrap_resamples: int = Field(1000, ge=100, description="Bootstrap resamples for confidence intervals")
+    bootstrap_block_runs: int = Field(
+        4,
+        ge=1,
+        description="Moving-block bootstrap: consecutive runs resampled together (4, the days a 96-h "
+        "forecast spans: runs whose forecasts overlap in valid time stay together; 1: the plain bootstrap)",
+    )
 
 
 @lru_cache(maxsize=1)

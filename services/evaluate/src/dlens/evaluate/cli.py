@@ -126,7 +126,7 @@ def make_plan(args: argparse.Namespace, store: str) -> Plan:
     return Plan(
         url=store, runs=runs, species=species, products=products, reference=REFERENCE,
         leads=reader.spec.leads, levels=reader.spec.levels, domain=domain, window=window,
-        regions=regions_for(domain), resamples=args.resamples,
+        regions=regions_for(domain), resamples=args.resamples, block_runs=get_settings().bootstrap_block_runs,
     )  # fmt: skip
 
 
@@ -214,7 +214,13 @@ def _meta(plan: Plan, args: argparse.Namespace, created: datetime) -> dict:
         "lead_blocks": sorted({lead_block(lead) for lead in plan.leads}),
         "regions": plan.regions.to_meta(),
         "seasons": sorted({season_of(r) for r in plan.runs}),
-        "bootstrap": {"resamples": plan.resamples, "confidence": 0.95, "unit": "run"},
+        "bootstrap": {
+            "resamples": plan.resamples,
+            "confidence": 0.95,
+            "unit": "run",
+            "block_runs": plan.block_runs,
+            "multiple_tests": "Holm over each product's species × lead-block rows (p_holm)",
+        },
         "weighted": {
             "window_days": args.weight_days,
             "method": "inverse trailing MSE per species and lead block",

@@ -19,6 +19,7 @@ from dlens.evaluate.metrics import (
     STATISTICS,
     bootstrap_rmse_difference,
     categorical_scores,
+    holm,
     scores_from_sums,
     verdict,
 )
@@ -55,6 +56,7 @@ class Plan:
     regions: Regions
     resamples: int
     seed: int = 0
+    block_runs: int = 1
 
 
 def score_period(plan: Plan) -> tuple[list[dict], list[dict], list[dict], xr.Dataset]:
@@ -157,7 +159,8 @@ def _exceedance(plan: Plan, counts: dict[str, np.ndarray]) -> list[dict]:
 
 
 def _significance(plan: Plan, stats: np.ndarray) -> list[dict]:
-    """Paired bootstrap over runs of the RMSE difference of each product to the reference."""
+    """Paired moving-block bootstrap over runs of the RMSE difference of each product to the reference; each
+    product's p-values Holm-adjusted over its species × level × lead-block rows (`p_holm`)."""
     idx = {name: STATISTICS.index(name) for name in ("n", "ff", "fo", "oo")}
     domain = stats[..., 0, :]  # (run, species, product, lead, level, stat)
     sse_all = domain[..., idx["ff"]] - 2 * domain[..., idx["fo"]] + domain[..., idx["oo"]]
@@ -176,7 +179,7 @@ def _significance(plan: Plan, stats: np.ndarray) -> list[dict]:
                         continue
                     # One pair at a time: a run is dropped only where this product or the reference lacks it.
                     pair = bootstrap_rmse_difference(
-                        sse[[ref, p]], n[[ref, p]], 0, plan.resamples, seed=plan.seed
+                        sse[[ref, p]], n[[ref, p]], 0, plan.resamples, seed=plan.seed, block=plan.block_runs
                     )
                     low, high = float(pair["ci_low"][1]), float(pair["ci_high"][1])
                     records.append({
@@ -185,7 +188,13 @@ def _significance(plan: Plan, stats: np.ndarray) -> list[dict]:
                         "rmse_reference": _number(pair["rmse"][0]),
                         "difference": _number(pair["difference"][1]),
                         "ci_low": _number(low), "ci_high": _number(high), "verdict": verdict(low, high),
+                        "p_value": _number(pair["p_value"][1]),
                     })  # fmt: skip
+    for product in {r["product"] for r in records}:
+        rows = [r for r in records if r["product"] == product and r["lead_block"] != ALL]
+        adjusted = holm(np.array([np.nan if r["p_value"] is None else r["p_value"] for r in rows]))
+        for row, value in zip(rows, adjusted):
+            row["p_holm"] = _number(value)
     return records
 
 

@@ -174,6 +174,15 @@ def categorical_scores(counts: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def block_draws(runs: int, resamples: int, block: int, rng: np.random.Generator) -> np.ndarray:
+    """(resamples, runs) run indices of a moving-block bootstrap (Künsch, Ann. Stat. 17, 1989): blocks of
+    `block` consecutive runs from uniform starts, joined and cut to `runs`; block 1 is the plain bootstrap
+    (the same draws as `rng.integers(0, runs, (resamples, runs))`)."""
+    block = max(1, min(block, runs))
+    starts = rng.integers(0, runs - block + 1, size=(resamples, -(-runs // block)))
+    return (starts[..., None] + np.arange(block)).reshape(resamples, -1)[:, :runs]
+
+
 def bootstrap_rmse_difference(
     sse: np.ndarray,
     n: np.ndarray,
@@ -181,30 +190,55 @@ def bootstrap_rmse_difference(
     resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    block: int = 1,
 ) -> dict[str, np.ndarray]:
-    """Paired bootstrap of RMSE differences to product `reference`, resampling whole runs (last axis).
+    """Paired bootstrap of RMSE differences to product `reference`, resampling whole runs (last axis, in
+    time order) in moving blocks of `block` runs (forecasts of neighbouring runs overlap in valid time).
 
     `sse`, `n`: (P, R) sums of squared errors and pair counts per product and run; runs where any product
-    has no pairs are dropped first (all NaN if none is left). One draw for all products (paired):
-    `np.random.default_rng(seed).integers(0, R, (resamples, R))` over the R kept runs. Returns (P,) arrays
-    "rmse" and "difference" (point estimates on all kept runs) and "ci_low", "ci_high" (percentile interval
-    at `confidence`).
+    has no pairs are dropped first (all NaN if none is left). One draw for all products (paired),
+    `block_draws(R, resamples, block, np.random.default_rng(seed))` over the R kept runs. Returns (P,)
+    arrays "rmse" and "difference" (point estimates on all kept runs), "ci_low", "ci_high" (percentile
+    interval at `confidence`) and "p_value" (two-sided, of a zero difference: twice the smaller share of
+    resampled differences on either side of 0, at most 1; NaN for the reference).
     """
     sse, n = np.asarray(sse, dtype=np.float64), np.asarray(n, dtype=np.float64)
     kept = (n > 0).all(axis=0)
     if not kept.any():
-        return {key: np.full(len(sse), np.nan) for key in ("rmse", "difference", "ci_low", "ci_high")}
+        return {
+            key: np.full(len(sse), np.nan) for key in ("rmse", "difference", "ci_low", "ci_high", "p_value")
+        }
     sse, n = sse[:, kept], n[:, kept]
     runs = sse.shape[1]
     rmse = np.sqrt(sse.sum(axis=1) / n.sum(axis=1))
-    draws = np.random.default_rng(seed).integers(0, runs, size=(resamples, runs))
+    draws = block_draws(runs, resamples, block, np.random.default_rng(seed))
     # times[b, r]: how often run r is drawn in resample b
     rows = np.arange(resamples)[:, None] * runs
     times = np.bincount((rows + draws).ravel(), minlength=resamples * runs).reshape(resamples, runs)
     boot = np.sqrt((times @ sse.T) / (times @ n.T))  # (resamples, P)
     alpha = (1.0 - confidence) / 2
-    ci_low, ci_high = np.quantile(boot - boot[:, [reference]], [alpha, 1.0 - alpha], axis=0)
-    return {"rmse": rmse, "difference": rmse - rmse[reference], "ci_low": ci_low, "ci_high": ci_high}
+    differences = boot - boot[:, [reference]]
+    ci_low, ci_high = np.quantile(differences, [alpha, 1.0 - alpha], axis=0)
+    p_value = np.minimum(
+        1.0, 2 * np.minimum((differences <= 0).mean(axis=0), (differences >= 0).mean(axis=0))
+    )
+    p_value[reference] = np.nan
+    return {
+        "rmse": rmse, "difference": rmse - rmse[reference], "ci_low": ci_low, "ci_high": ci_high,
+        "p_value": p_value,
+    }  # fmt: skip
+
+
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment of p-values for multiple tests (Holm, Scand. J. Stat. 6, 1979): the k-th
+    smallest of m becomes max over j ≤ k of (m − j + 1) p_(j), at most 1; NaN entries are left out."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    order = finite[np.argsort(p[finite], kind="stable")]
+    scaled = (len(order) - np.arange(len(order))) * p[order]
+    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return out
 
 
 def verdict(ci_low: float, ci_high: float) -> str:

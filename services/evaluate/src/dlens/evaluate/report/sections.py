@@ -50,7 +50,8 @@ def header_html(ctx: Context) -> str:
     )
     boot = meta.get("bootstrap") or {}
     boot_text = (
-        f"{boot.get('resamples', '?')} resamples by {boot.get('unit', '?')}, "
+        f"{boot.get('resamples', '?')} resamples by {boot.get('unit', '?')} "
+        f"(moving blocks of {boot.get('block_runs', 1)}), "
         f"{100 * float(boot.get('confidence', 0.95)):.0f}% intervals"
         if boot
         else "not given"
