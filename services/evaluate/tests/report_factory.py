@@ -41,6 +41,7 @@ def _scores(rng: np.random.Generator, product: str, species: str, lead: float, s
         "r": float(np.clip(0.92 - 0.25 * (skill - 0.9) - lead / 800, 0, 1)),
         "mnmb": bias / mean,
         "fge": 0.9 * rmse / mean,
+        "variance_ratio": float(np.clip(1.1 - 0.3 * skill + lead / 1000, 0.3, 1.2)),
     }
 
 

@@ -64,8 +64,8 @@ def _brute_statistics(forecast: np.ndarray, observed: np.ndarray) -> np.ndarray:
 def test_public_names():
     assert STATISTICS == ("n", "f", "o", "ff", "oo", "fo", "abs", "n_pos", "mnmb", "fge")
     assert CONTINGENCY == ("hits", "misses", "false_alarms", "correct_negatives")
-    assert list(METRICS) == ["rmse", "mae", "bias", "r", "mnmb", "fge"]
-    assert all(m.best in ("low", "zero", "high") for m in METRICS.values())
+    assert list(METRICS) == ["rmse", "mae", "bias", "r", "mnmb", "fge", "variance_ratio"]
+    assert all(m.best in ("low", "zero", "one", "high") for m in METRICS.values())
     assert METRICS["rmse"].units == "µg/m3" and METRICS["r"].units == "1"
 
 
@@ -316,3 +316,17 @@ def test_bootstrap_p_value_and_holm():
     # Holm by brute force: sorted ascending, scaled by m, m-1, …, running maximum, capped at 1
     p = np.array([0.01, 0.04, 0.03, np.nan, 0.5])
     np.testing.assert_allclose(holm(p), [0.04, 0.09, 0.09, np.nan, 0.5])
+
+
+def test_variance_ratio_matches_numpy(pairs):
+    forecast, observed = pairs
+    sums = sum_statistics(forecast, observed)  # (lead, 1, S)
+    for lead in range(forecast.shape[0]):
+        ok = np.isfinite(forecast[lead]) & np.isfinite(observed[lead])
+        expected = forecast[lead][ok].std() / observed[lead][ok].std()
+        assert METRICS["variance_ratio"](sums[lead, 0]) == pytest.approx(expected, rel=1e-9)
+    smooth = sum_statistics(np.full((4, 4), 3.0), np.arange(16.0).reshape(4, 4))
+    assert METRICS["variance_ratio"](smooth[0]) == 0.0
+    assert np.isnan(
+        METRICS["variance_ratio"](sum_statistics(np.arange(16.0).reshape(4, 4), np.ones((4, 4)))[0])
+    )

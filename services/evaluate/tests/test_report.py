@@ -146,6 +146,15 @@ def test_all_nan_maps_and_missing_pieces(tmp_path: Path) -> None:
     assert no2.count("<img") == 1  # the lead-time plot; the maps say "no data"
 
 
+def test_metrics_of_an_older_version_render_without_the_newer_scores(tmp_path: Path) -> None:
+    metrics, maps = F.make_metrics(), F.make_maps()
+    for row in metrics["continuous"]:
+        del row["variance_ratio"]  # metrics.json written before the variance ratio existed
+    text, _ = parse(write_report(metrics, maps, tmp_path, progress=False))
+    assert "σ ratio" not in text and "RMSE" in text
+    assert "σ ratio" in parse(write_report(F.make_metrics(), maps, tmp_path / "new", progress=False))[0]
+
+
 def test_empty_metrics(tmp_path: Path) -> None:
     index = write_report({}, xr.Dataset(), tmp_path, progress=False)
     text = index.read_text(encoding="utf-8")

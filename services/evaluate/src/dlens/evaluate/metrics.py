@@ -109,6 +109,15 @@ def _rmse(s: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.sqrt(np.maximum(_ratio(s["ff"] - 2 * s["fo"] + s["oo"], s["n"]), 0.0))
 
 
+def _variance_ratio(s: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Forecast standard deviation over the analysis', both about their own means: below 1, a forecast
+    smoother than what it forecasts (what RMSE rewards and a forecaster cannot use for peaks)."""
+    var_f = _ratio(s["ff"], s["n"]) - _ratio(s["f"], s["n"]) ** 2
+    var_o = _ratio(s["oo"], s["n"]) - _ratio(s["o"], s["n"]) ** 2
+    defined = var_o > _ZERO_VARIANCE * _ratio(s["oo"], s["n"])
+    return _ratio(np.sqrt(np.maximum(var_f, 0.0)), np.sqrt(np.where(defined, var_o, 0.0)))
+
+
 def _pearson_r(s: Mapping[str, np.ndarray]) -> np.ndarray:
     mean_f, mean_o = _ratio(s["f"], s["n"]), _ratio(s["o"], s["n"])
     sxx, syy, sxy = s["ff"] - mean_f * s["f"], s["oo"] - mean_o * s["o"], s["fo"] - mean_f * s["o"]
@@ -118,7 +127,8 @@ def _pearson_r(s: Mapping[str, np.ndarray]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Metric:
-    """One score computed from summed statistics; `best` says how to read it: "low", "zero" or "high"."""
+    """One score computed from summed statistics; `best` says how to read it: "low", "zero", "one" or
+    "high"."""
 
     name: str
     long_name: str
@@ -143,6 +153,7 @@ METRICS: dict[str, Metric] = {
             "mnmb", "modified normalised mean bias", "1", "zero", lambda s: _ratio(2 * s["mnmb"], s["n_pos"])
         ),
         Metric("fge", "fractional gross error", "1", "low", lambda s: _ratio(2 * s["fge"], s["n_pos"])),
+        Metric("variance_ratio", "forecast std / analysis std", "1", "one", _variance_ratio),
     )
 }
 

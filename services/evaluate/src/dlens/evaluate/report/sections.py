@@ -97,7 +97,10 @@ def blocks_html(ctx: Context, species: str) -> str:
     rows = rows[rows["region"].isin(["domain"]) & rows["season"].isin(["all"])]
     if rows.empty:
         return NO_DATA
-    columns = [("n", "n", "count", None), *SCORES]
+    columns = [
+        ("n", "n", "count", None),
+        *(s for s in SCORES if s[0] in rows.columns),
+    ]  # older reports lack some
     tables = []
     for block in ["all", *ctx.blocks]:
         part = rows[rows["lead_block"] == block]

@@ -23,6 +23,7 @@ SCORES = (
     ("r", "r", "ratio3", "max"),
     ("mnmb", "MNMB", "signed3", "absmin"),
     ("fge", "FGE", "ratio3", "min"),
+    ("variance_ratio", "σ ratio", "ratio3", "onemin"),
 )
 
 
@@ -67,7 +68,7 @@ def best_flags(values: Sequence[Any], rule: str | None) -> list[bool]:
     floats = [float(v) if finite(v) else math.nan for v in values]
     if rule is None or sum(math.isfinite(v) for v in floats) < 2:
         return [False] * len(floats)
-    key = {"min": lambda v: v, "max": lambda v: -v, "absmin": abs}[rule]
+    key = {"min": lambda v: v, "max": lambda v: -v, "absmin": abs, "onemin": lambda v: abs(v - 1)}[rule]
     keys = [key(v) for v in floats if math.isfinite(v)]
     best = min(keys)
     if math.isclose(best, max(keys), rel_tol=1e-9, abs_tol=1e-12):  # all equal: nothing stands out
