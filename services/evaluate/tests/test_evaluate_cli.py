@@ -77,6 +77,22 @@ def test_a_reference_without_analyses_before_the_run_is_absent(tmp_path, ray_clu
     )
 
 
+def test_skill_scores_against_the_median_and_the_references(evaluated):
+    """skill_<ref> = 1 − (RMSE / RMSE_ref)² in every record, the reference's own row 0."""
+    _, _, metrics = evaluated
+    rows = pd.DataFrame(metrics["continuous"])
+    key = ["species", "level", "lead_block", "region", "season"]
+    blocks = rows[rows["lead"].isna()].set_index(["product", *key]).sort_index()
+    for ref in ("median", "persistence", "climatology"):
+        theirs = blocks.loc[ref, "rmse"]
+        for product in ("weighted", "mean", ref):
+            own = blocks.loc[product]
+            expected = 1 - (own["rmse"] / theirs.reindex(own.index)) ** 2
+            np.testing.assert_allclose(own[f"skill_{ref}"], expected, rtol=1e-12)
+    assert (blocks.loc["median", "skill_persistence"] > 0).all()  # the members beat yesterday repeated
+    assert (blocks.loc["median", "skill_median"] == 0).all()
+
+
 def overall(metrics: dict) -> pd.DataFrame:
     c = pd.DataFrame(metrics["continuous"])
     sel = (c.lead_block == "all") & (c.region == "domain") & (c.season == "all")

@@ -29,6 +29,8 @@ from dlens.evaluate.scoring import MAP_SUMS, Window, mapped_products, score_unit
 SEASONS = {12: "DJF", 1: "DJF", 2: "DJF", 3: "MAM", 4: "MAM", 5: "MAM",
            6: "JJA", 7: "JJA", 8: "JJA", 9: "SON", 10: "SON", 11: "SON"}  # fmt: skip
 ALL = "all"
+#: The references every product's MSE skill score is computed against, where the plan scores them.
+SKILL_REFERENCES: tuple[str, ...] = ("median", "persistence", "climatology")
 
 
 def season_of(run: np.datetime64) -> str:
@@ -133,6 +135,20 @@ def _continuous(plan: Plan, stats: np.ndarray) -> list[dict]:
                         {**base, "lead": None, "lead_block": ALL, "region": "domain", "season": str(season)},
                         stats[seasons == season, s, p, :, v, 0].sum(axis=(0, 1)),
                     ))  # fmt: skip
+    return _with_skill_scores(records, plan.products)
+
+
+def _with_skill_scores(records: list[dict], products: tuple[str, ...]) -> list[dict]:
+    """Add `skill_<ref>` = 1 − MSE / MSE_ref to each record, against every reference of SKILL_REFERENCES
+    the plan scores, over the same species, level, lead, block, region and season (None where undefined)."""
+    key = ("species", "level", "lead", "lead_block", "region", "season")
+    references = [ref for ref in SKILL_REFERENCES if ref in products]
+    rmse = {(r["product"], *(r[k] for k in key)): r["rmse"] for r in records}
+    for record in records:
+        for ref in references:
+            own, theirs = record["rmse"], rmse.get((ref, *(record[k] for k in key)))
+            defined = own is not None and theirs is not None and theirs > 0
+            record[f"skill_{ref}"] = 1.0 - (own / theirs) ** 2 if defined else None
     return records
 
 
