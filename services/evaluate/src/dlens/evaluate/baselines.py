@@ -116,13 +116,14 @@ def product_unit(
     names: Sequence[str],
     positions: dict[str, int],
     weights: dict[str, tuple[np.ndarray, np.ndarray]],
+    region: np.ndarray,
     fitted: dict[str, dict[str, MosCoefficients | EmosCoefficients]],
     reference_days: int,
 ) -> dict:
     """Write the products `names` of one run for every species; return the status per (name, species).
 
-    weights: species -> weights (block, member) and per cell (block, member, cell) for the skill-weighted
-    products; fitted: learned baseline
+    weights: species -> weights over the domain (block, member) and per region (block, region, member)
+    for the skill-weighted products; region: (cell,) region index of each cell; fitted: learned baseline
     -> species -> its coefficients for this run; reference_days: the climatology's trailing window.
     """
     reader = StoreReader(url)
@@ -145,7 +146,7 @@ def product_unit(
                     field = fitted[name][species].forecast(members, li, block)
                 elif name in SKILL_WEIGHTED:
                     w = (
-                        weights[species][1][block].reshape(members.shape)
+                        weights[species][1][block][region].T.reshape(members.shape)
                         if name in REGIONAL
                         else weights[species][0][block]
                     )
@@ -201,17 +202,18 @@ def ensure_baselines(
         weights = _trailing_weights(url, reader, all_runs, window_days, report)
     learned = [name for name in todo if name in LEARNED]
     fitted = _fit_learned(url, reader, todo, learned, reference_days, report) if learned else {}
+    region, _ = _cell_regions(reader)
     positions = {}
     for name in todo:
         path = coordinator.ensure_product(name)
         coordinator.update_attrs(path, description=DESCRIPTIONS[name], units="µg/m3")
         positions[name] = dict(zip(all_runs, coordinator.ensure_axis(path, [_dt(r) for r in all_runs])))
         if name in SKILL_WEIGHTED:
-            _store_weights(coordinator, path, name, weights, positions[name], window_days)
+            _store_weights(coordinator, path, name, weights, positions[name], window_days, reader)
         if name == "climatology":
             coordinator.update_attrs(path, reference_window_days=reference_days)
         if name in LEARNED:
-            _store_coefficients(coordinator, path, name, fitted, positions[name], reader)
+            _store_coefficients(coordinator, path, name, fitted[name], positions[name])
             coordinator.update_attrs(path, reference_window_days=reference_days)
 
     committed: dict[str, set[np.datetime64]] = {}
@@ -225,9 +227,7 @@ def ensure_baselines(
     units = []
     for run in all_runs:
         names_for_run = [name for name, rs in todo.items() if run in rs]
-        run_weights = (
-            {sp: (weights[run][sp][0], weights[run][sp][2]) for sp in SPECIES_NAMES} if run in weights else {}
-        )
+        run_weights = {sp: (w[0], w[2]) for sp, w in weights[run].items()} if run in weights else {}
         units.append(
             Unit(
                 f"products {_day(run)}",
@@ -238,6 +238,7 @@ def ensure_baselines(
                     names_for_run,
                     {n: positions[n][run] for n in names_for_run},
                     run_weights,
+                    region,
                     {n: fitted[n][run] for n in names_for_run if n in LEARNED},
                     reference_days,
                 ),
@@ -252,13 +253,11 @@ def ensure_baselines(
 def _trailing_weights(
     url: str, reader: StoreReader, runs: list[np.datetime64], window_days: int, report: BaselineReport
 ) -> dict[np.datetime64, dict[str, tuple[np.ndarray, ...]]]:
-    """run -> species -> (weights (block, member), trailing RMSE (block, member), weights per cell (block,
-    member, cell) from the weights per region)."""
-    earliest = runs[0] - np.timedelta64(24 * (window_days + max(map(block_lag_days, LEAD_BLOCKS))), "h")
-    history = [r for r in reader.complete_runs() if earliest <= r < runs[-1]]
-    partition = partition_for(reader.spec.domain)
-    region = np.tile(partition.index.ravel(), len(reader.spec.levels))
-    args = (region, len(partition.names))
+    """run -> species -> (weights (block, member), trailing RMSE (block, member), weights per region (block,
+    region, member))."""
+    history = _past_runs(reader, runs, window_days)
+    region, names = _cell_regions(reader)
+    args = (region, len(names))
     results: list[dict] = []
     fan = fan_out(
         [Unit(f"skill {_day(r)}", member_skill_unit, (url, str(r), *args)) for r in history],
@@ -269,7 +268,7 @@ def _trailing_weights(
     results.sort(key=lambda r: r["run"])
     days = np.array([np.datetime64(r["run"], "D") for r in results], dtype="datetime64[D]")
     shape = (0, len(LEAD_BLOCKS), len(MEMBERS))
-    regional_shape = (0, len(LEAD_BLOCKS), len(partition.names), len(MEMBERS))
+    regional_shape = (0, len(LEAD_BLOCKS), len(names), len(MEMBERS))
     out: dict[np.datetime64, dict[str, tuple[np.ndarray, ...]]] = {}
     for k, species in enumerate(SPECIES_NAMES):
         skill = MemberSkill(
@@ -293,9 +292,21 @@ def _trailing_weights(
             out.setdefault(run, {})[species] = (
                 np.array([w for w, _ in per_block]),
                 np.array([rmse for _, rmse in per_block]),
-                per_region[:, region, :].transpose(0, 2, 1),
+                per_region,
             )
     return out
+
+
+def _cell_regions(reader: StoreReader) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The region index of every cell (level, lat, lon flattened) and the region names (partition_for)."""
+    partition = partition_for(reader.spec.domain)
+    return np.tile(partition.index.ravel(), len(reader.spec.levels)), partition.names
+
+
+def _past_runs(reader: StoreReader, targets: Sequence[np.datetime64], days: int) -> list[np.datetime64]:
+    """The complete runs any trailing window of `days` of the sorted `targets` may need, for every block."""
+    earliest = targets[0] - np.timedelta64(24 * (days + max(map(block_lag_days, LEAD_BLOCKS))), "h")
+    return [r for r in reader.complete_runs() if earliest <= r < targets[-1]]
 
 
 def _fit_learned(
@@ -307,74 +318,70 @@ def _fit_learned(
     report: BaselineReport,
 ) -> dict[str, dict[np.datetime64, dict[str, MosCoefficients | EmosCoefficients]]]:
     """name -> run -> species -> coefficients of the learned baselines, from the trailing windows' runs."""
-    targets = sorted({run for name in names for run in todo[name]})
-    longest = max(map(block_lag_days, LEAD_BLOCKS)) + days
-    earliest = targets[0] - np.timedelta64(24 * longest, "h")
-    past = [r for r in reader.complete_runs() if earliest <= r < targets[-1]]
-    partition = partition_for(reader.spec.domain)
-    region = np.tile(partition.index.ravel(), len(reader.spec.levels))
+    past = _past_runs(reader, sorted({run for name in names for run in todo[name]}), days)
+    region, regions = _cell_regions(reader)
     histories: list[RunHistory] = []
     fan = fan_out(
-        [
-            Unit(f"history {_day(r)}", run_history_unit, (url, str(r), region, len(partition.names)))
-            for r in past
-        ],
+        [Unit(f"history {_day(r)}", run_history_unit, (url, str(r), region, len(regions))) for r in past],
         histories.append,
         desc="baseline history",
     )
     report.failed += fan.failed
-    out: dict[str, dict[np.datetime64, dict]] = {name: {} for name in names}
-    for name in names:
-        for run in todo[name]:
-            if name == "mos":
-                fit = {
-                    sp: fit_mos(histories, run, sp, reader.spec.leads, region.size, days)
-                    for sp in SPECIES_NAMES
-                }
-            else:
-                fit = {
-                    sp: fit_emos(histories, run, sp, region, len(partition.names), days)
-                    for sp in SPECIES_NAMES
-                }
-            out[name][run] = fit
-    return out
+    fits = {
+        "mos": lambda run, sp: fit_mos(histories, run, sp, reader.spec.leads, region.size, days),
+        "emos": lambda run, sp: fit_emos(histories, run, sp, region, len(regions), days),
+    }
+    return {
+        name: {run: {sp: fits[name](run, sp) for sp in SPECIES_NAMES} for run in todo[name]} for name in names
+    }
+
+
+#: What the learned baselines keep per run in their group: array -> (dims between species and level,
+#: long name).
+COEFFICIENT_ARRAYS = {
+    "coefficients": (
+        ("lead", "coefficient"),
+        "log(1 + mos) = intercept + slope log(1 + median); samples behind the fit",
+    ),
+    "member_bias": (
+        CELL_WEIGHT_DIMS[2:4],
+        "log-space shift added to each member (its trailing gridpoint bias, shrunk)",
+    ),
+    "member_weights": (
+        CELL_WEIGHT_DIMS[2:4],
+        "weight of each de-biased member in the cell's region, before renormalisation",
+    ),
+}
 
 
 def _store_coefficients(
-    coordinator: StoreCoordinator, path: str, name: str, fitted: dict, positions: dict, reader: StoreReader
+    coordinator: StoreCoordinator, path: str, name: str, fitted: dict, positions: dict
 ) -> None:
-    """Write a learned baseline's coefficients per run into its group (docs/evaluate.md)."""
-    if name == "mos":
-        arrays = {"coefficients": ("lead", "coefficient")}
-        long_names = {
-            "coefficients": "log(1 + mos) = intercept + slope log(1 + median); samples behind the fit"
-        }
-    else:
-        arrays = {"member_bias": CELL_WEIGHT_DIMS[2:4], "member_weights": CELL_WEIGHT_DIMS[2:4]}
-        long_names = {
-            "member_bias": "log-space shift added to each member (its trailing gridpoint bias, shrunk)",
-            "member_weights": "weight of each de-biased member in the cell's region, before renormalisation",
-        }
-    for key, dims in arrays.items():
-        arr = coordinator.ensure_field_array(
-            path,
-            key,
-            ("run", "species", *dims, "level", "latitude", "longitude"),
-            {"long_name": long_names[key]},
-        )
-        for run, pos in positions.items():
-            per_species = [fitted[name][run][sp] for sp in SPECIES_NAMES]
-            if name == "mos":
-                values = [c.stacked() for c in per_species]
-            else:
-                values = [c.bias if key == "member_bias" else c.weights for c in per_species]
-            arr[pos] = np.stack(values).reshape(arr.shape[1:])
+    """Write a learned baseline's coefficients per run into its group (docs/evaluate.md); fitted: run ->
+    species -> coefficients."""
+    for run, pos in positions.items():
+        per_species = [fitted[run][sp].store_arrays() for sp in SPECIES_NAMES]
+        for key in per_species[0]:
+            dims, long_name = COEFFICIENT_ARRAYS[key]
+            arr = coordinator.ensure_field_array(
+                path,
+                key,
+                ("run", "species", *dims, "level", "latitude", "longitude"),
+                {"long_name": long_name},
+            )
+            arr[pos] = np.stack([arrays[key] for arrays in per_species]).reshape(arr.shape[1:])
     if name == "emos":
-        coordinator.update_attrs(path, regions=list(partition_for(reader.spec.domain).names))
+        coordinator.update_attrs(path, regions=list(partition_for(coordinator.spec.domain).names))
 
 
 def _store_weights(
-    coordinator: StoreCoordinator, path: str, name: str, weights: dict, positions: dict, window: int
+    coordinator: StoreCoordinator,
+    path: str,
+    name: str,
+    weights: dict,
+    positions: dict,
+    window: int,
+    reader: StoreReader,
 ) -> None:
     """Write the weights and the trailing RMSE behind them (run, species, lead_block, member); for a
     regional product, the weights of each cell's region (run, species, lead_block, member, level, lat,
@@ -384,10 +391,12 @@ def _store_weights(
             path, "member_weights", CELL_WEIGHT_DIMS,
             {"long_name": "member weights of the cell's region before renormalisation over present members"},
         )  # fmt: skip
+        region, names = _cell_regions(reader)
         for run, pos in positions.items():
-            arr[pos] = np.stack([weights[run][sp][2] for sp in SPECIES_NAMES]).reshape(arr.shape[1:])
+            per_cell = [weights[run][sp][2][:, region, :].transpose(0, 2, 1) for sp in SPECIES_NAMES]
+            arr[pos] = np.stack(per_cell).reshape(arr.shape[1:])
         coordinator.update_attrs(
-            path, weight_window_days=window, regions=list(partition_for(coordinator.spec.domain).names),
+            path, weight_window_days=window, regions=list(names),
             weight_method="inverse trailing MSE per species, lead block and region",
             updated=datetime.now(UTC).isoformat(timespec="seconds"),
         )  # fmt: skip

@@ -27,18 +27,27 @@ MIN_PRESENT_WEIGHT = 0.2
 
 @dataclass
 class EmosCoefficients:
-    """Per lead block, member and cell: the de-biasing shift and the weight of the cell's region."""
+    """Per lead block: the de-biasing shift of each member and cell, and the weights of each region."""
 
     bias: np.ndarray  # (block, member, cell)
-    weights: np.ndarray  # (block, member, cell)
     region_weights: np.ndarray  # (block, region, member)
+    region: np.ndarray  # (cell,) index into the regions
+
+    def cell_weights(self, block_index: int) -> np.ndarray:
+        """(member, cell): the weights of each cell's region."""
+        return self.region_weights[block_index][self.region].T
+
+    def store_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays kept in the product's group, (lead_block, member, cell) each."""
+        weights = np.stack([self.cell_weights(b) for b in range(len(self.bias))])
+        return {"member_bias": self.bias, "member_weights": weights.astype(np.float32)}
 
     def forecast(self, members: np.ndarray, lead_index: int, block_index: int) -> np.ndarray:
         """The EMOS field (level, lat, lon) from the members of one lead (NaN where none is present)."""
         shape = members.shape[1:]
         z = to_log(members).reshape(len(members), -1) + self.bias[block_index]
         present = np.isfinite(z)
-        w = np.where(present, self.weights[block_index], 0.0)
+        w = np.where(present, self.cell_weights(block_index), 0.0)
         total = w.sum(axis=0)
         count = present.sum(axis=0)
         share = np.where(
@@ -90,6 +99,4 @@ def fit_emos(
         bias, w = fit_block(sums, region, regions)
         biases.append(bias)
         weights.append(w)
-    region_weights = np.array(weights)
-    per_cell = region_weights[:, region, :].transpose(0, 2, 1)
-    return EmosCoefficients(np.array(biases, dtype=np.float32), per_cell.astype(np.float32), region_weights)
+    return EmosCoefficients(np.array(biases, dtype=np.float32), np.array(weights), region)

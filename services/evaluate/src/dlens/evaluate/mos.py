@@ -37,9 +37,10 @@ class MosCoefficients:
         log = self.intercept[lead_index] + self.slope[lead_index] * to_log(median).ravel()
         return np.maximum(np.expm1(log), 0.0).reshape(median.shape).astype(np.float32)
 
-    def stacked(self) -> np.ndarray:
-        """(lead, coefficient, cell): intercept, slope, samples (the store's `coefficient` labels)."""
-        return np.stack([self.intercept, self.slope, self.samples], axis=1)
+    def store_arrays(self) -> dict[str, np.ndarray]:
+        """The array kept in the product's group: (lead, coefficient, cell) with intercept, slope and
+        samples (the store's `coefficient` labels)."""
+        return {"coefficients": np.stack([self.intercept, self.slope, self.samples], axis=1)}
 
 
 def fit_log_linear(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
