@@ -42,6 +42,9 @@ def _scores(rng: np.random.Generator, product: str, species: str, lead: float, s
         "mnmb": bias / mean,
         "fge": 0.9 * rmse / mean,
         "variance_ratio": float(np.clip(1.1 - 0.3 * skill + lead / 1000, 0.3, 1.2)),
+        "rmse_top5": 1.6 * rmse,
+        "bias_top5": -0.5 * rmse,
+        "skill_persistence": 1 - (skill / 1.6) ** 2,
     }
 
 
@@ -59,6 +62,7 @@ def make_metrics(
     n_runs = len(runs)
     continuous: list[dict] = []
     exceedance: list[dict] = []
+    mda8: list[dict] = []
     significance: list[dict] = []
     for s in species:
         for p in products:
@@ -115,8 +119,17 @@ def make_metrics(
                             "pod": pod,
                             "far": far,
                             "csi": csi,
+                            "sedi": float(np.clip(0.9 - 0.3 * SKILL.get(p, 1.2), -1, 1))
+                            if observed
+                            else None,
+                            "fss": float(np.clip(1.0 - 0.4 * SKILL.get(p, 1.2), 0, 1)) if observed else None,
+                            "fss_window": 5,
                         }
                     )
+            if s == "o3":
+                for block in [*blocks, "all"]:
+                    row = {**base, "lead_block": block, "region": "domain"}
+                    mda8.append({**row, "n": n_runs * 64 * 96, **_scores(rng, p, s, 48.0, 0.8)})
     by_key = {
         (r["product"], r["species"], r["lead_block"]): r["rmse"]
         for r in continuous
@@ -170,6 +183,7 @@ def make_metrics(
         },
         "continuous": continuous,
         "exceedance": exceedance,
+        "mda8": mda8,
         "significance": significance,
     }
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import zarr
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.stats import spearmanr
 
 from dlens.common.layout import Status
@@ -170,7 +171,7 @@ def test_report_files_and_store_copy(evaluated):
     assert meta["products"][0] == "median" and len(meta["members"]) == 11
     assert {"domain", "land", "AL"} <= set(meta["regions"])
     exceed = pd.DataFrame(metrics["exceedance"])
-    assert set(exceed.threshold_name) == {"information", "alert", "limit"}
+    assert set(exceed.threshold_name) == {"information", "alert", "limit"}  # no MDA8 of 12-hourly leads
     assert ((exceed.hits + exceed.misses + exceed.false_alarms + exceed.correct_negatives) > 0).all()
     copies = list((Path(store) / "reports").iterdir())
     assert len(copies) == 1
@@ -274,3 +275,60 @@ def test_console_script_on_s3(s3_bucket, tmp_path, ray_cluster):
     listed = s3fs.S3FileSystem().find(f"{s3_bucket}/store.zarr/reports")
     assert any(p.endswith("/index.html") for p in listed) and any(p.endswith("metrics.json") for p in listed)
     assert any(p.endswith(".png") for p in listed)
+
+
+def test_mda8_and_the_top_five_percent_match_a_brute_force(tmp_path, ray_cluster):
+    """On hourly leads: the O3 MDA8 scores and exceedance counts and the RMSE over each run's top 5 % of
+    analysed values equal a recomputation from the stored median and analysis."""
+    store, out = str(tmp_path / "hourly.zarr"), tmp_path / "report"
+    build_mock_store(store, START, days=4, leads=range(97))
+    assert main(["--no-progress", "--start", "2025-03-02", "--days", "2", "--resamples", "100", "--store", store,
+                 "--species", "o3", "--products", "median", "--out", str(out)]) == 0  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    reader = StoreReader(store)
+    sse = {"mda8": 0.0, "top": 0.0}
+    n = {"mda8": 0, "top": 0}
+    for day in (2, 3):
+        run = np.datetime64(f"2025-03-0{day}T00", "h")
+        median = np.stack([reader.product("median", "o3", run, h)[0] for h in range(97)]).astype(np.float64)
+        truth = np.stack([_analysis(reader, run + np.timedelta64(h, "h")) for h in range(97)])
+        top = truth >= np.nanpercentile(truth, 95)
+        sse["top"] += ((median - truth)[top] ** 2).sum()
+        n["top"] += top.sum()
+        forecast, observed = _mda8(median), _mda8(truth)
+        ok = np.isfinite(forecast) & np.isfinite(observed)
+        sse["mda8"] += ((forecast - observed)[ok] ** 2).sum()
+        n["mda8"] += ok.sum()
+    (mda8,) = [r for r in metrics["mda8"] if r["product"] == "median" and r["lead_block"] == "all"
+               and r["region"] == "domain"]  # fmt: skip
+    assert n["mda8"] > 0 and mda8["n"] == n["mda8"]
+    assert mda8["rmse"] == pytest.approx(np.sqrt(sse["mda8"] / n["mda8"]), rel=1e-6)
+    (row,) = [r for r in metrics["continuous"] if r["product"] == "median" and r["lead_block"] == "all"
+              and r["region"] == "domain" and r["season"] == "all"]  # fmt: skip
+    assert row["rmse_top5"] == pytest.approx(np.sqrt(sse["top"] / n["top"]), rel=1e-6)
+    assert row["rmse_top5"] > row["rmse"]  # the mock's errors grow with the concentration
+    (target,) = [r for r in metrics["exceedance"] if r["product"] == "median" and r["averaging"] == "mda8"
+                 and r["lead_block"] == "all"]  # fmt: skip
+    assert target["threshold"] == 120 and target["threshold_name"] == "target"
+    assert sum(target[k] for k in ("hits", "misses", "false_alarms", "correct_negatives")) == n["mda8"]
+    assert all(r["fss_window"] == 5 and "sedi" in r and "fss" in r for r in metrics["exceedance"])
+
+
+def _analysis(reader: StoreReader, valid: np.datetime64) -> np.ndarray:
+    field = reader.analysis("o3", valid)
+    return np.full(reader.spec.domain.shape, np.nan) if field is None else field[0].astype(np.float64)
+
+
+def _mda8(hourly: np.ndarray) -> np.ndarray:
+    """(4, lat, lon) maxima of the 8-h means ending in days 0-3 of leads 0-96: windows with ≥ 6 hours, days
+    with ≥ 75 % of their windows."""
+    windows = sliding_window_view(hourly, 8, axis=0)  # window i: leads i .. i + 7
+    count = np.isfinite(windows).sum(axis=-1)
+    means = np.where(count >= 6, np.nansum(windows, axis=-1) / np.maximum(count, 1), np.nan)
+    days = []
+    for day in range(4):
+        day_means = means[np.arange(max(7, 24 * day), 24 * day + 24) - 7]
+        enough = np.isfinite(day_means).sum(axis=0) >= np.ceil(0.75 * len(day_means))
+        highest = np.where(np.isfinite(day_means), day_means, -np.inf).max(axis=0)
+        days.append(np.where(enough, highest, np.nan))
+    return np.stack(days)

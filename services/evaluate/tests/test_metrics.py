@@ -7,6 +7,7 @@ import operator
 import numpy as np
 import pytest
 import scores
+import scores.spatial
 import xarray as xr
 
 from dlens.evaluate import metrics
@@ -18,6 +19,8 @@ from dlens.evaluate.metrics import (
     bootstrap_rmse_difference,
     categorical_scores,
     contingency_counts,
+    fractions_sums,
+    fss,
     holm,
     pair_statistics,
     scores_from_sums,
@@ -179,6 +182,10 @@ def test_contingency_matches_scores(pairs):
     np.testing.assert_allclose(result["pod"], table.probability_of_detection(), rtol=1e-12)
     np.testing.assert_allclose(result["far"], table.false_alarm_ratio(), rtol=1e-12)
     np.testing.assert_allclose(result["csi"], table.critical_success_index(), rtol=1e-12)
+    np.testing.assert_allclose(result["sedi"], table.symmetric_extremal_dependence_index(), rtol=1e-12)
+    # SEDI's logarithms need a hit rate and a false-alarm rate strictly between 0 and 1
+    undefined = categorical_scores(np.array([[5, 0, 3, 90], [0, 4, 3, 90], [2, 2, 0, 90], [2, 2, 5, 0]]))
+    assert np.isnan(undefined["sedi"]).all() and np.isfinite(undefined["csi"]).all()
 
 
 def test_event_is_strictly_above_threshold():
@@ -330,3 +337,37 @@ def test_variance_ratio_matches_numpy(pairs):
     assert np.isnan(
         METRICS["variance_ratio"](sum_statistics(np.arange(16.0).reshape(4, 4), np.ones((4, 4)))[0])
     )
+
+
+@pytest.mark.parametrize("window", [1, 3, 7])
+def test_fractions_skill_score_matches_scores(pairs, window):
+    forecast, observed = pairs
+    forecast, observed = np.nan_to_num(forecast), np.nan_to_num(observed)  # scores' FSS has no NaN rule
+    sums = fractions_sums(forecast, observed, THRESHOLD, window)
+    assert sums.shape == (3, 3)
+    fcst = xr.DataArray(forecast, dims=DIMS)
+    obs = xr.DataArray(observed, dims=DIMS)
+    for lead in range(3):
+        expected = scores.spatial.fss_2d_single_field(
+            forecast[lead], observed[lead], event_threshold=THRESHOLD, window_size=(window, window)
+        )
+        assert fss(sums[lead]) == pytest.approx(float(expected), rel=1e-9)
+    aggregated = scores.spatial.fss_2d(
+        fcst, obs, event_threshold=THRESHOLD, window_size=(window, window), spatial_dims=("y", "x")
+    )
+    assert fss(sums.sum(axis=0)) == pytest.approx(float(aggregated), rel=1e-9)  # sums add over fields
+
+
+def test_fractions_skill_score_edge_cases():
+    quiet = np.zeros((6, 6))
+    assert np.isnan(fss(fractions_sums(quiet, quiet, THRESHOLD, 3)))  # no event in either field
+    event = quiet.copy()
+    event[2, 2] = 100.0
+    shifted = np.roll(event, 1, axis=1)
+    assert fss(fractions_sums(event, event, THRESHOLD, 3)) == 1.0
+    assert fss(fractions_sums(shifted, event, THRESHOLD, 1)) == 0.0  # a miss at grid scale
+    assert 0.5 < fss(fractions_sums(shifted, event, THRESHOLD, 3)) < 1.0  # close enough at 3 × 3
+    nan = event.copy()
+    nan[2, 2] = np.nan  # a missing cell is an event in neither field
+    assert np.isnan(fss(fractions_sums(nan, event, THRESHOLD, 3)))
+    assert not fractions_sums(event, event, THRESHOLD, 7).any()  # a window larger than the field

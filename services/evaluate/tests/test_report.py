@@ -155,6 +155,23 @@ def test_metrics_of_an_older_version_render_without_the_newer_scores(tmp_path: P
     assert "σ ratio" in parse(write_report(F.make_metrics(), maps, tmp_path / "new", progress=False))[0]
 
 
+def test_newer_scores_are_shown_as_numbers(factory_report: tuple[dict, xr.Dataset, Path]) -> None:
+    metrics, _, index = factory_report
+    text, _ = parse(index)
+    o3 = text[text.index("o3 — ozone") : text.index("no2 — nitrogen dioxide")]
+    dlens_row = {r["lead_block"]: r for r in metrics["continuous"] if r["product"] == F.DLENS
+                 and r["species"] == "o3" and r["lead"] is None and r["region"] == "domain" and r["season"] == "all"}  # fmt: skip
+    for key in ("variance_ratio", "rmse_top5"):
+        shown = f"{dlens_row['all'][key]:.3f}" if key == "variance_ratio" else f"{dlens_row['all'][key]:.2f}"
+        assert shown.replace("-", "−") in o3, key  # a number in the cell, not a dash
+    assert "RMSE top 5 %" in o3 and "SEDI" in o3 and "FSS 5×5" in o3 and "SS persistence" in o3
+    assert "SS climatology" not in o3  # not scored against climatology: no empty column
+    mda8 = o3[o3.index("Maximum daily 8-hour mean") : o3.index("Threshold exceedances")]
+    (row,) = [r for r in metrics["mda8"] if r["product"] == F.DLENS and r["lead_block"] == "all"]
+    assert f"{row['rmse']:.2f}" in mda8
+    assert "Maximum daily 8-hour mean" not in text[text.index("no2 — nitrogen dioxide") :]
+
+
 def test_empty_metrics(tmp_path: Path) -> None:
     index = write_report({}, xr.Dataset(), tmp_path, progress=False)
     text = index.read_text(encoding="utf-8")

@@ -138,19 +138,20 @@ def run(plan: Plan, args: argparse.Namespace) -> Path:
         raise EvaluationError(f"{len(done.failed)} baseline units failed; first: {done.failed[0]}")
     for name, count in done.computed.items():
         log.info("baseline %s: %d runs computed and stored", name, count)
-    continuous, exceedance, significance, maps = score_period(plan)
+    scored = score_period(plan)
     created = datetime.now(UTC)
     metrics = {
         "meta": _meta(plan, args, created),
-        "continuous": continuous,
-        "exceedance": exceedance,
-        "significance": significance,
+        "continuous": scored.continuous,
+        "exceedance": scored.exceedance,
+        "mda8": scored.mda8,
+        "significance": scored.significance,
     }
     out = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        write_report(metrics, maps, staging, progress=get_settings().progress)
+        write_report(metrics, scored.maps, staging, progress=get_settings().progress)
         report_id = f"{plan.runs[0].astype('datetime64[D]')}_{len(plan.runs)}runs_{created:%Y%m%dT%H%M%SZ}"
         stored = put_directory(staging, plan.url, f"reports/{report_id}")
         log.info("report copied to %s", stored)

@@ -16,15 +16,18 @@ from dlens.common.parallel import Unit, fan_out
 from dlens.common.species import LEAD_BLOCKS, lead_block
 from dlens.evaluate.metrics import (
     CONTINGENCY,
+    FRACTIONS,
+    METRICS,
     STATISTICS,
     bootstrap_rmse_difference,
     categorical_scores,
+    fss,
     holm,
     scores_from_sums,
     verdict,
 )
 from dlens.evaluate.regions import Regions
-from dlens.evaluate.scoring import MAP_SUMS, Window, mapped_products, score_unit, thresholds
+from dlens.evaluate.scoring import FSS_WINDOW, MAP_SUMS, Window, mapped_products, score_unit, thresholds
 
 SEASONS = {12: "DJF", 1: "DJF", 2: "DJF", 3: "MAM", 4: "MAM", 5: "MAM",
            6: "JJA", 7: "JJA", 8: "JJA", 9: "SON", 10: "SON", 11: "SON"}  # fmt: skip
@@ -61,21 +64,36 @@ class Plan:
     block_runs: int = 1
 
 
-def score_period(plan: Plan) -> tuple[list[dict], list[dict], list[dict], xr.Dataset]:
-    """(continuous, exceedance, significance) records and the maps dataset for the plan."""
+@dataclass(frozen=True)
+class Scores:
+    """What scoring a period gives: the record tables of metrics.json and the maps dataset."""
+
+    continuous: list[dict]
+    exceedance: list[dict]
+    mda8: list[dict]
+    significance: list[dict]
+    maps: xr.Dataset
+
+
+def score_period(plan: Plan) -> Scores:
+    """Every table and the maps of the plan, from one Ray task per run and species."""
     n_r, n_s, n_p = len(plan.runs), len(plan.species), len(plan.products)
-    stats = np.zeros(
-        (n_r, n_s, n_p, len(plan.leads), len(plan.levels), len(plan.regions.names), len(STATISTICS))
-    )
-    counts = {sp: np.zeros((len(thresholds(sp)), n_p, len(LEAD_BLOCKS), len(plan.levels), len(CONTINGENCY)),
-                           dtype=np.int64) for sp in plan.species}  # fmt: skip
+    n_v, n_k, n_b = len(plan.levels), len(plan.regions.names), len(LEAD_BLOCKS)
+    stats = np.zeros((n_r, n_s, n_p, len(plan.leads), n_v, n_k, len(STATISTICS)))
+    top = np.zeros_like(stats)
+    mda8 = np.zeros((n_s, n_p, n_b, n_v, n_k, len(STATISTICS)))
+    counts = {sp: np.zeros((len(thresholds(sp)), n_p, n_b, n_v, len(CONTINGENCY)), dtype=np.int64)
+              for sp in plan.species}  # fmt: skip
+    fractions = {sp: np.zeros((len(thresholds(sp)), n_p, n_b, n_v, len(FRACTIONS))) for sp in plan.species}
     maps = np.zeros((len(mapped_products(plan.products)), n_s, len(MAP_SUMS), *plan.regions.masks.shape[1:]))
     run_index = {str(r): i for i, r in enumerate(plan.runs)}
 
     def add(result: dict) -> None:
         r, s = run_index[result["run"]], plan.species.index(result["species"])
-        stats[r, s] = result["stats"]
+        stats[r, s], top[r, s] = result["stats"], result["top"]
+        mda8[s] += result["mda8"]
         counts[result["species"]] += result["counts"]
+        fractions[result["species"]] += result["fractions"]
         maps[:, s] += result["maps"]
 
     units = [
@@ -88,11 +106,12 @@ def score_period(plan: Plan) -> tuple[list[dict], list[dict], list[dict], xr.Dat
         raise EvaluationError(f"{len(report.failed)} scoring units failed; first: {report.failed[0]}")
     if stats[..., STATISTICS.index("n")].sum() == 0:
         raise EvaluationError("no product field could be paired with an analysis in the period")
-    return (
-        _continuous(plan, stats),
-        _exceedance(plan, counts),
-        _significance(plan, stats),
-        _maps(plan, maps),
+    return Scores(
+        continuous=_continuous(plan, np.stack([stats, top], axis=-2)),
+        exceedance=_exceedance(plan, counts, fractions),
+        mda8=_mda8(plan, mda8),
+        significance=_significance(plan, stats),
+        maps=_maps(plan, maps),
     )
 
 
@@ -105,12 +124,15 @@ def _blocks(plan: Plan) -> dict[str, np.ndarray]:
 
 
 def _record(base: dict, sums: np.ndarray) -> dict:
-    scores = scores_from_sums(sums)
-    return {**base, **{k: _number(v) for k, v in scores.items()}}
+    """`base` with the scores of `sums` (2, statistic): every pair, then the pairs of the top 5 %."""
+    scores = scores_from_sums(sums[0])
+    top = {"rmse_top5": METRICS["rmse"](sums[1]), "bias_top5": METRICS["bias"](sums[1])}
+    return {**base, **{k: _number(v) for k, v in (scores | top).items()}}
 
 
 def _continuous(plan: Plan, stats: np.ndarray) -> list[dict]:
-    """Records per lead (domain), per block (every region) and per season (all leads, domain)."""
+    """Records per lead (domain), per block (every region) and per season (all leads, domain), from
+    `stats` (run, species, product, lead, level, region, 2, statistic): all pairs and the top 5 %."""
     records = []
     seasons = np.array([season_of(r) for r in plan.runs])
     by_run = stats.sum(axis=0)  # (species, product, lead, level, region, stat)
@@ -152,17 +174,20 @@ def _with_skill_scores(records: list[dict], products: tuple[str, ...]) -> list[d
     return records
 
 
-def _exceedance(plan: Plan, counts: dict[str, np.ndarray]) -> list[dict]:
+def _exceedance(plan: Plan, counts: dict[str, np.ndarray], fractions: dict[str, np.ndarray]) -> list[dict]:
     records = []
     block_names = list(LEAD_BLOCKS)
     for sp in plan.species:
         for k, limit in enumerate(thresholds(sp)):
             for p, product in enumerate(plan.products):
                 for v, level in enumerate(plan.levels):
-                    per_block = counts[sp][k, p, :, v]
-                    rows = {b: per_block[i] for i, b in enumerate(block_names) if per_block[i].sum() > 0}
-                    rows[ALL] = per_block.sum(axis=0)
-                    for block, c in rows.items():
+                    per_block, fss_block = counts[sp][k, p, :, v], fractions[sp][k, p, :, v]
+                    rows = {b: (per_block[i], fss_block[i]) for i, b in enumerate(block_names)
+                            if per_block[i].sum() > 0}  # fmt: skip
+                    if not rows:  # no pair at all (an MDA8 of leads that are not hourly)
+                        continue
+                    rows[ALL] = (per_block.sum(axis=0), fss_block.sum(axis=0))
+                    for block, (c, f) in rows.items():
                         cat = categorical_scores(c)
                         records.append({
                             "product": product, "species": sp, "level": level, "lead_block": block,
@@ -170,7 +195,31 @@ def _exceedance(plan: Plan, counts: dict[str, np.ndarray]) -> list[dict]:
                             "averaging": limit.averaging,
                             **{name: int(c[i]) for i, name in enumerate(CONTINGENCY)},
                             **{name: _number(value) for name, value in cat.items()},
+                            "fss": _number(fss(f)), "fss_window": FSS_WINDOW,
                         })  # fmt: skip
+    return records
+
+
+def _mda8(plan: Plan, sums: np.ndarray) -> list[dict]:
+    """O3 MDA8 records per product, level, block (forecast day) and region, from `sums` (species, product,
+    block, level, region, statistic); none where O3 is not scored or no day was complete."""
+    if "o3" not in plan.species:
+        return []
+    o3 = sums[plan.species.index("o3")]
+    records = []
+    for p, product in enumerate(plan.products):
+        for v, level in enumerate(plan.levels):
+            per_block = {b: o3[p, i, v] for i, b in enumerate(LEAD_BLOCKS)}
+            per_block[ALL] = o3[p, :, v].sum(axis=0)
+            for block, by_region in per_block.items():
+                for k, region in enumerate(plan.regions.names):
+                    if by_region[k, STATISTICS.index("n")] == 0:
+                        continue
+                    scores = scores_from_sums(by_region[k])
+                    records.append({
+                        "product": product, "species": "o3", "level": level, "lead_block": block,
+                        "region": region, **{name: _number(value) for name, value in scores.items()},
+                    })  # fmt: skip
     return records
 
 

@@ -14,6 +14,8 @@ import numpy as np
 
 STATISTICS: tuple[str, ...] = ("n", "f", "o", "ff", "oo", "fo", "abs", "n_pos", "mnmb", "fge")
 CONTINGENCY: tuple[str, ...] = ("hits", "misses", "false_alarms", "correct_negatives")
+#: Sums of the fractions skill score: Σ(Pf − Po)², ΣPf², ΣPo² over the windows of the fields.
+FRACTIONS: tuple[str, ...] = ("fss_diff", "fss_forecast", "fss_observed")
 
 #: Elements per block in the streaming reductions: bounds temporaries and keeps them in cache.
 _BLOCK = 1 << 16
@@ -175,14 +177,60 @@ def contingency_counts(
     return counts.astype(np.int64)
 
 
+def _sedi(pod: np.ndarray, pofd: np.ndarray) -> np.ndarray:
+    """Symmetric extremal dependence index (Ferro & Stephenson, Wea. Forecasting 26, 2011); NaN where the hit
+    rate or the false-alarm rate is 0 or 1 (its logarithms are then undefined)."""
+    defined = (pod > 0) & (pod < 1) & (pofd > 0) & (pofd < 1)
+    h, f = np.where(defined, pod, 0.5), np.where(defined, pofd, 0.25)
+    num = np.log(f) - np.log(h) + np.log1p(-h) - np.log1p(-f)
+    den = np.log(f) + np.log(h) + np.log1p(-h) + np.log1p(-f)
+    return np.where(defined, num / den, np.nan)
+
+
 def categorical_scores(counts: np.ndarray) -> dict[str, np.ndarray]:
-    """POD, FAR (false alarm ratio) and CSI from counts (..., len(CONTINGENCY)); NaN where undefined."""
-    hits, misses, false_alarms, _ = np.moveaxis(np.asarray(counts, dtype=np.float64), -1, 0)
+    """POD, FAR (false alarm ratio), CSI and SEDI from counts (..., len(CONTINGENCY)); NaN where undefined."""
+    hits, misses, false_alarms, correct_negatives = np.moveaxis(np.asarray(counts, dtype=np.float64), -1, 0)
+    pod = _ratio(hits, hits + misses)
     return {
-        "pod": _ratio(hits, hits + misses),
+        "pod": pod,
         "far": _ratio(false_alarms, hits + false_alarms),
         "csi": _ratio(hits, hits + misses + false_alarms),
+        "sedi": _sedi(pod, _ratio(false_alarms, false_alarms + correct_negatives)),
     }
+
+
+def _window_sums(events: np.ndarray, window: int) -> np.ndarray:
+    """Sums of `events` (..., ny, nx) over every window × window square wholly inside the field."""
+    table = np.pad(events.cumsum(axis=-2).cumsum(axis=-1), [(0, 0)] * (events.ndim - 2) + [(1, 0), (1, 0)])
+    return (
+        table[..., window:, window:]
+        - table[..., :-window, window:]
+        - table[..., window:, :-window]
+        + table[..., :-window, :-window]
+    )
+
+
+def fractions_sums(forecast: np.ndarray, observed: np.ndarray, threshold: float, window: int) -> np.ndarray:
+    """FSS sums (Roberts & Lean, Mon. Wea. Rev. 136, 2008) of fields (..., ny, nx): (..., len(FRACTIONS))
+    = Σ(Pf − Po)², ΣPf², ΣPo² over every window × window square wholly inside the field (no padding, as
+    `scores.spatial.fss_2d`), P the fraction of its cells above `threshold`; a cell where either field is
+    NaN is an event in neither. FSS = 1 − Σ(Pf − Po)² / (ΣPf² + ΣPo²) over any number of fields."""
+    forecast, observed = np.asarray(forecast), np.asarray(observed)
+    if min(forecast.shape[-2:]) < window:
+        return np.zeros((*forecast.shape[:-2], len(FRACTIONS)))
+    valid = np.isfinite(forecast) & np.isfinite(observed)
+    area = float(window * window)
+    p_f = _window_sums((valid & (forecast > threshold)).astype(np.float64), window) / area
+    p_o = _window_sums((valid & (observed > threshold)).astype(np.float64), window) / area
+    return np.stack([((p_f - p_o) ** 2).sum(axis=(-2, -1)), (p_f * p_f).sum(axis=(-2, -1)),
+                     (p_o * p_o).sum(axis=(-2, -1))], axis=-1)  # fmt: skip
+
+
+def fss(sums: np.ndarray) -> np.ndarray:
+    """Fractions skill score from `fractions_sums` totals (..., len(FRACTIONS)); NaN where neither field had
+    an event."""
+    diff, ff, oo = np.moveaxis(np.asarray(sums, dtype=np.float64), -1, 0)
+    return 1.0 - _ratio(diff, ff + oo)
 
 
 def block_draws(runs: int, resamples: int, block: int, rng: np.random.Generator) -> np.ndarray:

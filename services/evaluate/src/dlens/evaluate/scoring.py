@@ -1,8 +1,9 @@
 """Scoring products against the analysis, one (run, species) per Ray task, one lead in memory at a time.
 
-Each task returns additive sums only (metric statistics per product, lead, level and region;
-exceedance counts; per-cell error sums for the maps), so the driver's memory is bounded by the
-domain and the number of products, never by the length of the period.
+Each task returns additive sums only (metric statistics per product, lead, level and region, over all
+pairs and over the run's top 5 % of analysed values; O3 MDA8 statistics; exceedance counts and fractions
+skill score sums; per-cell error sums for the maps), so the driver's memory is bounded by the domain and
+the number of products, never by the length of the period.
 """
 
 from __future__ import annotations
@@ -15,11 +16,24 @@ import numpy as np
 from dlens.common.grid import Domain
 from dlens.common.reader import StoreReader
 from dlens.common.species import LEAD_BLOCKS, MEMBERS, SPECIES, lead_block
-from dlens.evaluate.metrics import CONTINGENCY, STATISTICS, contingency_counts, sum_statistics
+from dlens.evaluate.daily import RunningMda8
+from dlens.evaluate.metrics import (
+    CONTINGENCY,
+    FRACTIONS,
+    STATISTICS,
+    contingency_counts,
+    fractions_sums,
+    sum_statistics,
+)
 from dlens.evaluate.regions import regions_for
 
 #: Map sums per product and cell at the first level: squared error, error, count.
 MAP_SUMS = ("sse", "se", "n")
+#: The analysed values whose errors `rmse_top5` measures: at or above this percentile of the analysis
+#: over the run's verification window (all its leads and cells, per level).
+TOP_PERCENTILE = 95.0
+#: Side of the fractions skill score's square neighbourhood, in cells (0.5° on the 0.1° CAMS grid).
+FSS_WINDOW = 5
 
 
 def mapped_products(products: Sequence[str]) -> list[str]:
@@ -33,15 +47,21 @@ class Threshold:
 
     name: str
     value: float
-    averaging: str  # "1h" or "24h"
+    averaging: str  # "1h", "24h" (the daily mean) or "mda8" (the maximum daily 8-hour mean)
+
+
+#: The EU target value for the protection of human health: O3 MDA8 above 120 µg/m3.
+O3_MDA8_TARGET = Threshold("target", 120.0, "mda8")
 
 
 def thresholds(species: str) -> list[Threshold]:
-    """The EU thresholds of a species (DESIGN §2)."""
+    """The EU thresholds of a species (DESIGN §2), and for O3 the MDA8 target value."""
     sp = SPECIES[species]
     out = [Threshold(sp.threshold_kind, sp.threshold_ugm3, sp.threshold_averaging)]
     if sp.alert_ugm3 is not None:
         out.append(Threshold("alert", sp.alert_ugm3, sp.threshold_averaging))
+    if species == "o3":
+        out.append(O3_MDA8_TARGET)
     return out
 
 
@@ -70,13 +90,28 @@ def _fields(
     return out
 
 
+def _top_values(truths: Sequence[np.ndarray]) -> np.ndarray:
+    """(level, 1, 1) TOP_PERCENTILE of the analysed values of a run's window (NaN where there are none)."""
+    if not truths:
+        return np.array(np.nan)
+    stack = np.stack(truths)  # (lead, level, lat, lon)
+    finite = np.isfinite(stack).any(axis=(0, 2, 3))
+    top = np.full(stack.shape[1], np.nan)
+    for v in np.flatnonzero(finite):
+        top[v] = np.nanpercentile(stack[:, v], TOP_PERCENTILE)
+    return top[:, None, None]
+
+
 def score_unit(
     url: str, run: str, species: str, products: Sequence[str], domain: Domain, window: Window
 ) -> dict:
     """Sums for one run and species.
 
-    `stats` (product, lead, level, region, statistic); `counts` (threshold, product, block, level,
-    contingency); `maps` (mapped product, MAP_SUMS, lat, lon) at the first level.
+    `stats` and `top` (product, lead, level, region, statistic): every pair, and the pairs whose analysis
+    is in the run's top 5 %; `mda8` (product, block, level, region, statistic) of the O3 maximum daily
+    8-hour means, forecast day d in block d (zeros for other species); `counts` (threshold, product,
+    block, level, contingency) and `fractions` (threshold, product, block, level, FRACTIONS); `maps`
+    (mapped product, MAP_SUMS, lat, lon) at the first level.
     """
     reader = StoreReader(url)
     masks = regions_for(domain).masks  # built once per worker process
@@ -84,32 +119,46 @@ def score_unit(
     leads, levels = reader.spec.leads, reader.spec.levels
     n_p, n_b = len(products), len(LEAD_BLOCKS)
     stats = np.zeros((n_p, len(leads), len(levels), len(masks), len(STATISTICS)))
+    top = np.zeros_like(stats)
     limits = thresholds(species)
     counts = np.zeros((len(limits), n_p, n_b, len(levels), len(CONTINGENCY)), dtype=np.int64)
+    fractions = np.zeros((len(limits), n_p, n_b, len(levels), len(FRACTIONS)))
     mapped = mapped_products(products)
     maps = np.zeros((len(mapped), len(MAP_SUMS), *masks.shape[1:]))
     # Daily means per lead block for 24-h thresholds: sums and counts of forecast and analysis.
     daily = any(t.averaging == "24h" for t in limits)
+    mda8 = RunningMda8(days=n_b) if any(t.averaging == "mda8" for t in limits) else None
     shape = (n_b, len(levels), *masks.shape[1:])
     f_sum, f_n = np.zeros((n_p, *shape)), np.zeros((n_p, *shape))
     o_sum, o_n = np.zeros(shape), np.zeros(shape)
     blocks = list(LEAD_BLOCKS)
-    for li, lead in enumerate(leads):
+    truths = {}
+    for lead in leads:
         truth = reader.analysis(species, t0 + np.timedelta64(lead, "h"))
-        if truth is None:
+        if truth is not None:
+            truths[lead] = truth[..., window.rows, window.cols]
+    top_value = _top_values(list(truths.values()))
+    for li, lead in enumerate(leads):
+        if lead not in truths:
             continue
-        truth = truth[..., window.rows, window.cols]
+        truth = truths[lead]
         b = blocks.index(lead_block(lead))
         if daily:
             o_sum[b] += np.nan_to_num(truth)
             o_n[b] += np.isfinite(truth)
-        for p, field in enumerate(_fields(reader, products, species, t0, lead, window)):
+        fields = _fields(reader, products, species, t0, lead, window)
+        if mda8 is not None:
+            missing = np.full(truth.shape, np.nan)
+            mda8.add(lead, np.stack([missing if f is None else f for f in fields] + [truth]))
+        for p, field in enumerate(fields):
             if field is None:
                 continue
             stats[p, li] = sum_statistics(field, truth, masks)
+            top[p, li] = sum_statistics(np.where(truth >= top_value, field, np.nan), truth, masks)
             for k, limit in enumerate(limits):
                 if limit.averaging == "1h":
                     counts[k, p, b] += contingency_counts(field, truth, limit.value)[:, 0]
+                    fractions[k, p, b] += fractions_sums(field, truth, limit.value, FSS_WINDOW)
             if products[p] in mapped:
                 err = field[0] - truth[0]
                 ok = np.isfinite(err)
@@ -123,9 +172,31 @@ def score_unit(
         with np.errstate(invalid="ignore", divide="ignore"):
             o_mean = np.where(o_n > 0, o_sum / o_n, np.nan)
             f_mean = np.where(f_n > 0, f_sum / f_n, np.nan)
-        for k, limit in enumerate(limits):
-            if limit.averaging == "24h":
-                counts[k] = contingency_counts(f_mean, np.broadcast_to(o_mean, f_mean.shape), limit.value)[
-                    ..., 0, :
-                ]
-    return {"run": run, "species": species, "stats": stats, "counts": counts, "maps": maps.astype(np.float32)}
+        _add_daily(limits, "24h", f_mean, np.broadcast_to(o_mean, f_mean.shape), counts, fractions)
+    mda8_stats = np.zeros((n_p, n_b, len(levels), len(masks), len(STATISTICS)))
+    daily_max = None if mda8 is None else mda8.result()
+    if daily_max is not None:  # (block, product + analysis, level, lat, lon)
+        f_max = np.moveaxis(daily_max[:, :n_p], 0, 1)
+        o_max = np.broadcast_to(daily_max[:, n_p], f_max.shape)
+        mda8_stats = sum_statistics(f_max, o_max, masks)
+        _add_daily(limits, "mda8", f_max, o_max, counts, fractions)
+    return {
+        "run": run, "species": species, "stats": stats, "top": top, "mda8": mda8_stats, "counts": counts,
+        "fractions": fractions, "maps": maps.astype(np.float32),
+    }  # fmt: skip
+
+
+def _add_daily(
+    limits: Sequence[Threshold],
+    averaging: str,
+    forecast: np.ndarray,
+    observed: np.ndarray,
+    counts: np.ndarray,
+    fractions: np.ndarray,
+) -> None:
+    """Counts and FSS sums of daily fields (product, block, level, lat, lon) at the thresholds of
+    `averaging`."""
+    for k, limit in enumerate(limits):
+        if limit.averaging == averaging:
+            counts[k] = contingency_counts(forecast, observed, limit.value)[..., 0, :]
+            fractions[k] = fractions_sums(forecast, observed, limit.value, FSS_WINDOW)

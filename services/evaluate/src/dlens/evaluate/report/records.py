@@ -12,8 +12,13 @@ import pandas as pd
 CONTINUOUS_SCORES = ("n", "rmse", "mae", "bias", "r", "mnmb", "fge")
 CATEGORICAL = ("hits", "misses", "false_alarms", "correct_negatives", "pod", "far", "csi")
 SIGNIFICANCE = ("rmse", "rmse_reference", "difference", "ci_low", "ci_high")
+#: Scores newer than some metrics.json files: shown where present, never added as empty columns.
+LATER_SCORES = ("variance_ratio", "rmse_top5", "bias_top5", "sedi", "fss", "fss_window", "p_value", "p_holm",
+                "skill_median", "skill_persistence", "skill_climatology")  # fmt: skip
 #: Columns read as floats (NaN where missing); any other column is read as text.
-NUMERIC = frozenset(("lead", "level", "threshold", *CONTINUOUS_SCORES, *CATEGORICAL, *SIGNIFICANCE))
+NUMERIC = frozenset(
+    ("lead", "level", "threshold", *CONTINUOUS_SCORES, *CATEGORICAL, *SIGNIFICANCE, *LATER_SCORES)
+)
 
 
 def json_ready(value: Any) -> Any:
@@ -60,6 +65,7 @@ class Context:
     continuous: pd.DataFrame
     exceedance: pd.DataFrame
     significance: pd.DataFrame
+    mda8: pd.DataFrame
     notes: list[str] = field(default_factory=list)
 
     def role(self, product: str) -> str:
@@ -121,7 +127,10 @@ def build_context(metrics: dict[str, Any], map_products: list[str], map_species:
         metrics.get("significance"),
         ("product", "species", "level", "lead_block", "reference", "verdict", *SIGNIFICANCE),
     )
-    all_frames = (continuous, exceedance, significance)
+    mda8 = frame(
+        metrics.get("mda8"), ("product", "species", "level", "lead_block", "region", *CONTINUOUS_SCORES)
+    )
+    all_frames = (continuous, exceedance, significance, mda8)
     reference = str(meta.get("reference") or "median")
     members = _union(meta.get("members"))
     found = [_values(df, "product") for df in all_frames]
@@ -155,6 +164,7 @@ def build_context(metrics: dict[str, Any], map_products: list[str], map_species:
         continuous=_at_level(continuous, level),
         exceedance=_at_level(exceedance, level),
         significance=_at_level(significance, level),
+        mda8=_at_level(mda8, level),
     )
     if len(levels) > 1:
         ctx.notes.append(f"This page shows level {levels[0]} only; metrics.json holds the levels {levels}.")

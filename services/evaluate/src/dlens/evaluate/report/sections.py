@@ -147,8 +147,28 @@ def seasons_html(ctx: Context, species: str) -> str:
     return score_table(ctx, rows, columns, "all leads, whole domain", groups)
 
 
+def mda8_html(ctx: Context) -> str:
+    """O3 maximum daily 8-hour means: scores per product and forecast day, whole domain."""
+    rows = ctx.mda8[(ctx.mda8["species"] == "o3") & (ctx.mda8["region"] == "domain")]
+    blocks = [b for b in ["all", *ctx.blocks] if b in set(rows["lead_block"])]
+    if not blocks:
+        return NO_DATA
+    columns = [("n", "n", "count", None), ("rmse", "RMSE", "score", "min"),
+               ("bias", "bias", "signed", "absmin"), ("r", "r", "ratio3", "max")]  # fmt: skip
+    groups = [("all days" if b == "all" else f"{b} h", "", [("lead_block", b)]) for b in blocks]
+    return score_table(
+        ctx, rows, columns, "MDA8 by forecast day (day d in lead block d), whole domain", groups
+    )
+
+
+def _fss_header(rows: pd.DataFrame) -> str:
+    """ "FSS w×w" with the neighbourhood of the rows (cells), or "FSS"."""
+    window = rows["fss_window"].max() if "fss_window" in rows else float("nan")
+    return f"FSS {window:.0f}×{window:.0f}" if finite(window) else "FSS"
+
+
 def exceedance_html(ctx: Context, species: str) -> str:
-    """Per threshold: contingency counts, POD, FAR and CSI per product, then CSI per lead block."""
+    """Per threshold: contingency counts, POD, FAR, CSI, SEDI and FSS per product, then CSI per lead block."""
     rows = ctx.exceedance[ctx.exceedance["species"] == species]
     if rows.empty:
         return NO_DATA
@@ -160,6 +180,11 @@ def exceedance_html(ctx: Context, species: str) -> str:
         ("pod", "POD", "ratio2", "max"),
         ("far", "FAR", "ratio2", "min"),
         ("csi", "CSI", "ratio2", "max"),
+        *(
+            c
+            for c in (("sedi", "SEDI", "ratio2", "max"), ("fss", _fss_header(rows), "ratio2", "max"))
+            if c[0] in rows
+        ),
     ]
     out = []
     keys = rows[["threshold_name", "threshold", "averaging"]].drop_duplicates()
@@ -185,9 +210,10 @@ def exceedance_html(ctx: Context, species: str) -> str:
             (observed["hits"].fillna(0) + observed["misses"].fillna(0)).max() if not observed.empty else 0
         )
         note = ' <span class="note">(no observed exceedance)</span>' if not events else ""
+        averaging = {"mda8": "maximum daily 8-h", "24h": "daily"}.get(key["averaging"], str(key["averaging"]))
         out.append(
             f"<h4>{esc(key['threshold_name'])} threshold {threshold}, "
-            f'{esc(key["averaging"])} mean{note}</h4><div class="grid">{table}</div>'
+            f'{esc(averaging)} mean{note}</h4><div class="grid">{table}</div>'
         )
     return "".join(out)
 
@@ -216,6 +242,11 @@ def species_html(ctx: Context, index: int, species: str, figures: dict[str, Figu
         + "</div><div><h3>Seasons</h3>"
         + seasons_html(ctx, species)
         + "</div></div>"
+        + (
+            "<h3>Maximum daily 8-hour mean</h3>" + mda8_html(ctx)
+            if species == "o3" and not ctx.mda8.empty
+            else ""
+        )
         + "<h3>Threshold exceedances</h3>"
         + exceedance_html(ctx, species)
         + "</section>"

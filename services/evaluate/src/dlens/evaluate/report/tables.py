@@ -24,6 +24,9 @@ SCORES = (
     ("mnmb", "MNMB", "signed3", "absmin"),
     ("fge", "FGE", "ratio3", "min"),
     ("variance_ratio", "σ ratio", "ratio3", "onemin"),
+    ("rmse_top5", "RMSE top 5 %", "score", "min"),
+    ("skill_persistence", "SS persistence", "signed3", "max"),
+    ("skill_climatology", "SS climatology", "signed3", "max"),
 )
 
 
