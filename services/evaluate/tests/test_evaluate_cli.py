@@ -38,7 +38,7 @@ def evaluated(tmp_path_factory, ray_cluster) -> tuple[str, Path, dict]:
     build_mock_store(store, START, days=14)
     out = root / "report"
     assert main([*ARGS, "--store", store, "--products", "median,weighted,weighted-regions,mean,best-member,median-early,persistence,climatology,members",
-                 "--out", str(out)]) == 0  # fmt: skip
+                 "--compare-to", "weighted", "--out", str(out)]) == 0  # fmt: skip
     return store, out, json.loads((out / "metrics.json").read_text())
 
 
@@ -109,13 +109,39 @@ def test_report_ranks_products_as_the_data_was_built(evaluated):
         assert rmse.loc["weighted", sp] < 0.8 * rmse.loc["median", sp]
         # The best member by trailing skill is the least noisy one, chimere.
         assert rmse.loc["best-member", sp] == pytest.approx(rmse.loc["chimere", sp], rel=0.02)
-    sig = pd.DataFrame(metrics["significance"]).set_index(["product", "species", "lead_block"])
+    sig = pd.DataFrame(metrics["significance"])
+    sig = sig[sig.reference == "median"].set_index(["product", "species", "lead_block"])
     for sp in SPECIES_NAMES:
         for block in [*metrics["meta"]["lead_blocks"], "all"]:
             assert sig.loc[("weighted", sp, block), "verdict"] == "better"
             assert sig.loc[("silam", sp, block), "verdict"] == "worse"
             row = sig.loc[("weighted", sp, block)]
             assert row.ci_low <= row.difference <= row.ci_high < 0
+
+
+def test_products_are_also_tested_against_the_compared_product(evaluated, capsys):
+    """--compare-to weighted: every non-member product but the weighted itself gets bootstrap rows against
+    it as well, Holm-adjusted within that reference; the report's scorecard stays against the median."""
+    store, out, metrics = evaluated
+    sig = pd.DataFrame(metrics["significance"])
+    against = sig[sig.reference == "weighted"]
+    assert set(against["product"]) == {"weighted-regions", "mean", "best-member", "median-early", "persistence",
+                                       "climatology"}  # fmt: skip
+    assert set(sig[sig.reference == "median"]["product"]) >= set(MEMBERS) | {"weighted"}
+    mean = against[(against["product"] == "mean") & (against.lead_block != "all")]
+    assert (mean.verdict == "worse").all()  # the plain mean of the mock's members is far behind the weights
+    rmse = overall(metrics)
+    for row in against[against.lead_block == "all"].itertuples():
+        assert row.rmse_reference == pytest.approx(rmse.loc["weighted", row.species], rel=1e-6)
+    expected = np.minimum(
+        1, np.maximum.accumulate(np.sort(mean.p_value.to_numpy()) * np.arange(len(mean), 0, -1))
+    )
+    np.testing.assert_allclose(np.sort(mean.p_holm.to_numpy()), expected)
+    assert metrics["meta"]["bootstrap"]["compared_to"] == ["median", "weighted"]
+    capsys.readouterr()
+    assert main([*ARGS, "--store", store, "--products", "median,weighted", "--compare-to", "emos,silam",
+                 "--out", str(out.parent / "refused")]) == 2  # fmt: skip
+    assert "--compare-to emos,silam: not among the non-member --products scored" in capsys.readouterr().err
 
 
 def test_weights_are_in_the_store_and_favour_the_better_members(evaluated):

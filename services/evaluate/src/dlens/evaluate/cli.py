@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         "member names, or 'members' for all 11; the median is always scored as the reference "
         f"(default: {DEFAULT_PRODUCTS})",
     )
+    parser.add_argument(
+        "--compare-to", default="",
+        help="comma list of scored products that every other non-member product is also tested against "
+        "(bootstrap rows with that `reference`, e.g. mos,emos for the strongest baseline); the median "
+        "always is",
+    )  # fmt: skip
     parser.add_argument("--species", default=",".join(SPECIES_NAMES), help="comma list (default: all four)")
     parser.add_argument("--domain", help="evaluate a crop of the store's domain (named or S,N,W,E)")
     parser.add_argument("--out", required=True, type=Path, help="report directory (index.html, metrics.json)")
@@ -106,6 +112,10 @@ def make_plan(args: argparse.Namespace, store: str) -> Plan:
         raise UsageError(f"store {store!r} fails validation: {problems[0]}{more}")
     reader = StoreReader(store)
     products = _products(args.products, reader)
+    comparisons = tuple(dict.fromkeys(n.strip().lower() for n in args.compare_to.split(",") if n.strip()))
+    unscored = [name for name in comparisons if name not in products or name in MEMBERS]
+    if unscored:
+        raise UsageError(f"--compare-to {','.join(unscored)}: not among the non-member --products scored")
     first = np.datetime64(args.start, "h")
     last = first + np.timedelta64(24 * args.days, "h")
     runs = tuple(r for sp in species for r in reader.complete_runs(sp) if first <= r < last)
@@ -127,6 +137,7 @@ def make_plan(args: argparse.Namespace, store: str) -> Plan:
         url=store, runs=runs, species=species, products=products, reference=REFERENCE,
         leads=reader.spec.leads, levels=reader.spec.levels, domain=domain, window=window,
         regions=regions_for(domain), resamples=args.resamples, block_runs=get_settings().bootstrap_block_runs,
+        comparisons=tuple(c for c in comparisons if c != REFERENCE),
     )  # fmt: skip
 
 
@@ -220,7 +231,8 @@ def _meta(plan: Plan, args: argparse.Namespace, created: datetime) -> dict:
             "confidence": 0.95,
             "unit": "run",
             "block_runs": plan.block_runs,
-            "multiple_tests": "Holm over each product's species × lead-block rows (p_holm)",
+            "multiple_tests": "Holm over the species × lead-block rows of a product against a reference",
+            "compared_to": [plan.reference, *plan.comparisons],
         },
         "weighted": {
             "window_days": args.weight_days,

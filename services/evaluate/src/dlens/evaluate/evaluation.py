@@ -13,7 +13,7 @@ import xarray as xr
 
 from dlens.common.grid import Domain
 from dlens.common.parallel import Unit, fan_out
-from dlens.common.species import LEAD_BLOCKS, lead_block
+from dlens.common.species import LEAD_BLOCKS, MEMBERS, lead_block
 from dlens.evaluate.metrics import (
     CONTINGENCY,
     FRACTIONS,
@@ -62,6 +62,8 @@ class Plan:
     resamples: int
     seed: int = 0
     block_runs: int = 1
+    #: Products that every other non-member product is also tested against, besides `reference`.
+    comparisons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -224,23 +226,25 @@ def _mda8(plan: Plan, sums: np.ndarray) -> list[dict]:
 
 
 def _significance(plan: Plan, stats: np.ndarray) -> list[dict]:
-    """Paired moving-block bootstrap over runs of the RMSE difference of each product to the reference; each
-    product's p-values Holm-adjusted over its species × level × lead-block rows (`p_holm`)."""
+    """Paired moving-block bootstrap over runs of the RMSE difference of each product to the reference, and of
+    each non-member product to every product of `plan.comparisons`; the p-values of one product against one
+    reference Holm-adjusted over its species × level × lead-block rows (`p_holm`)."""
     idx = {name: STATISTICS.index(name) for name in ("n", "ff", "fo", "oo")}
     domain = stats[..., 0, :]  # (run, species, product, lead, level, stat)
     sse_all = domain[..., idx["ff"]] - 2 * domain[..., idx["fo"]] + domain[..., idx["oo"]]
     n_all = domain[..., idx["n"]]
-    ref = plan.products.index(plan.reference)
+    pairs = [(plan.reference, product) for product in plan.products if product != plan.reference]
+    pairs += [(reference, product) for reference in plan.comparisons for product in plan.products
+              if product not in (reference, plan.reference) and product not in MEMBERS]  # fmt: skip
     records = []
     for s, sp in enumerate(plan.species):
         for v, level in enumerate(plan.levels):
             for block, sel in _blocks(plan).items():
                 sse = np.maximum(sse_all[:, s][:, :, sel, v].sum(axis=2).T, 0.0)  # (product, run)
                 n = n_all[:, s][:, :, sel, v].sum(axis=2).T
-                if n[ref].sum() == 0:
-                    continue
-                for p, product in enumerate(plan.products):
-                    if p == ref or n[p].sum() == 0:
+                for reference, product in pairs:
+                    ref, p = plan.products.index(reference), plan.products.index(product)
+                    if n[ref].sum() == 0 or n[p].sum() == 0:
                         continue
                     # One pair at a time: a run is dropped only where this product or the reference lacks it.
                     pair = bootstrap_rmse_difference(
@@ -249,14 +253,14 @@ def _significance(plan: Plan, stats: np.ndarray) -> list[dict]:
                     low, high = float(pair["ci_low"][1]), float(pair["ci_high"][1])
                     records.append({
                         "product": product, "species": sp, "level": level, "lead_block": block,
-                        "reference": plan.reference, "rmse": _number(pair["rmse"][1]),
+                        "reference": reference, "rmse": _number(pair["rmse"][1]),
                         "rmse_reference": _number(pair["rmse"][0]),
                         "difference": _number(pair["difference"][1]),
                         "ci_low": _number(low), "ci_high": _number(high), "verdict": verdict(low, high),
                         "p_value": _number(pair["p_value"][1]),
                     })  # fmt: skip
-    for product in {r["product"] for r in records}:
-        rows = [r for r in records if r["product"] == product and r["lead_block"] != ALL]
+    for family in {(r["product"], r["reference"]) for r in records}:
+        rows = [r for r in records if (r["product"], r["reference"]) == family and r["lead_block"] != ALL]
         adjusted = holm(np.array([np.nan if r["p_value"] is None else r["p_value"] for r in rows]))
         for row, value in zip(rows, adjusted):
             row["p_holm"] = _number(value)

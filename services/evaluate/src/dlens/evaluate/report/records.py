@@ -163,7 +163,10 @@ def build_context(metrics: dict[str, Any], map_products: list[str], map_species:
         units=str(meta.get("units") or "µg/m3"),
         continuous=_at_level(continuous, level),
         exceedance=_at_level(exceedance, level),
-        significance=_at_level(significance, level),
+        # The page's scorecard is against the reference; rows against --compare-to products stay in the JSON.
+        significance=_at_level(
+            significance[significance["reference"].isna() | (significance["reference"] == reference)], level
+        ),
         mda8=_at_level(mda8, level),
     )
     if len(levels) > 1:
