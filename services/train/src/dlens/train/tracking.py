@@ -108,6 +108,10 @@ def tracked_fit(config: dict, run_name: str) -> Iterator[TrackedRun]:
 class EpochMLflowLogger(MLflowLoggerCallback):
     """Ray Tune's MLflow logger with the trial's epoch as the step (a resumed trial continues its epochs)."""
 
+    def setup(self, *args, **kwargs) -> None:
+        tracking_uri()  # a sweep restored in a new process brings this logger, not the file store's consent
+        super().setup(*args, **kwargs)
+
     def log_trial_result(self, iteration: int, trial, result: dict) -> None:
         step = int(result.get("epoch", iteration))
         self.mlflow_util.log_metrics(run_id=self._trial_runs[trial], metrics_to_log=result, step=step)
