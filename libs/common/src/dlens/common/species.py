@@ -20,6 +20,8 @@ class Species:
     threshold_averaging: Literal["1h", "24h"]
     threshold_kind: str
     alert_ugm3: float | None = None
+    #: The EU target value on the maximum daily 8-hour mean (O3 only: 120 µg/m3, Directive 2008/50/EC).
+    mda8_target_ugm3: float | None = None
 
     units: str = "µg/m3"
 
@@ -27,7 +29,17 @@ class Species:
 SPECIES: dict[str, Species] = {
     s.name: s
     for s in (
-        Species("o3", "ozone", "o3_conc", "ozone", 180.0, "1h", "information", alert_ugm3=240.0),
+        Species(
+            "o3",
+            "ozone",
+            "o3_conc",
+            "ozone",
+            180.0,
+            "1h",
+            "information",
+            alert_ugm3=240.0,
+            mda8_target_ugm3=120.0,
+        ),
         Species("no2", "nitrogen_dioxide", "no2_conc", "nitrogen dioxide", 200.0, "1h", "limit"),
         Species("so2", "sulphur_dioxide", "so2_conc", "sulphur dioxide", 350.0, "1h", "limit"),
         Species("pm10", "particulate_matter_10um", "pm10_conc", "PM10 aerosol", 50.0, "24h", "limit"),

@@ -203,25 +203,23 @@ def _exceedance(plan: Plan, counts: dict[str, np.ndarray], fractions: dict[str, 
 
 
 def _mda8(plan: Plan, sums: np.ndarray) -> list[dict]:
-    """O3 MDA8 records per product, level, block (forecast day) and region, from `sums` (species, product,
-    block, level, region, statistic); none where O3 is not scored or no day was complete."""
-    if "o3" not in plan.species:
-        return []
-    o3 = sums[plan.species.index("o3")]
+    """MDA8 records per species with an MDA8 target (O3), product, level, block (forecast day) and region,
+    from `sums` (species, product, block, level, region, statistic); none where no day was complete."""
     records = []
-    for p, product in enumerate(plan.products):
-        for v, level in enumerate(plan.levels):
-            per_block = {b: o3[p, i, v] for i, b in enumerate(LEAD_BLOCKS)}
-            per_block[ALL] = o3[p, :, v].sum(axis=0)
-            for block, by_region in per_block.items():
-                for k, region in enumerate(plan.regions.names):
-                    if by_region[k, STATISTICS.index("n")] == 0:
-                        continue
-                    scores = scores_from_sums(by_region[k])
-                    records.append({
-                        "product": product, "species": "o3", "level": level, "lead_block": block,
-                        "region": region, **{name: _number(value) for name, value in scores.items()},
-                    })  # fmt: skip
+    for s, sp in enumerate(plan.species):
+        for p, product in enumerate(plan.products):
+            for v, level in enumerate(plan.levels):
+                per_block = {b: sums[s, p, i, v] for i, b in enumerate(LEAD_BLOCKS)}
+                per_block[ALL] = sums[s, p, :, v].sum(axis=0)
+                for block, by_region in per_block.items():
+                    for k, region in enumerate(plan.regions.names):
+                        if by_region[k, STATISTICS.index("n")] == 0:
+                            continue
+                        scores = scores_from_sums(by_region[k])
+                        records.append({
+                            "product": product, "species": sp, "level": level, "lead_block": block,
+                            "region": region, **{key: _number(value) for key, value in scores.items()},
+                        })  # fmt: skip
     return records
 
 

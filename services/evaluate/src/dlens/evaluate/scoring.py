@@ -50,18 +50,14 @@ class Threshold:
     averaging: str  # "1h", "24h" (the daily mean) or "mda8" (the maximum daily 8-hour mean)
 
 
-#: The EU target value for the protection of human health: O3 MDA8 above 120 µg/m3.
-O3_MDA8_TARGET = Threshold("target", 120.0, "mda8")
-
-
 def thresholds(species: str) -> list[Threshold]:
-    """The EU thresholds of a species (DESIGN §2), and for O3 the MDA8 target value."""
+    """The EU thresholds of a species (DESIGN §2), its MDA8 target value included."""
     sp = SPECIES[species]
     out = [Threshold(sp.threshold_kind, sp.threshold_ugm3, sp.threshold_averaging)]
     if sp.alert_ugm3 is not None:
         out.append(Threshold("alert", sp.alert_ugm3, sp.threshold_averaging))
-    if species == "o3":
-        out.append(O3_MDA8_TARGET)
+    if sp.mda8_target_ugm3 is not None:
+        out.append(Threshold("target", sp.mda8_target_ugm3, "mda8"))
     return out
 
 
@@ -108,10 +104,10 @@ def score_unit(
     """Sums for one run and species.
 
     `stats` and `top` (product, lead, level, region, statistic): every pair, and the pairs whose analysis
-    is in the run's top 5 %; `mda8` (product, block, level, region, statistic) of the O3 maximum daily
-    8-hour means, forecast day d in block d (zeros for other species); `counts` (threshold, product,
-    block, level, contingency) and `fractions` (threshold, product, block, level, FRACTIONS); `maps`
-    (mapped product, MAP_SUMS, lat, lon) at the first level.
+    is in the run's top 5 %; `mda8` (product, block, level, region, statistic) of the maximum daily
+    8-hour means, forecast day d in block d (zeros for a species without an MDA8 target); `counts`
+    (threshold, product, block, level, contingency) and `fractions` (threshold, product, block, level,
+    FRACTIONS); `maps` (mapped product, MAP_SUMS, lat, lon) at the first level.
     """
     reader = StoreReader(url)
     masks = regions_for(domain).masks  # built once per worker process

@@ -147,9 +147,9 @@ def seasons_html(ctx: Context, species: str) -> str:
     return score_table(ctx, rows, columns, "all leads, whole domain", groups)
 
 
-def mda8_html(ctx: Context) -> str:
-    """O3 maximum daily 8-hour means: scores per product and forecast day, whole domain."""
-    rows = ctx.mda8[(ctx.mda8["species"] == "o3") & (ctx.mda8["region"] == "domain")]
+def mda8_html(ctx: Context, species: str) -> str:
+    """Maximum daily 8-hour means (O3): scores per product and forecast day, whole domain."""
+    rows = ctx.mda8[(ctx.mda8["species"] == species) & (ctx.mda8["region"] == "domain")]
     blocks = [b for b in ["all", *ctx.blocks] if b in set(rows["lead_block"])]
     if not blocks:
         return NO_DATA
@@ -243,8 +243,8 @@ def species_html(ctx: Context, index: int, species: str, figures: dict[str, Figu
         + seasons_html(ctx, species)
         + "</div></div>"
         + (
-            "<h3>Maximum daily 8-hour mean</h3>" + mda8_html(ctx)
-            if species == "o3" and not ctx.mda8.empty
+            "<h3>Maximum daily 8-hour mean</h3>" + mda8_html(ctx, species)
+            if (ctx.mda8["species"] == species).any()
             else ""
         )
         + "<h3>Threshold exceedances</h3>"
