@@ -25,9 +25,12 @@ class FanOutReport:
     failed: list[str] = field(default_factory=list)
 
 
-def ensure_ray() -> bool:
+def ensure_ray(dashboard: bool = False) -> bool:
     """Connect to RAY_ADDRESS / DLENS_RAY_ADDRESS if set, else start a small local Ray; True when it
-    started that local Ray (its caller may then shut it down, with everything running on it)."""
+    started that local Ray (its caller may then shut it down, with everything running on it).
+
+    `dashboard` starts the local Ray's dashboard too (about 6 s more on 2 cores): Ray Train needs its
+    State API, the fan-outs and Serve do not."""
     if ray.is_initialized():
         return False
     # Ray 2.60 turns token authentication on for every new cluster and warns at each start; the warning
@@ -41,10 +44,11 @@ def ensure_ray() -> bool:
         # placement-group cleaner needs: without it, a finished run's workers' CPUs are never freed.
         context = ray.init(
             address="local",  # a new local Ray, never one a `ray start` left on this machine
-            include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False, logging_level="WARNING",
-            object_store_memory=256 * 1024**2,
+            include_dashboard=dashboard, dashboard_host="127.0.0.1",
+            log_to_driver=False, logging_level="WARNING", object_store_memory=256 * 1024**2,
         )  # fmt: skip
-        log.info("ray dashboard: http://%s", context.dashboard_url)
+        if dashboard:
+            log.info("ray dashboard: http://%s", context.dashboard_url)
     log.info("ray: %s CPUs available", ray.cluster_resources().get("CPU", 0))
     return not address
 

@@ -18,9 +18,7 @@ from dlens.common.species import MEMBER_GROUPS, parse_members
 from dlens.model.registry import entries
 from dlens.train.config import load_config
 from dlens.train.export import export
-from dlens.train.fit import fit
 from dlens.train.predict import predict
-from dlens.train.sweep import load_sweep, tune
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,12 +83,16 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_fit(args: argparse.Namespace, store: str) -> int:
     if args.workers < 1:
         raise ValueError(f"--workers {args.workers}: expected at least 1")
+    from dlens.train.fit import fit  # Ray Train and MLflow: seconds of imports the other commands skip
+
     model_id = fit(store, load_config(args.config), args.workers, args.gpu, args.storage)
     print(f"model: {model_id}")
     return 0
 
 
 def cmd_tune(args: argparse.Namespace, store: str) -> int:
+    from dlens.train.sweep import load_sweep, tune  # Ray Tune, Ray Train and MLflow, as in cmd_fit
+
     sweep, base = load_sweep(args.config)
     model_id = tune(store, sweep, base, args.storage, resume=args.resume)
     print(f"model: {model_id}")

@@ -68,7 +68,7 @@ def fit(
     url: str, config: TrainConfig, workers: int = 1, gpu: bool = False, storage: str | None = None
 ) -> str:
     """Train, publish the best checkpoint, return the model id."""
-    ensure_ray()
+    ensure_ray(dashboard=True)
     normaliser = store_normaliser(url, config.data.train)
     shape = StoreDataset(url, config.data, "train", normaliser).shape  # fails fast, before any worker starts
     storage = storage or str(Path("data/ray-results").resolve())

@@ -91,7 +91,7 @@ def run_trial(params: dict) -> None:
 
 def tune(url: str, sweep: SweepConfig, base: TrainConfig, storage: str, resume: bool = False) -> str:
     """Run (or resume) the sweep, publish the best trial's best checkpoint, return its model id."""
-    ensure_ray()
+    ensure_ray(dashboard=True)
     normaliser = store_normaliser(url, base.data.train)
     shape = StoreDataset(url, base.data, "train", normaliser).shape  # fails fast on an unusable store
     experiment = Path(storage).resolve() / sweep.name
