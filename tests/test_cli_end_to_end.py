@@ -6,8 +6,11 @@ import json
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
+from scipy.interpolate import RegularGridInterpolator
 
+from dlens.common.reader import StoreReader
 from dlens.common.schema import validate_store
 
 CLI = shutil.which("dlens-ingest")
@@ -128,3 +131,53 @@ def test_synthetic_ingest_then_evaluate_ranks_the_median_above_the_members(tmp_p
         beaten = [m for m in metrics["meta"]["members"] if rmse[(m, species)] > rmse[("median", species)]]
         assert len(beaten) >= 9, (species, rmse)
     assert validate_store(store, deep=True) == []
+
+    # At the stations: the median's NO2 RMSE over the stations not withheld and over the withheld ones equals
+    # a brute-force recomputation (scipy's linear interpolation, clamped at the domain's edge cells).
+    at_stations = {(r["product"], r["species"], r["stations"]): r for r in metrics["stations"]
+                   if r["lead_block"] == "all"}  # fmt: skip
+    assert {name for (_, _, name) in at_stations} == {
+        "all",
+        "background",
+        "traffic",
+        "industrial",
+        "withheld",
+    }
+    for name, expected in brute_force_station_rmse(store, "median", "no2", "2025-07-06", 3).items():
+        row = at_stations[("median", "no2", name)]
+        assert row["n"] == expected[1] > 100 and row["rmse"] == pytest.approx(expected[0], rel=1e-5), name
+
+
+def brute_force_station_rmse(store: str, product: str, species: str, start: str, days: int) -> dict:
+    """{"all" | "withheld": (RMSE, n)} of a product at the stations inside the store's domain, every lead of
+    every run whose valid time has both a committed analysis and committed observations."""
+    reader = StoreReader(store)
+    group = reader.root["observations"]
+    lat, lon = group["station_latitude"][:], group["station_longitude"][:]
+    withheld = group["withheld"][:]
+    grid_lat, grid_lon = reader.spec.domain.latitude, reader.spec.domain.longitude
+    half = 0.05 + 1e-9
+    inside = (lat >= grid_lat[0] - half) & (lat <= grid_lat[-1] + half)
+    inside &= (lon >= grid_lon[0] - half) & (lon <= grid_lon[-1] + half)
+    points = np.stack(
+        [np.clip(lat, grid_lat[0], grid_lat[-1]), np.clip(lon, grid_lon[0], grid_lon[-1])], axis=1
+    )
+    errors = {"all": [], "withheld": []}
+    for day in range(days):
+        run = np.datetime64(start, "h") + np.timedelta64(24 * day, "h")
+        for lead in reader.spec.leads:
+            valid = run + np.timedelta64(lead, "h")
+            observed = reader.observations(species, valid)
+            if observed is None or not reader.analysis_complete(species, valid):
+                continue
+            field = reader.product(product, species, run, lead)[0]
+            sampled = RegularGridInterpolator((grid_lat, grid_lon), field.astype(np.float64))(points)
+            err = sampled - observed
+            ok = np.isfinite(err) & inside
+            errors["all"].append(err[ok & ~withheld])
+            errors["withheld"].append(err[ok & withheld])
+    out = {}
+    for name, parts in errors.items():
+        e = np.concatenate(parts)
+        out[name] = (float(np.sqrt(np.mean(e**2))), e.size)
+    return out

@@ -27,6 +27,10 @@ SKILL = {"median": 1.0, "mean": 1.02, "weighted": 0.97, DLENS: 0.9}
 SKILL |= {m: 1.08 + 0.03 * k for k, m in enumerate(MEMBERS)}
 BASE_RMSE = {"o3": 17.0, "no2": 9.0, "so2": 3.0, "pm10": 8.0}
 BASE_MEAN = {"o3": 85.0, "no2": 14.0, "so2": 2.5, "pm10": 18.0}
+#: Station sets and their station counts; RMSE at stations is larger than against the analysis.
+STATION_COUNTS = {"all": 160, "background": 100, "traffic": 45, "industrial": 15, "withheld": 28}
+STATION_SETS = {name: f"{name} stations" for name in STATION_COUNTS}
+N_STATIONS = STATION_COUNTS["all"] + STATION_COUNTS["withheld"]
 
 
 def _scores(rng: np.random.Generator, product: str, species: str, lead: float, scale: float = 1.0) -> dict:
@@ -63,6 +67,7 @@ def make_metrics(
     continuous: list[dict] = []
     exceedance: list[dict] = []
     mda8: list[dict] = []
+    stations: list[dict] = []
     significance: list[dict] = []
     for s in species:
         for p in products:
@@ -130,6 +135,11 @@ def make_metrics(
                 for block in [*blocks, "all"]:
                     row = {**base, "lead_block": block, "region": "domain"}
                     mda8.append({**row, "n": n_runs * 64 * 96, **_scores(rng, p, s, 48.0, 0.8)})
+            for block in [*blocks, "all"]:
+                for name, count in STATION_COUNTS.items():
+                    factor = 1.6 if name == "traffic" else 1.3
+                    stations.append({**base, "lead_block": block, "stations": name, "station_count": count,
+                                     "n": n_runs * count * 8, **_scores(rng, p, s, 48.0, factor)})  # fmt: skip
     by_key = {
         (r["product"], r["species"], r["lead_block"]): r["rmse"]
         for r in continuous
@@ -179,8 +189,10 @@ def make_metrics(
             "regions": REGIONS,
             "seasons": list(SEASONS),
             "bootstrap": {"resamples": 1000, "confidence": 0.95, "unit": "run"},
+            "station_sets": STATION_SETS,
             "units": "µg/m3",
         },
+        "stations": stations,
         "continuous": continuous,
         "exceedance": exceedance,
         "mda8": mda8,
@@ -212,8 +224,19 @@ def make_maps(
     rmse[..., :6, :10] = np.nan  # no data in the south-west corner (outside the domain)
     bias[..., :6, :10] = np.nan
     dims = ("product", "species", "latitude", "longitude")
+    station_lat = rng.uniform(lat[0], lat[-1], N_STATIONS)
+    station_lon = rng.uniform(lon[0], lon[-1], N_STATIONS)
+    skill = np.array([SKILL.get(p, 1.2) for p in products])[:, None, None]
+    station_rmse = (np.array([BASE_RMSE[s] for s in species])[None, :, None] * 1.3 * skill
+                    * rng.uniform(0.6, 1.6, (1, 1, N_STATIONS)) * rng.uniform(0.95, 1.05, (len(products), 1, N_STATIONS)))  # fmt: skip
+    station_dims = ("product", "species", "station")
     return xr.Dataset(
-        {"rmse": (dims, rmse), "bias": (dims, bias)},
-        coords={"product": list(products), "species": list(species), "latitude": lat, "longitude": lon},
+        {"rmse": (dims, rmse), "bias": (dims, bias),
+         "station_rmse": (station_dims, station_rmse.astype(np.float32)),
+         "station_bias": (station_dims, np.zeros_like(station_rmse, dtype=np.float32))},
+        coords={"product": list(products), "species": list(species), "latitude": lat, "longitude": lon,
+                "station_code": ("station", [f"XX{k:04d}A" for k in range(N_STATIONS)]),
+                "station_latitude": ("station", station_lat), "station_longitude": ("station", station_lon),
+                "withheld": ("station", np.arange(N_STATIONS) >= STATION_COUNTS["all"])},
         attrs={"reference": "median"},
-    )
+    )  # fmt: skip

@@ -77,7 +77,7 @@ def test_report_files(factory_report: tuple[dict, xr.Dataset, Path]) -> None:
     assert index == out / "index.html"
     text, page = parse(index)
     assert_images_exist(index, page)
-    assert len(page.images) == 4  # per species: lead-time plot and maps
+    assert len(page.images) == 6  # per species: lead-time plot, maps and station maps
     assert page.scripts == 0
     assert not [h for h in page.links if "://" in h], "the page must not reach outside its directory"
     assert "<link" not in text and "@import" not in text and "url(" not in text
@@ -89,6 +89,7 @@ def test_report_files(factory_report: tuple[dict, xr.Dataset, Path]) -> None:
         "Regions",
         "Seasons",
         "Threshold exceedances",
+        "At stations",
     ):
         assert section in text
 
@@ -170,6 +171,19 @@ def test_newer_scores_are_shown_as_numbers(factory_report: tuple[dict, xr.Datase
     (row,) = [r for r in metrics["mda8"] if r["product"] == F.DLENS and r["lead_block"] == "all"]
     assert f"{row['rmse']:.2f}" in mda8
     assert "Maximum daily 8-hour mean" not in text[text.index("no2 — nitrogen dioxide") :]
+
+
+def test_station_section_shows_every_set(factory_report: tuple[dict, xr.Dataset, Path]) -> None:
+    metrics, _, index = factory_report
+    text, _ = parse(index)
+    no2 = text[text.index("no2 — nitrogen dioxide") :]
+    section = no2[no2.index("<h3>At stations</h3>") :]
+    for name, count in F.STATION_COUNTS.items():
+        assert f">{name} ({count})</th>" in section, name
+    (row,) = [r for r in metrics["stations"] if r["product"] == F.DLENS and r["species"] == "no2"
+              and r["lead_block"] == "all" and r["stations"] == "withheld"]  # fmt: skip
+    assert f"{row['rmse']:.2f}" in section
+    assert "RMSE by lead block, all stations" in section and 'src="figures/stations-01-no2.png"' in section
 
 
 def test_empty_metrics(tmp_path: Path) -> None:

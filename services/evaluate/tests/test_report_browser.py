@@ -22,5 +22,5 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
         images = render_page(
             f"{base}/index.html", ARTIFACTS / "report.png", tmp_path / "profile", visible="table.scorecard"
         )
-    assert len(images) == 4  # two species × (lead-time plot, maps)
+    assert len(images) == 6  # two species × (lead-time plot, maps, station maps)
     assert (ARTIFACTS / "report.png").stat().st_size > 0

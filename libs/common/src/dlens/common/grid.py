@@ -128,3 +128,32 @@ def domain_of(latitude: np.ndarray, longitude: np.ndarray) -> Domain:
 def normalise_longitude(lon: np.ndarray) -> np.ndarray:
     """Map longitudes to [-180, 180)."""
     return ((np.asarray(lon, dtype=float) + 180.0) % 360.0) - 180.0
+
+
+def inside(domain: Domain, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Boolean per point: within the domain's cells (cell centres ± half a cell)."""
+    half = RESOLUTION / 2
+    lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
+    south, north, west, east = domain.bounds
+    return (lat >= south - half) & (lat <= north + half) & (lon >= west - half) & (lon <= east + half)
+
+
+def bilinear_weights(
+    domain: Domain, lat: np.ndarray, lon: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear interpolation of points onto a domain's cell centres, clamped at its edges: (n, 4) row and
+    column indices of the four neighbours and their float32 weights; a (lat, lon) field at the points is
+    `(field[rows, cols] * weights).sum(axis=1)`."""
+    nlat, nlon = domain.shape
+    y = np.clip((lat - domain.latitude[0]) / RESOLUTION, 0.0, nlat - 1.0)
+    x = np.clip((lon - domain.longitude[0]) / RESOLUTION, 0.0, nlon - 1.0)
+    i0, j0 = (
+        np.minimum(np.floor(y).astype(int), max(nlat - 2, 0)),
+        np.minimum(np.floor(x).astype(int), max(nlon - 2, 0)),
+    )
+    i1, j1 = np.minimum(i0 + 1, nlat - 1), np.minimum(j0 + 1, nlon - 1)
+    fy, fx = np.clip(y - i0, 0.0, 1.0), np.clip(x - j0, 0.0, 1.0)
+    rows = np.stack([i0, i0, i1, i1], axis=1)
+    cols = np.stack([j0, j1, j0, j1], axis=1)
+    weights = np.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx], axis=1)
+    return rows, cols, weights.astype(np.float32)

@@ -15,7 +15,7 @@ import numpy as np
 import zarr
 from zarr.core.sync import sync
 
-from dlens.common.layout import ANALYSIS, FORECASTS, STATUS, Status, axis_group, product_group
+from dlens.common.layout import ANALYSIS, FORECASTS, OBSERVATIONS, STATUS, Status, axis_group, product_group
 from dlens.common.species import SPECIES_NAMES
 from dlens.common.store import open_store
 from dlens.common.writer import StoreSpec, committed_labels
@@ -115,6 +115,16 @@ class StoreReader:
             return None
         pos = self.axis(ANALYSIS)[np.datetime64(valid_time, "h")]
         return self.array(ANALYSIS, species)[pos]
+
+    def observations(self, species: str, valid_time: np.datetime64) -> np.ndarray | None:
+        """(station,) observations at a valid time (NaN where a station has none), or None when the store
+        has no stations or that hour is not COMPLETE."""
+        if not self.has(OBSERVATIONS):
+            return None
+        pos = self.axis(OBSERVATIONS).get(np.datetime64(valid_time, "h"))
+        if pos is None or self.status(OBSERVATIONS)[pos, SPECIES_NAMES.index(species)] != Status.COMPLETE:
+            return None
+        return self.array(OBSERVATIONS, species)[pos]
 
     def product_status(self, name: str, species: str, run: np.datetime64) -> Status:
         """Status of one product run for one species (PENDING when the product or run is missing)."""

@@ -6,7 +6,8 @@
 - `synthetic_store`: one synthetic store (tiny domain, 38 days) ingested by the CLI for the session.
 - `mlflow_tracking` (automatic): the session's MLflow file store, exported as MLFLOW_TRACKING_URI.
 - `cams_samples`: the real public CAMS files (`../shared/data/cams-samples` beside the repository,
-  or ``$DLENS_CAMS_SAMPLES``). Where they are absent the tests that need them are skipped with that
+  or ``$DLENS_CAMS_SAMPLES``); `real_cams`: the real CAMS and EEA station files (`../shared/data/real-cams`,
+  or ``$DLENS_REAL_CAMS``). Where they are absent the tests that need them are skipped with that
   reason, except under CI (``CI`` set), where their absence is a failure.
 """
 
@@ -26,21 +27,32 @@ import pytest
 REPOSITORY = Path(__file__).resolve().parents[5]
 
 
-def require_cams_samples(module_level: bool = False) -> Path:
-    """The directory of the real CAMS sample files; skip (fail under CI) when it is missing."""
-    path = Path(os.environ.get("DLENS_CAMS_SAMPLES", REPOSITORY.parent / "shared" / "data" / "cams-samples"))
+def _shared_data(folder: str, variable: str, module_level: bool) -> Path:
+    """`../shared/data/<folder>` (or $<variable>); skip (fail under CI) when it is missing."""
+    path = Path(os.environ.get(variable, REPOSITORY.parent / "shared" / "data" / folder))
     if not path.is_dir():
-        reason = f"real CAMS samples not found at {path} (set DLENS_CAMS_SAMPLES)"
+        reason = f"real data {folder} not found at {path} (set {variable})"
         if os.environ.get("CI"):
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason, allow_module_level=module_level)
     return path
 
 
+def require_cams_samples(module_level: bool = False) -> Path:
+    """The directory of the real CAMS sample files; skip (fail under CI) when it is missing."""
+    return _shared_data("cams-samples", "DLENS_CAMS_SAMPLES", module_level)
+
+
 @pytest.fixture(scope="session")
 def cams_samples() -> Path:
     """The real CAMS sample files (see `require_cams_samples`)."""
     return require_cams_samples()
+
+
+@pytest.fixture(scope="session")
+def real_cams() -> Path:
+    """The real CAMS forecasts and EEA station files of `../shared/data/real-cams`."""
+    return _shared_data("real-cams", "DLENS_REAL_CAMS", module_level=False)
 
 
 def free_port() -> int:

@@ -30,6 +30,7 @@ from dlens.evaluate.evaluation import EvaluationError, Plan, score_period, seaso
 from dlens.evaluate.regions import regions_for
 from dlens.evaluate.report import write_report
 from dlens.evaluate.scoring import Window
+from dlens.evaluate.stations import STATION_SETS
 
 log = get_logger(__name__)
 REFERENCE = "median"
@@ -156,6 +157,7 @@ def run(plan: Plan, args: argparse.Namespace) -> Path:
         "continuous": scored.continuous,
         "exceedance": scored.exceedance,
         "mda8": scored.mda8,
+        "stations": scored.stations,
         "significance": scored.significance,
     }
     out = args.out.resolve()
@@ -238,6 +240,7 @@ def _meta(plan: Plan, args: argparse.Namespace, created: datetime) -> dict:
             "window_days": args.weight_days,
             "method": "inverse trailing MSE per species and lead block",
         },
+        "station_sets": STATION_SETS,
         "units": "µg/m3",
     }
 

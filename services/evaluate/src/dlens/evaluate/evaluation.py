@@ -13,6 +13,7 @@ import xarray as xr
 
 from dlens.common.grid import Domain
 from dlens.common.parallel import Unit, fan_out
+from dlens.common.reader import StoreReader
 from dlens.common.species import LEAD_BLOCKS, MEMBERS, lead_block
 from dlens.evaluate.metrics import (
     CONTINGENCY,
@@ -28,6 +29,7 @@ from dlens.evaluate.metrics import (
 )
 from dlens.evaluate.regions import Regions
 from dlens.evaluate.scoring import FSS_WINDOW, MAP_SUMS, Window, mapped_products, score_unit, thresholds
+from dlens.evaluate.stations import STATION_SETS, StationNetwork, StationSampler
 
 SEASONS = {12: "DJF", 1: "DJF", 2: "DJF", 3: "MAM", 4: "MAM", 5: "MAM",
            6: "JJA", 7: "JJA", 8: "JJA", 9: "SON", 10: "SON", 11: "SON"}  # fmt: skip
@@ -74,6 +76,8 @@ class Scores:
     exceedance: list[dict]
     mda8: list[dict]
     significance: list[dict]
+    #: Scores at the stations of the observations group (empty when the store has none).
+    stations: list[dict]
     maps: xr.Dataset
 
 
@@ -88,6 +92,11 @@ def score_period(plan: Plan) -> Scores:
               for sp in plan.species}  # fmt: skip
     fractions = {sp: np.zeros((len(thresholds(sp)), n_p, n_b, n_v, len(FRACTIONS))) for sp in plan.species}
     maps = np.zeros((len(mapped_products(plan.products)), n_s, len(MAP_SUMS), *plan.regions.masks.shape[1:]))
+    network = StationNetwork.read(StoreReader(plan.url))
+    sampler = None if network is None else StationSampler.for_domain(network, plan.domain)
+    at_stations = np.zeros((n_s, n_p, n_b, len(STATION_SETS), len(STATISTICS)))
+    n_st = 0 if sampler is None else len(sampler)
+    station_errors = np.zeros((len(mapped_products(plan.products)), n_s, n_st, len(MAP_SUMS)))
     run_index = {str(r): i for i, r in enumerate(plan.runs)}
 
     def add(result: dict) -> None:
@@ -97,6 +106,8 @@ def score_period(plan: Plan) -> Scores:
         counts[result["species"]] += result["counts"]
         fractions[result["species"]] += result["fractions"]
         maps[:, s] += result["maps"]
+        at_stations[s] += result["stations"]
+        station_errors[:, s] += result["station_errors"]
 
     units = [
         Unit(f"score {np.datetime64(run, 'D')} {sp}", score_unit,
@@ -113,7 +124,8 @@ def score_period(plan: Plan) -> Scores:
         exceedance=_exceedance(plan, counts, fractions),
         mda8=_mda8(plan, mda8),
         significance=_significance(plan, stats),
-        maps=_maps(plan, maps),
+        stations=_stations(plan, at_stations, sampler),
+        maps=_with_station_maps(_maps(plan, maps), plan, station_errors, network, sampler),
     )
 
 
@@ -280,6 +292,57 @@ def _maps(plan: Plan, maps: np.ndarray) -> xr.Dataset:
         coords=coords,
         attrs={"reference": plan.reference, "level": int(plan.levels[0])},
     )
+
+
+def _stations(plan: Plan, sums: np.ndarray, sampler: StationSampler | None) -> list[dict]:
+    """Records per species, product, lead block and station set (first level), from `sums` (species,
+    product, block, STATION_SETS, statistic); none for a set without a pair, or without stations."""
+    if sampler is None:
+        return []
+    counts = sampler.masks.sum(axis=1)
+    records = []
+    for s, sp in enumerate(plan.species):
+        for p, product in enumerate(plan.products):
+            per_block = {b: sums[s, p, i] for i, b in enumerate(LEAD_BLOCKS)}
+            per_block[ALL] = sums[s, p].sum(axis=0)
+            for block, by_set in per_block.items():
+                for k, name in enumerate(STATION_SETS):
+                    if by_set[k, STATISTICS.index("n")] == 0:
+                        continue
+                    scores = scores_from_sums(by_set[k])
+                    records.append({
+                        "product": product, "species": sp, "level": plan.levels[0], "lead_block": block,
+                        "stations": name, "station_count": int(counts[k]),
+                        **{key: _number(value) for key, value in scores.items()},
+                    })  # fmt: skip
+    return records
+
+
+def _with_station_maps(
+    maps: xr.Dataset,
+    plan: Plan,
+    errors: np.ndarray,
+    network: StationNetwork | None,
+    sampler: StationSampler | None,
+) -> xr.Dataset:
+    """`maps` with each mapped product's RMSE and bias at every station of the domain (all leads), from
+    `errors` (mapped product, species, station, MAP_SUMS); unchanged when the store has no stations."""
+    if network is None or sampler is None or not len(sampler):
+        return maps
+    sse, se, n = (errors[..., MAP_SUMS.index(k)] for k in MAP_SUMS)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rmse = np.where(n > 0, np.sqrt(sse / n), np.nan).astype(np.float32)
+        bias = np.where(n > 0, se / n, np.nan).astype(np.float32)
+    i = sampler.index
+    dims = ("product", "species", "station")
+    station_coords = {
+        "station_code": ("station", network.code[i]), "station_type": ("station", network.kind[i]),
+        "station_latitude": ("station", network.latitude[i]),
+        "station_longitude": ("station", network.longitude[i]), "withheld": ("station", network.withheld[i]),
+    }  # fmt: skip
+    return maps.assign(
+        station_rmse=(dims, rmse, {"units": "µg/m3"}), station_bias=(dims, bias, {"units": "µg/m3"})
+    ).assign_coords(station_coords)
 
 
 def _number(value) -> float | None:

@@ -2,8 +2,8 @@
 
 Each task returns additive sums only (metric statistics per product, lead, level and region, over all
 pairs and over the run's top 5 % of analysed values; O3 MDA8 statistics; exceedance counts and fractions
-skill score sums; per-cell error sums for the maps), so the driver's memory is bounded by the domain and
-the number of products, never by the length of the period.
+skill score sums; per-cell error sums for the maps; sums at the stations), so the driver's memory is
+bounded by the domain and the number of products, never by the length of the period.
 """
 
 from __future__ import annotations
@@ -26,6 +26,13 @@ from dlens.evaluate.metrics import (
     sum_statistics,
 )
 from dlens.evaluate.regions import regions_for
+from dlens.evaluate.stations import (
+    STATION_SETS,
+    StationNetwork,
+    StationSampler,
+    per_station_sums,
+    station_sums,
+)
 
 #: Map sums per product and cell at the first level: squared error, error, count.
 MAP_SUMS = ("sse", "se", "n")
@@ -107,9 +114,13 @@ def score_unit(
     is in the run's top 5 %; `mda8` (product, block, level, region, statistic) of the maximum daily
     8-hour means, forecast day d in block d (zeros for a species without an MDA8 target); `counts`
     (threshold, product, block, level, contingency) and `fractions` (threshold, product, block, level,
-    FRACTIONS); `maps` (mapped product, MAP_SUMS, lat, lon) at the first level.
+    FRACTIONS); `maps` (mapped product, MAP_SUMS, lat, lon) at the first level; at the stations of the
+    domain, first level: `stations` (product, block, STATION_SETS, statistic) and `station_errors`
+    (mapped product, station, MAP_SUMS), both empty when the store holds no observations.
     """
     reader = StoreReader(url)
+    network = StationNetwork.read(reader)
+    sampler = None if network is None else StationSampler.for_domain(network, domain)
     masks = regions_for(domain).masks  # built once per worker process
     t0 = np.datetime64(run, "h")
     leads, levels = reader.spec.leads, reader.spec.levels
@@ -121,6 +132,9 @@ def score_unit(
     fractions = np.zeros((len(limits), n_p, n_b, len(levels), len(FRACTIONS)))
     mapped = mapped_products(products)
     maps = np.zeros((len(mapped), len(MAP_SUMS), *masks.shape[1:]))
+    n_st = 0 if sampler is None else len(sampler)
+    at_stations = np.zeros((n_p, n_b, len(STATION_SETS), len(STATISTICS)))
+    station_errors = np.zeros((len(mapped), n_st, len(MAP_SUMS)))
     # Daily means per lead block for 24-h thresholds: sums and counts of forecast and analysis.
     daily = any(t.averaging == "24h" for t in limits)
     mda8 = RunningMda8(days=n_b) if any(t.averaging == "mda8" for t in limits) else None
@@ -143,6 +157,9 @@ def score_unit(
             o_sum[b] += np.nan_to_num(truth)
             o_n[b] += np.isfinite(truth)
         fields = _fields(reader, products, species, t0, lead, window)
+        observed = None if not n_st else reader.observations(species, t0 + np.timedelta64(lead, "h"))
+        if observed is not None:
+            observed = sampler.observed(observed)
         if mda8 is not None:
             missing = np.full(truth.shape, np.nan)
             mda8.add(lead, np.stack([missing if f is None else f for f in fields] + [truth]))
@@ -155,6 +172,11 @@ def score_unit(
                 if limit.averaging == "1h":
                     counts[k, p, b] += contingency_counts(field, truth, limit.value)[:, 0]
                     fractions[k, p, b] += fractions_sums(field, truth, limit.value, FSS_WINDOW)
+            if observed is not None:
+                sampled = sampler.sample(field[0])
+                at_stations[p, b] += station_sums(sampled, observed, sampler.masks)
+                if products[p] in mapped:
+                    station_errors[mapped.index(products[p])] += per_station_sums(sampled, observed)
             if products[p] in mapped:
                 err = field[0] - truth[0]
                 ok = np.isfinite(err)
@@ -178,7 +200,8 @@ def score_unit(
         _add_daily(limits, "mda8", f_max, o_max, counts, fractions)
     return {
         "run": run, "species": species, "stats": stats, "top": top, "mda8": mda8_stats, "counts": counts,
-        "fractions": fractions, "maps": maps.astype(np.float32),
+        "fractions": fractions, "maps": maps.astype(np.float32), "stations": at_stations,
+        "station_errors": station_errors,
     }  # fmt: skip
 
 

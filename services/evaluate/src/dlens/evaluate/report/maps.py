@@ -49,7 +49,7 @@ def map_figure(
         return None
     lat = np.asarray(maps["latitude"].values, dtype=np.float64)
     lon = np.asarray(maps["longitude"].values, dtype=np.float64)
-    extent = _extent(lat, lon)
+    extent = extent_of(lat, lon)
     gains = {p: (ref - f if ref is not None and f is not None else None) for p, f in fields.items()}
     finite_gains = [np.abs(g[np.isfinite(g)]) for g in gains.values() if g is not None]
     finite_gains = [g for g in finite_gains if g.size]
@@ -57,19 +57,13 @@ def map_figure(
     span = span if span > 0 else 1.0
 
     n_panels = 1 + len(products)
-    ncols = n_panels if n_panels <= 3 else 2 if n_panels == 4 else MAX_COLS if n_panels > 9 else 3
-    nrows = math.ceil(n_panels / ncols)
-    aspect = 1 / max(math.cos(math.radians(float(np.mean(extent[2:])))), 0.1)
-    panel_w = 4.6
-    panel_h = panel_w * aspect * (extent[3] - extent[2]) / max(extent[1] - extent[0], 1e-6) + 0.6
-    fig = Figure(figsize=(panel_w * ncols + 1.2, panel_h * nrows), dpi=100, layout="constrained")
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    fig, axes, aspect, nrows = panel_figure(n_panels, extent)
     segments = coastline_segments(extent[2], extent[3], extent[0], extent[1])
 
     image_kw = {"extent": extent, "origin": "lower", "interpolation": "nearest", "aspect": aspect}
     ref_ax, gain_axes, gain_image = axes[0], [], None
     if ref is None:
-        _no_data(ref_ax)
+        no_data(ref_ax)
     else:
         vmax = float(np.nanpercentile(ref, 98)) or 1.0
         image = ref_ax.imshow(ref, cmap="YlOrRd", vmin=0, vmax=vmax, **image_kw)
@@ -78,7 +72,7 @@ def map_figure(
     for ax, product in zip(axes[1:], products):
         gain = gains[product]
         if gain is None or not np.isfinite(gain).any():
-            _no_data(ax)
+            no_data(ax)
             ax.set_title(f"gain of {plain(product)}", fontsize=10)
         else:
             gain_image = ax.imshow(gain, cmap="RdBu", vmin=-span, vmax=span, **image_kw)
@@ -86,7 +80,7 @@ def map_figure(
             gain_axes.append(ax)
     for ax in axes[:n_panels]:
         ax.add_collection(LineCollection(segments, colors="black", linewidths=0.6, zorder=3))
-        _geo_axes(ax, extent, aspect)
+        geo_axes(ax, extent, aspect)
     for ax in axes[n_panels:]:
         ax.axis("off")
     if gain_image is not None:
@@ -99,19 +93,35 @@ def map_figure(
     return fig
 
 
-def _extent(lat: np.ndarray, lon: np.ndarray) -> tuple[float, float, float, float]:
+def panel_figure(
+    n_panels: int, extent: tuple[float, float, float, float]
+) -> tuple[Figure, np.ndarray, float, int]:
+    """A figure of `n_panels` map panels of `extent` (west, east, south, north): the figure, its axes (flat,
+    spare ones included), the panels' aspect and the number of rows."""
+    ncols = n_panels if n_panels <= 3 else 2 if n_panels == 4 else MAX_COLS if n_panels > 9 else 3
+    nrows = math.ceil(n_panels / ncols)
+    aspect = 1 / max(math.cos(math.radians(float(np.mean(extent[2:])))), 0.1)
+    panel_w = 4.6
+    panel_h = panel_w * aspect * (extent[3] - extent[2]) / max(extent[1] - extent[0], 1e-6) + 0.6
+    fig = Figure(figsize=(panel_w * ncols + 1.2, panel_h * nrows), dpi=100, layout="constrained")
+    return fig, np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel(), aspect, nrows
+
+
+def extent_of(lat: np.ndarray, lon: np.ndarray) -> tuple[float, float, float, float]:
     """(west, east, south, north) of the cell edges, assuming regular cell centres."""
     dlat = float(np.median(np.diff(lat))) if lat.size > 1 else 0.1
     dlon = float(np.median(np.diff(lon))) if lon.size > 1 else 0.1
     return (lon[0] - dlon / 2, lon[-1] + dlon / 2, lat[0] - dlat / 2, lat[-1] + dlat / 2)
 
 
-def _no_data(ax) -> None:
+def no_data(ax) -> None:
+    """Grey the panel and say "no data" in it."""
     ax.set_facecolor("0.9")
     ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="0.3", fontsize=12)
 
 
-def _geo_axes(ax, extent: tuple[float, float, float, float], aspect: float) -> None:
+def geo_axes(ax, extent: tuple[float, float, float, float], aspect: float) -> None:
+    """Limits, aspect and degree labels of a map panel."""
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
     ax.set_aspect(aspect)

@@ -14,7 +14,7 @@ CATEGORICAL = ("hits", "misses", "false_alarms", "correct_negatives", "pod", "fa
 SIGNIFICANCE = ("rmse", "rmse_reference", "difference", "ci_low", "ci_high")
 #: Scores newer than some metrics.json files: shown where present, never added as empty columns.
 LATER_SCORES = ("variance_ratio", "rmse_top5", "bias_top5", "sedi", "fss", "fss_window", "p_value", "p_holm",
-                "skill_median", "skill_persistence", "skill_climatology")  # fmt: skip
+                "skill_median", "skill_persistence", "skill_climatology", "station_count")  # fmt: skip
 #: Columns read as floats (NaN where missing); any other column is read as text.
 NUMERIC = frozenset(
     ("lead", "level", "threshold", *CONTINUOUS_SCORES, *CATEGORICAL, *SIGNIFICANCE, *LATER_SCORES)
@@ -66,6 +66,7 @@ class Context:
     exceedance: pd.DataFrame
     significance: pd.DataFrame
     mda8: pd.DataFrame
+    stations: pd.DataFrame
     notes: list[str] = field(default_factory=list)
 
     def role(self, product: str) -> str:
@@ -130,7 +131,10 @@ def build_context(metrics: dict[str, Any], map_products: list[str], map_species:
     mda8 = frame(
         metrics.get("mda8"), ("product", "species", "level", "lead_block", "region", *CONTINUOUS_SCORES)
     )
-    all_frames = (continuous, exceedance, significance, mda8)
+    stations = frame(
+        metrics.get("stations"), ("product", "species", "level", "lead_block", "stations", *CONTINUOUS_SCORES)
+    )
+    all_frames = (continuous, exceedance, significance, mda8, stations)
     reference = str(meta.get("reference") or "median")
     members = _union(meta.get("members"))
     found = [_values(df, "product") for df in all_frames]
@@ -168,6 +172,7 @@ def build_context(metrics: dict[str, Any], map_products: list[str], map_species:
             significance[significance["reference"].isna() | (significance["reference"] == reference)], level
         ),
         mda8=_at_level(mda8, level),
+        stations=_at_level(stations, level),
     )
     if len(levels) > 1:
         ctx.notes.append(f"This page shows level {levels[0]} only; metrics.json holds the levels {levels}.")

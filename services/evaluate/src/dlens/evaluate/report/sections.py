@@ -218,6 +218,39 @@ def exceedance_html(ctx: Context, species: str) -> str:
     return "".join(out)
 
 
+def stations_html(ctx: Context, species: str, figure: FigureRef | None) -> str:
+    """Scores at the stations: per station set over all leads, then RMSE per lead block at every station not
+    withheld, then the station map."""
+    rows = ctx.stations[ctx.stations["species"] == species]
+    overall = rows[rows["lead_block"] == "all"]
+    sets = [name for name in (ctx.meta.get("station_sets") or {}) if name in set(overall["stations"])]
+    sets += [name for name in dict.fromkeys(overall["stations"]) if name not in sets]
+    if not sets:
+        return NO_DATA
+    described = ctx.meta.get("station_sets") or {}
+    groups = []
+    for name in sets:
+        count = overall.loc[overall["stations"] == name, "station_count"].max()
+        groups.append((f"{name} ({fmt(count, 'count')})", described.get(name, name), [("stations", name)]))
+    columns = [("n", "n", "count", None), ("rmse", "RMSE", "score", "min"),
+               ("bias", "bias", "signed", "absmin"), ("r", "r", "ratio3", "max")]  # fmt: skip
+    table = score_table(
+        ctx, overall, columns, "all leads; forecasts interpolated (bilinear) to the stations", groups
+    )
+    per_block = rows[rows["stations"] == sets[0]]
+    blocks = [b for b in ctx.blocks if b in set(per_block["lead_block"])]
+    if blocks:
+        table += score_table(
+            ctx, per_block, [("rmse", "RMSE", "score", "min")], f"RMSE by lead block, {sets[0]} stations",
+            [(f"{b} h", "", [("lead_block", b)]) for b in blocks],
+        )  # fmt: skip
+    caption = (
+        f"{species}: RMSE of the {ctx.reference} at each station over the period and, per product, the gain "
+        f"RMSE({ctx.reference}) − RMSE(product); blue = better; withheld stations are triangles"
+    )
+    return f'<div class="grid">{table}</div>' + _figure_html(figure, caption)
+
+
 def species_html(ctx: Context, index: int, species: str, figures: dict[str, FigureRef | None]) -> str:
     """The section of one species: lead-time figure, score tables, maps, regions, seasons, exceedances."""
     info = SPECIES.get(species)
@@ -249,6 +282,11 @@ def species_html(ctx: Context, index: int, species: str, figures: dict[str, Figu
         )
         + "<h3>Threshold exceedances</h3>"
         + exceedance_html(ctx, species)
+        + (
+            "<h3>At stations</h3>" + stations_html(ctx, species, figures.get("stations"))
+            if (ctx.stations["species"] == species).any()
+            else ""
+        )
         + "</section>"
     )
 

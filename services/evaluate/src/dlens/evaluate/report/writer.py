@@ -16,6 +16,7 @@ from dlens.evaluate.report.maps import map_figure
 from dlens.evaluate.report.page import page_html
 from dlens.evaluate.report.records import build_context, json_ready
 from dlens.evaluate.report.sections import FigureRef, species_html
+from dlens.evaluate.report.station_maps import station_figure
 from dlens.evaluate.report.tables import slug
 
 DPI = 100
@@ -71,6 +72,15 @@ def write_report(metrics: dict, maps: xr.Dataset, out_dir: Path, progress: bool 
                 f"maps-{stem}.png",
                 f"{species} maps: RMSE of {ctx.reference} and RMSE gain over {ctx.reference} of {compared}",
                 lambda s=species: map_figure(maps, s, ctx.reference, ctx.compared, ctx.units),
+            )
+        )
+        jobs.append(
+            (
+                i,
+                "stations",
+                f"stations-{stem}.png",
+                f"{species} at stations: RMSE of {ctx.reference} and gain over it of {compared}",
+                lambda s=species: station_figure(maps, s, ctx.reference, ctx.compared, ctx.units),
             )
         )
     refs: dict[int, dict[str, FigureRef | None]] = {i: {} for i in range(len(ctx.species))}

@@ -24,7 +24,7 @@ import pandas as pd
 from scipy.ndimage import gaussian_filter
 from scipy.special import ndtri
 
-from dlens.common.grid import RESOLUTION, Domain
+from dlens.common.grid import RESOLUTION, Domain, bilinear_weights, inside
 from dlens.common.species import SPECIES_NAMES
 from dlens.ingest.synthetic.caching import cached
 from dlens.ingest.synthetic.seeding import rng
@@ -92,23 +92,6 @@ def station_roles(seed: int, codes: pd.Series) -> np.ndarray:
     return np.where(withheld, "withheld", np.where(nrt, "nrt", "delayed"))
 
 
-def _bilinear(domain: Domain, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Neighbour indices and weights of points on a domain's cell centres (clamped at its edges)."""
-    nlat, nlon = domain.shape
-    y = np.clip((lat - domain.latitude[0]) / RESOLUTION, 0.0, nlat - 1.0)
-    x = np.clip((lon - domain.longitude[0]) / RESOLUTION, 0.0, nlon - 1.0)
-    i0, j0 = (
-        np.minimum(np.floor(y).astype(int), max(nlat - 2, 0)),
-        np.minimum(np.floor(x).astype(int), max(nlon - 2, 0)),
-    )
-    i1, j1 = np.minimum(i0 + 1, nlat - 1), np.minimum(j0 + 1, nlon - 1)
-    fy, fx = np.clip(y - i0, 0.0, 1.0), np.clip(x - j0, 0.0, 1.0)
-    rows = np.stack([i0, i0, i1, i1], axis=1)
-    cols = np.stack([j0, j1, j0, j1], axis=1)
-    weights = np.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx], axis=1)
-    return rows, cols, weights.astype(np.float32)
-
-
 class Observing:
     """The stations and observation densities of a generator's domain."""
 
@@ -124,13 +107,9 @@ class Observing:
     @functools.cached_property
     def stations(self) -> Stations:
         """The stations inside the domain (cell centres ± half a cell)."""
-        d, half = self.domain, RESOLUTION / 2
-        t = self.work_stations
-        inside = t.latitude.between(d.latitude[0] - half, d.latitude[-1] + half) & t.longitude.between(
-            d.longitude[0] - half, d.longitude[-1] + half
-        )
-        table = t[inside].reset_index(drop=True)
-        rows, cols, weights = _bilinear(d, table.latitude.to_numpy(), table.longitude.to_numpy())
+        d, t = self.domain, self.work_stations
+        table = t[inside(d, t.latitude.to_numpy(), t.longitude.to_numpy())].reset_index(drop=True)
+        rows, cols, weights = bilinear_weights(d, table.latitude.to_numpy(), table.longitude.to_numpy())
         return Stations(table, rows, cols, weights)
 
     def assimilated(self, species: str, analysis: str) -> pd.DataFrame:
