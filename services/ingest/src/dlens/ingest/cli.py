@@ -96,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--seed", type=int, help="generator seed (default: DLENS_SEED, 0)")
     grid_args(syn, defaults=True)
 
-    files = sub.add_parser("files", help="ingest CAMS NetCDF/GRIB files or zips of them")
+    files = sub.add_parser(
+        "files", help="ingest CAMS NetCDF/GRIB files or zips of them, and EEA station Parquet files"
+    )
     store_arg(files)
     files.add_argument("paths", nargs="+", type=Path, help="files, zips or directories")
     grid_args(files, defaults=False)
@@ -189,16 +191,31 @@ def cmd_synthetic(args: argparse.Namespace, store: str) -> int:
 
 
 def cmd_files(args: argparse.Namespace, store: str) -> int:
+    from dlens.ingest.eea import eea_kind, ingest_eea
     from dlens.ingest.files_ingest import ingest_files
+    from dlens.ingest.readers import IngestError
 
     paths = _expand(args.paths)
-    report = ingest_files(store, paths, args.domain, args.leads, args.levels)
-    for line in report.errors:
+    kinds = {p: eea_kind(p) for p in paths}
+    cams = [p for p in paths if kinds[p] is None]
+    errors, units = [], 0
+    if cams or not paths:
+        report = ingest_files(store, cams, args.domain, args.leads, args.levels)
+        errors, units = report.errors, report.units
+    errors += [f"{p.name}: not a readable Parquet file" for p in paths if kinds[p] == "damaged"]
+    network = [p for p in paths if kinds[p] == "network"]
+    series = [p for p in paths if kinds[p] == "series"]
+    if network or series:  # EEA station files: after the CAMS files, which may create the store
+        try:
+            eea = ingest_eea(store, network, series)
+            errors += eea.errors
+            print(f"observations: {eea.series} station series, {eea.hours} hours written to {store}")
+        except IngestError as exc:
+            errors.append(str(exc))
+    for line in errors:
         print(f"error: {line}", file=sys.stderr)
-    print(
-        f"files: {len(paths)} paths, {report.units} units written to {store}, {len(report.errors)} rejected"
-    )
-    return 1 if report.errors else 0
+    print(f"files: {len(paths)} paths, {units} units written to {store}, {len(errors)} rejected")
+    return 1 if errors else 0
 
 
 def _expand(paths: list[Path]) -> list[Path]:
