@@ -26,6 +26,8 @@ per species and lead block:
 Beside them, what the first delivery of the operational timeline is worth: DL-ENS from the first six
 members only (`predict --members early`) against the median of the same six (`median-early`); and a
 figure of RMSE per lead block (bench/results/skill.png, the README's), and the README's markdown table.
+Then the RMSE at the stations of the store (all leads, forecasts interpolated bilinearly): at the stations
+an analysis may assimilate and at the withheld ones, which none does (no bootstrap there yet).
 Targets: DL-ENS better than the median and than the strongest baseline in every row; the mean of
 DL-ENS / median over the rows ≤ 0.85. Exit status 1 if a target is missed. Not yet here (issue 17): two
 seasons of rolling origins.
@@ -218,6 +220,46 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+#: The station sets of the station table: those an analysis may assimilate, and the withheld ones.
+STATION_SETS = ("all", "withheld")
+
+
+def station_table(metrics: dict, product: str, species: list[str]) -> list[dict]:
+    """Per species and station set, all leads: RMSE at the stations of DL-ENS, of the median and of the
+    strongest baseline there, from `dlens-evaluate`'s `stations` records (no bootstrap at stations)."""
+    found = {(r["product"], r["species"], r["stations"]): r for r in metrics.get("stations", [])
+             if r["lead_block"] == "all" and r["rmse"] is not None}  # fmt: skip
+    rows = []
+    for sp in species:
+        for name in STATION_SETS:
+            if (product, sp, name) not in found or ("median", sp, name) not in found:
+                continue
+            baselines = {b: found[(b, sp, name)]["rmse"] for b in BASELINES if (b, sp, name) in found}
+            strongest = min(baselines, key=baselines.get)
+            dlens = found[(product, sp, name)]
+            rows.append({
+                "species": sp, "stations": name, "station_count": dlens["station_count"], "n": dlens["n"],
+                "dlens": dlens["rmse"], "dlens_bias": dlens["bias"], **baselines, "strongest": strongest,
+                "ratio": dlens["rmse"] / baselines["median"], "ratio_strongest": dlens["rmse"] / baselines[strongest],
+            })  # fmt: skip
+    return rows
+
+
+def station_markdown(rows: list[dict]) -> str:
+    """The README's station table: RMSE at the stations not withheld and at the withheld ones."""
+    lines = [
+        "| species | stations | n | DL-ENS | Median | strongest baseline | DL-ENS / Median | DL-ENS / strongest |",
+        "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['species']} | {r['stations']} ({r['station_count']}) | {int(r['n'])} | {r['dlens']:.2f} "
+            f"| {r['median']:.2f} | {TITLES[r['strongest']]} {r[r['strongest']]:.2f} | {r['ratio']:.3f} "
+            f"| {r['ratio_strongest']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def plot(rows: list[dict], path: Path) -> None:
     """RMSE per lead block and species: DL-ENS, the median, the weighted ensemble, the first-six variants."""
     import matplotlib
@@ -315,7 +357,9 @@ def main() -> int:
 
     runs = [test_start + timedelta(days=d) for d in range(args.test_days)]
     floors = floor_by_block(args.domain, args.seed, runs, species, parse_leads(LEADS))
-    rows = skill_table(json.loads((report / "metrics.json").read_text()), product, floors, species)
+    metrics = json.loads((report / "metrics.json").read_text())
+    rows = skill_table(metrics, product, floors, species)
+    at_stations = station_table(metrics, product, species)
     timings["total"] = round(time.perf_counter() - started, 1)
     result = verdicts(rows)
     print_table(rows)
@@ -330,6 +374,8 @@ def main() -> int:
         f"strongest baseline, after Holm: significantly better in {result['better_than_strongest_rows_holm']}, "
         f"significantly worse in {result['worse_than_strongest_rows_holm']}"
     )
+    print("\nAt the stations (all leads; forecasts interpolated bilinearly; no bootstrap at stations):")
+    print(station_markdown(at_stations))
     print(f"timings (s): {timings}")
     passed = (
         result["beats_median_everywhere"]
@@ -343,7 +389,7 @@ def main() -> int:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "seed": args.seed, "domain": args.domain, "leads": LEADS, "species": species, "model_id": model_id,
         "periods": {k: config["data"][k] for k in ("train", "validation", "test")}, "config": config,
-        "rows": rows, "result": result, "passed": passed, "timings_s": timings, "report": str(report / "index.html"),
+        "rows": rows, "stations": at_stations, "result": result, "passed": passed, "timings_s": timings, "report": str(report / "index.html"),
     }, indent=1))  # fmt: skip
     figure = args.json.with_suffix(".png")
     plot(rows, figure)
