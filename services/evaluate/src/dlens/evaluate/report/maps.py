@@ -50,15 +50,10 @@ def map_figure(
     lat = np.asarray(maps["latitude"].values, dtype=np.float64)
     lon = np.asarray(maps["longitude"].values, dtype=np.float64)
     extent = extent_of(lat, lon)
-    gains = {p: (ref - f if ref is not None and f is not None else None) for p, f in fields.items()}
-    finite_gains = [np.abs(g[np.isfinite(g)]) for g in gains.values() if g is not None]
-    finite_gains = [g for g in finite_gains if g.size]
-    span = float(np.percentile(np.concatenate(finite_gains), 98)) if finite_gains else 1.0
-    span = span if span > 0 else 1.0
+    gains, span = gains_and_span(ref, fields, 98)
 
     n_panels = 1 + len(products)
-    fig, axes, aspect, nrows = panel_figure(n_panels, extent)
-    segments = coastline_segments(extent[2], extent[3], extent[0], extent[1])
+    fig, axes, aspect = panel_figure(n_panels, extent)
 
     image_kw = {"extent": extent, "origin": "lower", "interpolation": "nearest", "aspect": aspect}
     ref_ax, gain_axes, gain_image = axes[0], [], None
@@ -78,19 +73,23 @@ def map_figure(
             gain_image = ax.imshow(gain, cmap="RdBu", vmin=-span, vmax=span, **image_kw)
             ax.set_title(f"gain of {plain(product)}\n({gain_summary(gain)})", fontsize=9)
             gain_axes.append(ax)
-    for ax in axes[:n_panels]:
-        ax.add_collection(LineCollection(segments, colors="black", linewidths=0.6, zorder=3))
-        geo_axes(ax, extent, aspect)
-    for ax in axes[n_panels:]:
-        ax.axis("off")
-    if gain_image is not None:
-        label = f"gain = RMSE({plain(reference)}) − RMSE(product) ({units}); blue = better"
-        fig.colorbar(
-            gain_image, ax=gain_axes, shrink=0.8 if nrows == 1 else 0.6, aspect=30, label=label, extend="both"
-        )
+    label = f"gain = RMSE({plain(reference)}) − RMSE(product) ({units}); blue = better"
+    finish_panels(fig, axes, n_panels, extent, aspect, gain_axes, gain_image, label)
     ref_name = plain(reference)
     fig.suptitle(f"{plain(species)}: RMSE of {ref_name} and RMSE gain over {ref_name}", fontsize=11)
     return fig
+
+
+def gains_and_span(
+    ref: np.ndarray | None, values: dict[str, np.ndarray | None], percentile: float
+) -> tuple[dict[str, np.ndarray | None], float]:
+    """Gain = ref − value per product (None where either is missing), and the colour span of the gain
+    panels: the `percentile` of the absolute finite gains (1 where there are none)."""
+    gains = {p: (ref - v if ref is not None and v is not None else None) for p, v in values.items()}
+    finite = [np.abs(g[np.isfinite(g)]) for g in gains.values() if g is not None]
+    finite = [g for g in finite if g.size]
+    span = float(np.percentile(np.concatenate(finite), percentile)) if finite else 1.0
+    return gains, span if span > 0 else 1.0
 
 
 def panel_figure(
@@ -104,7 +103,30 @@ def panel_figure(
     panel_w = 4.6
     panel_h = panel_w * aspect * (extent[3] - extent[2]) / max(extent[1] - extent[0], 1e-6) + 0.6
     fig = Figure(figsize=(panel_w * ncols + 1.2, panel_h * nrows), dpi=100, layout="constrained")
-    return fig, np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel(), aspect, nrows
+    return fig, np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel(), aspect
+
+
+def finish_panels(
+    fig: Figure,
+    axes: np.ndarray,
+    n_panels: int,
+    extent: tuple[float, float, float, float],
+    aspect: float,
+    gain_axes: list,
+    gain_image,
+    label: str,
+) -> None:
+    """Coastlines (under the data) and degree labels on the first `n_panels` axes, the others hidden, and
+    one colour bar labelled `label` for the gain panels (none when `gain_image` is None)."""
+    segments = coastline_segments(extent[2], extent[3], extent[0], extent[1])
+    for ax in axes[:n_panels]:
+        ax.add_collection(LineCollection(segments, colors="black", linewidths=0.6, zorder=1))
+        geo_axes(ax, extent, aspect)
+    for ax in axes[n_panels:]:
+        ax.axis("off")
+    if gain_image is not None:
+        shrink = 0.8 if axes[0].get_subplotspec().get_gridspec().nrows == 1 else 0.6
+        fig.colorbar(gain_image, ax=gain_axes, shrink=shrink, aspect=30, label=label, extend="both")
 
 
 def extent_of(lat: np.ndarray, lon: np.ndarray) -> tuple[float, float, float, float]:

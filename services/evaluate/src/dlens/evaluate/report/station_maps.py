@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
-from dlens.evaluate.report.coastlines import coastline_segments
 from dlens.evaluate.report.figures import plain
-from dlens.evaluate.report.maps import extent_of, geo_axes, no_data, panel_figure
+from dlens.evaluate.report.maps import extent_of, finish_panels, gains_and_span, no_data, panel_figure
 
 #: Marker of the stations scored together (circles) and of the withheld ones (triangles).
 MARKERS = {False: "o", True: "^"}
@@ -38,15 +36,10 @@ def station_figure(
     lon = np.asarray(maps["station_longitude"].values, dtype=np.float64)
     withheld = np.asarray(maps["withheld"].values, dtype=bool)
     extent = extent_of(np.sort(maps["latitude"].values), np.sort(maps["longitude"].values))
-    gains = {p: (ref - v if ref is not None and v is not None else None) for p, v in values.items()}
-    finite = [np.abs(g[np.isfinite(g)]) for g in gains.values() if g is not None]
-    finite = [g for g in finite if g.size]
-    span = float(np.percentile(np.concatenate(finite), 95)) if finite else 1.0
-    span = span if span > 0 else 1.0
+    gains, span = gains_and_span(ref, values, 95)
 
     n_panels = 1 + len(products)
-    fig, axes, aspect, nrows = panel_figure(n_panels, extent)
-    segments = coastline_segments(extent[2], extent[3], extent[0], extent[1])
+    fig, axes, aspect = panel_figure(n_panels, extent)
     if ref is None:
         no_data(axes[0])
     else:
@@ -68,16 +61,8 @@ def station_figure(
             fontsize=9,
         )
         gain_axes.append(ax)
-    for ax in axes[:n_panels]:
-        ax.add_collection(LineCollection(segments, colors="black", linewidths=0.6, zorder=1))
-        geo_axes(ax, extent, aspect)
-    for ax in axes[n_panels:]:
-        ax.axis("off")
-    if gain_image is not None:
-        label = f"gain = RMSE({plain(reference)}) − RMSE(product) ({units}); blue = better"
-        fig.colorbar(
-            gain_image, ax=gain_axes, shrink=0.8 if nrows == 1 else 0.6, aspect=30, label=label, extend="both"
-        )
+    label = f"gain = RMSE({plain(reference)}) − RMSE(product) ({units}); blue = better"
+    finish_panels(fig, axes, n_panels, extent, aspect, gain_axes, gain_image, label)
     fig.suptitle(
         f"{plain(species)} at stations (withheld: triangles): RMSE of {plain(reference)} and gain over it",
         fontsize=11,
