@@ -142,6 +142,7 @@ def test_synthetic_ingest_then_evaluate_ranks_the_median_above_the_members(tmp_p
         "traffic",
         "industrial",
         "withheld",
+        "withheld-background",
     }
     for name, expected in brute_force_station_rmse(store, "median", "no2", "2025-07-06", 3).items():
         row = at_stations[("median", "no2", name)]

@@ -2,8 +2,9 @@
 `observations` group and paired with their hourly observations.
 
 Stations are scored in sets: every station the analysis may assimilate (`all`), those of each EEA station
-type, and the withheld stations apart (never assimilated: the independent check). A set's scores come
-from summed statistics (`metrics.sum_statistics`), so they add up over leads, runs and tasks.
+type, and the withheld stations apart (never assimilated: the independent check), all of them and the
+background ones (like for like with `background`: the types differ in representativeness). A set's
+scores come from summed statistics (`metrics.sum_statistics`), so they add up over leads, runs and tasks.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ STATION_TYPES: tuple[str, ...] = ("background", "traffic", "industrial")
 STATION_SETS: dict[str, str] = {
     "all": "every station not withheld",
     **{kind: f"{kind} stations not withheld" for kind in STATION_TYPES},
-    "withheld": "stations withheld from every analysis (independent)",
+    "withheld": "stations withheld from every analysis (independent), every type",
+    "withheld-background": "background stations withheld from every analysis (like for like with background)",
 }
 
 
@@ -57,7 +59,7 @@ class StationNetwork:
         """(len(STATION_SETS), station) boolean: which stations each set holds."""
         kept = ~self.withheld
         kinds = [kept & (self.kind == kind) for kind in STATION_TYPES]
-        return np.stack([kept, *kinds, self.withheld])
+        return np.stack([kept, *kinds, self.withheld, self.withheld & (self.kind == "background")])
 
 
 @dataclass(frozen=True)
