@@ -147,6 +147,15 @@ def test_synthetic_ingest_then_evaluate_ranks_the_median_above_the_members(tmp_p
     for name, expected in brute_force_station_rmse(store, "median", "no2", "2025-07-06", 3).items():
         row = at_stations[("median", "no2", name)]
         assert row["n"] == expected[1] > 100 and row["rmse"] == pytest.approx(expected[0], rel=1e-5), name
+    # The bootstrap at the stations sums the same pairs run by run: its point RMSEs are those of the table;
+    # 3 runs are within one moving block of 4, so it claims nothing (no interval, no p-value).
+    boot = {(r["product"], r["reference"], r["stations"]): r for r in metrics["station_significance"]
+            if r["species"] == "no2" and r["lead_block"] == "all"}  # fmt: skip
+    for name in ("all", "withheld"):
+        row = boot[("weighted", "median", name)]
+        assert row["rmse_reference"] == pytest.approx(at_stations[("median", "no2", name)]["rmse"], rel=1e-9)
+        assert row["rmse"] == pytest.approx(at_stations[("weighted", "no2", name)]["rmse"], rel=1e-9)
+        assert row["ci_low"] is None and row["p_value"] is None and row["verdict"] == "not significant"
 
 
 def brute_force_station_rmse(store: str, product: str, species: str, start: str, days: int) -> dict:

@@ -21,7 +21,7 @@ from dlens.common.schema import validate_store
 from dlens.common.species import EARLY_MEMBERS, MEMBERS, SPECIES_NAMES
 from dlens.common.store import open_dataset
 from dlens.evaluate.cli import main
-from dlens.evaluate.regions import partition_for
+from dlens.evaluate.regions import partition_for, regions_for
 from dlens.testing.browser import ARTIFACTS, render_page, served_directory
 from dlens.testing.mock_store import MockSkill, build_mock_store
 
@@ -199,6 +199,9 @@ def test_report_files_and_store_copy(evaluated):
     exceed = pd.DataFrame(metrics["exceedance"])
     assert set(exceed.threshold_name) == {"information", "alert", "limit"}  # no MDA8 of 12-hourly leads
     assert ((exceed.hits + exceed.misses + exceed.false_alarms + exceed.correct_negatives) > 0).all()
+    assert {"land", "AL"} <= set(exceed.region) and set(exceed.season) == {"all", *meta["seasons"]}
+    page = (out / "index.html").read_text()
+    assert "CSI by region, all leads" in page and "CSI by season, all leads, whole domain" in page
     copies = list((Path(store) / "reports").iterdir())
     assert len(copies) == 1
     assert json.loads((copies[0] / "metrics.json").read_text()) == metrics
@@ -304,8 +307,9 @@ def test_console_script_on_s3(s3_bucket, tmp_path, ray_cluster):
 
 
 def test_mda8_and_the_top_five_percent_match_a_brute_force(tmp_path, ray_cluster):
-    """On hourly leads: the O3 MDA8 scores and exceedance counts and the RMSE over each run's top 5 % of
-    analysed values equal a recomputation from the stored median and analysis."""
+    """On hourly leads: the O3 MDA8 scores and exceedance counts (whole domain, over land, in the season)
+    and the RMSE over each run's top 5 % of analysed values equal a recomputation from the stored median and
+    analysis."""
     store, out = str(tmp_path / "hourly.zarr"), tmp_path / "report"
     build_mock_store(store, START, days=4, leads=range(97))
     assert main(["--no-progress", "--start", "2025-03-02", "--days", "2", "--resamples", "100", "--store", store,
@@ -314,6 +318,9 @@ def test_mda8_and_the_top_five_percent_match_a_brute_force(tmp_path, ray_cluster
     reader = StoreReader(store)
     sse = {"mda8": 0.0, "top": 0.0}
     n = {"mda8": 0, "top": 0}
+    regions = regions_for(reader.spec.domain)
+    land = regions.masks[regions.names.index("land")]
+    on_land = {"pairs": 0, "hits": 0}
     for day in (2, 3):
         run = np.datetime64(f"2025-03-0{day}T00", "h")
         median = np.stack([reader.product("median", "o3", run, h)[0] for h in range(97)]).astype(np.float64)
@@ -325,6 +332,8 @@ def test_mda8_and_the_top_five_percent_match_a_brute_force(tmp_path, ray_cluster
         ok = np.isfinite(forecast) & np.isfinite(observed)
         sse["mda8"] += ((forecast - observed)[ok] ** 2).sum()
         n["mda8"] += ok.sum()
+        on_land["pairs"] += (ok & land).sum()
+        on_land["hits"] += (ok & land & (forecast > 120) & (observed > 120)).sum()
     (mda8,) = [r for r in metrics["mda8"] if r["product"] == "median" and r["lead_block"] == "all"
                and r["region"] == "domain"]  # fmt: skip
     assert n["mda8"] > 0 and mda8["n"] == n["mda8"]
@@ -333,10 +342,16 @@ def test_mda8_and_the_top_five_percent_match_a_brute_force(tmp_path, ray_cluster
               and r["region"] == "domain" and r["season"] == "all"]  # fmt: skip
     assert row["rmse_top5"] == pytest.approx(np.sqrt(sse["top"] / n["top"]), rel=1e-6)
     assert row["rmse_top5"] > row["rmse"]  # the mock's errors grow with the concentration
-    (target,) = [r for r in metrics["exceedance"] if r["product"] == "median" and r["averaging"] == "mda8"
-                 and r["lead_block"] == "all"]  # fmt: skip
+    targets = {(r["region"], r["season"]): r for r in metrics["exceedance"]
+               if r["product"] == "median" and r["averaging"] == "mda8" and r["lead_block"] == "all"}  # fmt: skip
+    target, land_target = targets[("domain", "all")], targets[("land", "all")]
     assert target["threshold"] == 120 and target["threshold_name"] == "target"
-    assert sum(target[k] for k in ("hits", "misses", "false_alarms", "correct_negatives")) == n["mda8"]
+    contingency = ("hits", "misses", "false_alarms", "correct_negatives")
+    assert sum(target[k] for k in contingency) == n["mda8"]
+    assert sum(land_target[k] for k in contingency) == on_land["pairs"] < n["mda8"]
+    assert land_target["hits"] == on_land["hits"] and land_target["fss"] is None  # FSS: whole domain only
+    (season,) = [row for (region, name), row in targets.items() if region == "domain" and name != "all"]
+    assert {k: season[k] for k in contingency} == {k: target[k] for k in contingency}  # the runs' one season
     assert all(r["fss_window"] == 5 and "sedi" in r and "fss" in r for r in metrics["exceedance"])
 
 

@@ -275,6 +275,19 @@ def test_bootstrap_matches_brute_force_loop():
     np.testing.assert_allclose(result["ci_high"], high, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize(("runs", "block"), [(1, 1), (3, 4), (4, 4)])
+def test_bootstrap_of_a_single_block_claims_nothing(runs, block):
+    """Every resample of one block is the sample itself: no interval, no p-value (not a p of 0)."""
+    _, sse, n = _runs()
+    result = bootstrap_rmse_difference(sse[:, :runs], n[:, :runs], 0, resamples=100, block=block)
+    assert np.isnan(result["ci_low"]).all() and np.isnan(result["p_value"]).all()
+    assert verdict(result["ci_low"][1], result["ci_high"][1]) == "not significant"
+    np.testing.assert_allclose(result["rmse"], np.sqrt(sse[:, :runs].sum(axis=1) / n[:, :runs].sum(axis=1)))
+    assert np.isfinite(
+        bootstrap_rmse_difference(sse[:, :5], n[:, :5], 0, resamples=100, block=4)["p_value"][1]
+    )
+
+
 def test_bootstrap_is_deterministic():
     _, sse, n = _runs()
     first, second = (bootstrap_rmse_difference(sse, n, 0, resamples=200, seed=5) for _ in range(2))

@@ -159,6 +159,7 @@ def run(plan: Plan, args: argparse.Namespace) -> Path:
         "mda8": scored.mda8,
         "stations": scored.stations,
         "significance": scored.significance,
+        "station_significance": scored.station_significance,
     }
     out = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)

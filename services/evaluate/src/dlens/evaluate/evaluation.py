@@ -78,6 +78,8 @@ class Scores:
     significance: list[dict]
     #: Scores at the stations of the observations group (empty when the store has none).
     stations: list[dict]
+    #: The bootstrap of `significance` at the stations, per station set.
+    station_significance: list[dict]
     maps: xr.Dataset
 
 
@@ -88,13 +90,15 @@ def score_period(plan: Plan) -> Scores:
     stats = np.zeros((n_r, n_s, n_p, len(plan.leads), n_v, n_k, len(STATISTICS)))
     top = np.zeros_like(stats)
     mda8 = np.zeros((n_s, n_p, n_b, n_v, n_k, len(STATISTICS)))
-    counts = {sp: np.zeros((len(thresholds(sp)), n_p, n_b, n_v, len(CONTINGENCY)), dtype=np.int64)
+    counts = {sp: np.zeros((n_r, len(thresholds(sp)), n_p, n_b, n_v, n_k, len(CONTINGENCY)), dtype=np.int64)
               for sp in plan.species}  # fmt: skip
-    fractions = {sp: np.zeros((len(thresholds(sp)), n_p, n_b, n_v, len(FRACTIONS))) for sp in plan.species}
+    fractions = {
+        sp: np.zeros((n_r, len(thresholds(sp)), n_p, n_b, n_v, len(FRACTIONS))) for sp in plan.species
+    }
     maps = np.zeros((len(mapped_products(plan.products)), n_s, len(MAP_SUMS), *plan.regions.masks.shape[1:]))
     network = StationNetwork.read(StoreReader(plan.url))
     sampler = None if network is None else StationSampler.for_domain(network, plan.domain)
-    at_stations = np.zeros((n_s, n_p, n_b, len(STATION_SETS), len(STATISTICS)))
+    at_stations = np.zeros((n_r, n_s, n_p, n_b, len(STATION_SETS), len(STATISTICS)))
     n_st = 0 if sampler is None else len(sampler)
     station_errors = np.zeros((len(mapped_products(plan.products)), n_s, n_st, len(MAP_SUMS)))
     run_index = {str(r): i for i, r in enumerate(plan.runs)}
@@ -103,10 +107,10 @@ def score_period(plan: Plan) -> Scores:
         r, s = run_index[result["run"]], plan.species.index(result["species"])
         stats[r, s], top[r, s] = result["stats"], result["top"]
         mda8[s] += result["mda8"]
-        counts[result["species"]] += result["counts"]
-        fractions[result["species"]] += result["fractions"]
+        counts[result["species"]][r] = result["counts"]
+        fractions[result["species"]][r] = result["fractions"]
         maps[:, s] += result["maps"]
-        at_stations[s] += result["stations"]
+        at_stations[r, s] = result["stations"]
         station_errors[:, s] += result["station_errors"]
 
     units = [
@@ -124,7 +128,8 @@ def score_period(plan: Plan) -> Scores:
         exceedance=_exceedance(plan, counts, fractions),
         mda8=_mda8(plan, mda8),
         significance=_significance(plan, stats),
-        stations=_stations(plan, at_stations, sampler),
+        stations=_stations(plan, at_stations.sum(axis=0), sampler),
+        station_significance=[] if sampler is None else _station_significance(plan, at_stations),
         maps=_with_station_maps(_maps(plan, maps), plan, station_errors, network, sampler),
     )
 
@@ -189,29 +194,46 @@ def _with_skill_scores(records: list[dict], products: tuple[str, ...]) -> list[d
 
 
 def _exceedance(plan: Plan, counts: dict[str, np.ndarray], fractions: dict[str, np.ndarray]) -> list[dict]:
+    """Contingency scores and FSS per species, threshold, product and level: per lead block and region (all
+    seasons), and per season (all leads, whole domain), from `counts` (run, threshold, product, block, level,
+    region, contingency) and `fractions` (run, threshold, product, block, level, FRACTIONS), the FSS over the
+    whole domain only (its windows span regions)."""
     records = []
-    block_names = list(LEAD_BLOCKS)
+    seasons = np.array([season_of(r) for r in plan.runs])
+    domain = plan.regions.names.index("domain")
     for sp in plan.species:
         for k, limit in enumerate(thresholds(sp)):
             for p, product in enumerate(plan.products):
                 for v, level in enumerate(plan.levels):
-                    per_block, fss_block = counts[sp][k, p, :, v], fractions[sp][k, p, :, v]
-                    rows = {b: (per_block[i], fss_block[i]) for i, b in enumerate(block_names)
-                            if per_block[i].sum() > 0}  # fmt: skip
-                    if not rows:  # no pair at all (an MDA8 of leads that are not hourly)
+                    by_run, fss_run = counts[sp][:, k, p, :, v], fractions[sp][:, k, p, :, v]
+                    if by_run.sum() == 0:  # no pair at all (an MDA8 of leads that are not hourly)
                         continue
-                    rows[ALL] = (per_block.sum(axis=0), fss_block.sum(axis=0))
-                    for block, (c, f) in rows.items():
-                        cat = categorical_scores(c)
-                        records.append({
-                            "product": product, "species": sp, "level": level, "lead_block": block,
-                            "threshold_name": limit.name, "threshold": limit.value,
-                            "averaging": limit.averaging,
-                            **{name: int(c[i]) for i, name in enumerate(CONTINGENCY)},
-                            **{name: _number(value) for name, value in cat.items()},
-                            "fss": _number(fss(f)), "fss_window": FSS_WINDOW,
-                        })  # fmt: skip
+                    base = {"product": product, "species": sp, "level": level, "threshold_name": limit.name,
+                            "threshold": limit.value, "averaging": limit.averaging}  # fmt: skip
+                    per_block = {b: (by_run[:, i].sum(axis=0), fss_run[:, i].sum(axis=0))
+                                 for i, b in enumerate(LEAD_BLOCKS) if by_run[:, i].sum() > 0}  # fmt: skip
+                    per_block[ALL] = (by_run.sum(axis=(0, 1)), fss_run.sum(axis=(0, 1)))
+                    for block, (c, f) in per_block.items():
+                        for g, region in enumerate(plan.regions.names):
+                            where = {"lead_block": block, "region": region, "season": ALL}
+                            records.append(
+                                _contingency_record({**base, **where}, c[g], f if g == domain else None)
+                            )
+                    for season in dict.fromkeys(seasons):
+                        chosen = seasons == season
+                        c, f = by_run[chosen].sum(axis=(0, 1))[domain], fss_run[chosen].sum(axis=(0, 1))
+                        where = {"lead_block": ALL, "region": "domain", "season": str(season)}
+                        records.append(_contingency_record({**base, **where}, c, f))
     return records
+
+
+def _contingency_record(base: dict, counts: np.ndarray, fractions: np.ndarray | None) -> dict:
+    """One exceedance record: the counts, POD, FAR, CSI, SEDI and (given its sums) the FSS."""
+    return {
+        **base, **{name: int(counts[i]) for i, name in enumerate(CONTINGENCY)},
+        **{name: _number(value) for name, value in categorical_scores(counts).items()},
+        "fss": None if fractions is None else _number(fss(fractions)), "fss_window": FSS_WINDOW,
+    }  # fmt: skip
 
 
 def _mda8(plan: Plan, sums: np.ndarray) -> list[dict]:
@@ -235,6 +257,48 @@ def _mda8(plan: Plan, sums: np.ndarray) -> list[dict]:
     return records
 
 
+def _pairs(plan: Plan) -> list[tuple[int, int]]:
+    """(reference, product) indices of the bootstrap: every product against the reference, and every
+    non-member product against each product of `plan.comparisons`."""
+    names = [(plan.reference, product) for product in plan.products if product != plan.reference]
+    names += [(reference, product) for reference in plan.comparisons for product in plan.products
+              if product not in (reference, plan.reference) and product not in MEMBERS]  # fmt: skip
+    return [(plan.products.index(reference), plan.products.index(product)) for reference, product in names]
+
+
+def _paired_records(plan: Plan, sse: np.ndarray, n: np.ndarray, base: dict) -> list[dict]:
+    """The bootstrap records of every pair of `_pairs` from (product, run) sums; `base` keys first."""
+    sse = np.maximum(sse, 0.0)
+    records = []
+    for ref, p in _pairs(plan):
+        if n[ref].sum() == 0 or n[p].sum() == 0:
+            continue
+        # One pair at a time: a run is dropped only where this product or the reference lacks it.
+        pair = bootstrap_rmse_difference(
+            sse[[ref, p]], n[[ref, p]], 0, plan.resamples, seed=plan.seed, block=plan.block_runs
+        )
+        low, high = float(pair["ci_low"][1]), float(pair["ci_high"][1])
+        records.append({
+            "product": plan.products[p], **base, "reference": plan.products[ref],
+            "rmse": _number(pair["rmse"][1]), "rmse_reference": _number(pair["rmse"][0]),
+            "difference": _number(pair["difference"][1]),
+            "ci_low": _number(low), "ci_high": _number(high), "verdict": verdict(low, high),
+            "p_value": _number(pair["p_value"][1]),
+        })  # fmt: skip
+    return records
+
+
+def _with_holm(records: list[dict], family: tuple[str, ...]) -> list[dict]:
+    """`records` with `p_holm`: the p-values Holm-adjusted within each family of equal `family` keys, over
+    its lead-block rows (not the 'all' rows, which repeat them)."""
+    for key in {tuple(r[k] for k in family) for r in records}:
+        rows = [r for r in records if tuple(r[k] for k in family) == key and r["lead_block"] != ALL]
+        adjusted = holm(np.array([np.nan if r["p_value"] is None else r["p_value"] for r in rows]))
+        for row, value in zip(rows, adjusted):
+            row["p_holm"] = _number(value)
+    return records
+
+
 def _significance(plan: Plan, stats: np.ndarray) -> list[dict]:
     """Paired moving-block bootstrap over runs of the RMSE difference of each product to the reference, and of
     each non-member product to every product of `plan.comparisons`; the p-values of one product against one
@@ -243,38 +307,33 @@ def _significance(plan: Plan, stats: np.ndarray) -> list[dict]:
     domain = stats[..., 0, :]  # (run, species, product, lead, level, stat)
     sse_all = domain[..., idx["ff"]] - 2 * domain[..., idx["fo"]] + domain[..., idx["oo"]]
     n_all = domain[..., idx["n"]]
-    pairs = [(plan.reference, product) for product in plan.products if product != plan.reference]
-    pairs += [(reference, product) for reference in plan.comparisons for product in plan.products
-              if product not in (reference, plan.reference) and product not in MEMBERS]  # fmt: skip
     records = []
     for s, sp in enumerate(plan.species):
         for v, level in enumerate(plan.levels):
             for block, sel in _blocks(plan).items():
-                sse = np.maximum(sse_all[:, s][:, :, sel, v].sum(axis=2).T, 0.0)  # (product, run)
+                sse = sse_all[:, s][:, :, sel, v].sum(axis=2).T  # (product, run)
                 n = n_all[:, s][:, :, sel, v].sum(axis=2).T
-                for reference, product in pairs:
-                    ref, p = plan.products.index(reference), plan.products.index(product)
-                    if n[ref].sum() == 0 or n[p].sum() == 0:
-                        continue
-                    # One pair at a time: a run is dropped only where this product or the reference lacks it.
-                    pair = bootstrap_rmse_difference(
-                        sse[[ref, p]], n[[ref, p]], 0, plan.resamples, seed=plan.seed, block=plan.block_runs
-                    )
-                    low, high = float(pair["ci_low"][1]), float(pair["ci_high"][1])
-                    records.append({
-                        "product": product, "species": sp, "level": level, "lead_block": block,
-                        "reference": reference, "rmse": _number(pair["rmse"][1]),
-                        "rmse_reference": _number(pair["rmse"][0]),
-                        "difference": _number(pair["difference"][1]),
-                        "ci_low": _number(low), "ci_high": _number(high), "verdict": verdict(low, high),
-                        "p_value": _number(pair["p_value"][1]),
-                    })  # fmt: skip
-    for family in {(r["product"], r["reference"]) for r in records}:
-        rows = [r for r in records if (r["product"], r["reference"]) == family and r["lead_block"] != ALL]
-        adjusted = holm(np.array([np.nan if r["p_value"] is None else r["p_value"] for r in rows]))
-        for row, value in zip(rows, adjusted):
-            row["p_holm"] = _number(value)
-    return records
+                base = {"species": sp, "level": level, "lead_block": block}
+                records += _paired_records(plan, sse, n, base)
+    return _with_holm(records, ("product", "reference"))
+
+
+def _station_significance(plan: Plan, sums: np.ndarray) -> list[dict]:
+    """The bootstrap of `_significance` at the stations: per species, lead block and station set (first
+    level), from `sums` (run, species, product, block, STATION_SETS, statistic); p-values Holm-adjusted
+    per product, reference and station set over species × lead block."""
+    idx = {name: STATISTICS.index(name) for name in ("n", "ff", "fo", "oo")}
+    sse_all = sums[..., idx["ff"]] - 2 * sums[..., idx["fo"]] + sums[..., idx["oo"]]
+    n_all = sums[..., idx["n"]]
+    records = []
+    for s, sp in enumerate(plan.species):
+        per_block = {b: (sse_all[:, s, :, i], n_all[:, s, :, i]) for i, b in enumerate(LEAD_BLOCKS)}
+        per_block[ALL] = (sse_all[:, s].sum(axis=2), n_all[:, s].sum(axis=2))
+        for block, (sse, n) in per_block.items():  # (run, product, set)
+            for k, name in enumerate(STATION_SETS):
+                base = {"species": sp, "level": plan.levels[0], "lead_block": block, "stations": name}
+                records += _paired_records(plan, sse[..., k].T, n[..., k].T, base)
+    return _with_holm(records, ("product", "reference", "stations"))
 
 
 def _maps(plan: Plan, maps: np.ndarray) -> xr.Dataset:

@@ -259,7 +259,8 @@ def bootstrap_rmse_difference(
     `block_draws(R, resamples, block, np.random.default_rng(seed))` over the R kept runs. Returns (P,)
     arrays "rmse" and "difference" (point estimates on all kept runs), "ci_low", "ci_high" (percentile
     interval at `confidence`) and "p_value" (two-sided, of a zero difference: twice the smaller share of
-    resampled differences on either side of 0, at most 1; NaN for the reference).
+    resampled differences on either side of 0, at most 1; NaN for the reference). With fewer than two
+    distinct blocks (R ≤ `block`, or one run) every resample is the same: interval and p-value are NaN.
     """
     sse, n = np.asarray(sse, dtype=np.float64), np.asarray(n, dtype=np.float64)
     kept = (n > 0).all(axis=0)
@@ -270,6 +271,10 @@ def bootstrap_rmse_difference(
     sse, n = sse[:, kept], n[:, kept]
     runs = sse.shape[1]
     rmse = np.sqrt(sse.sum(axis=1) / n.sum(axis=1))
+    if runs - min(block, runs) + 1 < 2:
+        nothing = np.full(len(sse), np.nan)
+        return {"rmse": rmse, "difference": rmse - rmse[reference], "ci_low": nothing, "ci_high": nothing,
+                "p_value": nothing}  # fmt: skip
     draws = block_draws(runs, resamples, block, np.random.default_rng(seed))
     # times[b, r]: how often run r is drawn in resample b
     rows = np.arange(resamples)[:, None] * runs

@@ -113,10 +113,11 @@ def score_unit(
     `stats` and `top` (product, lead, level, region, statistic): every pair, and the pairs whose analysis
     is in the run's top 5 %; `mda8` (product, block, level, region, statistic) of the maximum daily
     8-hour means, forecast day d in block d (zeros for a species without an MDA8 target); `counts`
-    (threshold, product, block, level, contingency) and `fractions` (threshold, product, block, level,
-    FRACTIONS); `maps` (mapped product, MAP_SUMS, lat, lon) at the first level; at the stations of the
-    domain, first level: `stations` (product, block, STATION_SETS, statistic) and `station_errors`
-    (mapped product, station, MAP_SUMS), both empty when the store holds no observations.
+    (threshold, product, block, level, region, contingency) and `fractions` (threshold, product, block,
+    level, FRACTIONS) over the whole field; `maps` (mapped product, MAP_SUMS, lat, lon) at the first
+    level; at the stations of the domain, first level: `stations` (product, block, STATION_SETS,
+    statistic) and `station_errors` (mapped product, station, MAP_SUMS), both empty when the store holds
+    no observations.
     """
     reader = StoreReader(url)
     network = StationNetwork.read(reader)
@@ -128,7 +129,7 @@ def score_unit(
     stats = np.zeros((n_p, len(leads), len(levels), len(masks), len(STATISTICS)))
     top = np.zeros_like(stats)
     limits = thresholds(species)
-    counts = np.zeros((len(limits), n_p, n_b, len(levels), len(CONTINGENCY)), dtype=np.int64)
+    counts = np.zeros((len(limits), n_p, n_b, len(levels), len(masks), len(CONTINGENCY)), dtype=np.int64)
     fractions = np.zeros((len(limits), n_p, n_b, len(levels), len(FRACTIONS)))
     mapped = mapped_products(products)
     maps = np.zeros((len(mapped), len(MAP_SUMS), *masks.shape[1:]))
@@ -170,7 +171,7 @@ def score_unit(
             top[p, li] = sum_statistics(np.where(truth >= top_value, field, np.nan), truth, masks)
             for k, limit in enumerate(limits):
                 if limit.averaging == "1h":
-                    counts[k, p, b] += contingency_counts(field, truth, limit.value)[:, 0]
+                    counts[k, p, b] += contingency_counts(field, truth, limit.value, masks)
                     fractions[k, p, b] += fractions_sums(field, truth, limit.value, FSS_WINDOW)
             if observed is not None:
                 sampled = sampler.sample(field[0])
@@ -190,14 +191,14 @@ def score_unit(
         with np.errstate(invalid="ignore", divide="ignore"):
             o_mean = np.where(o_n > 0, o_sum / o_n, np.nan)
             f_mean = np.where(f_n > 0, f_sum / f_n, np.nan)
-        _add_daily(limits, "24h", f_mean, np.broadcast_to(o_mean, f_mean.shape), counts, fractions)
+        _add_daily(limits, "24h", f_mean, np.broadcast_to(o_mean, f_mean.shape), masks, counts, fractions)
     mda8_stats = np.zeros((n_p, n_b, len(levels), len(masks), len(STATISTICS)))
     daily_max = None if mda8 is None else mda8.result()
     if daily_max is not None:  # (block, product + analysis, level, lat, lon)
         f_max = np.moveaxis(daily_max[:, :n_p], 0, 1)
         o_max = np.broadcast_to(daily_max[:, n_p], f_max.shape)
         mda8_stats = sum_statistics(f_max, o_max, masks)
-        _add_daily(limits, "mda8", f_max, o_max, counts, fractions)
+        _add_daily(limits, "mda8", f_max, o_max, masks, counts, fractions)
     return {
         "run": run, "species": species, "stats": stats, "top": top, "mda8": mda8_stats, "counts": counts,
         "fractions": fractions, "maps": maps.astype(np.float32), "stations": at_stations,
@@ -210,12 +211,13 @@ def _add_daily(
     averaging: str,
     forecast: np.ndarray,
     observed: np.ndarray,
+    masks: np.ndarray,
     counts: np.ndarray,
     fractions: np.ndarray,
 ) -> None:
-    """Counts and FSS sums of daily fields (product, block, level, lat, lon) at the thresholds of
-    `averaging`."""
+    """Counts per region and FSS sums of daily fields (product, block, level, lat, lon) at the thresholds
+    of `averaging`."""
     for k, limit in enumerate(limits):
         if limit.averaging == averaging:
-            counts[k] = contingency_counts(forecast, observed, limit.value)[..., 0, :]
+            counts[k] = contingency_counts(forecast, observed, limit.value, masks)
             fractions[k] = fractions_sums(forecast, observed, limit.value, FSS_WINDOW)

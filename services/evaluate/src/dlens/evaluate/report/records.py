@@ -112,7 +112,8 @@ def build_context(metrics: dict[str, Any], map_products: list[str], map_species:
         ("product", "species", "level", "lead", "lead_block", "region", "season", *CONTINUOUS_SCORES),
     )
     exceedance = frame(
-        metrics.get("exceedance"),
+        # Records written before exceedances had regions and seasons are of the whole domain, all seasons.
+        [{"region": "domain", "season": "all", **r} for r in metrics.get("exceedance") or []],
         (
             "product",
             "species",
@@ -121,6 +122,8 @@ def build_context(metrics: dict[str, Any], map_products: list[str], map_species:
             "threshold_name",
             "threshold",
             "averaging",
+            "region",
+            "season",
             *CATEGORICAL,
         ),
     )

@@ -35,11 +35,15 @@ def _scorecard_grid(ctx: Context, product: str) -> str:
                 f"{product} vs {ctx.reference}, {species} {block}: RMSE {num(r['rmse'])} vs "
                 f"{num(r['rmse_reference'])}; {verdict}"
             )
+            interval = (
+                f"[{fmt(r['ci_low'], 'signed')}, {fmt(r['ci_high'], 'signed')}]"
+                if finite(r["ci_low"])
+                else "no interval: too few runs"
+            )
             body += (
                 f'<td class="sc {slug(verdict)}" title="{esc(title)}">'
                 f'<span class="glyph">{VERDICT_GLYPH[verdict]}</span> '
-                f"{fmt(r['difference'], 'signed')}{esc(rel)}"
-                f"<br><small>[{fmt(r['ci_low'], 'signed')}, {fmt(r['ci_high'], 'signed')}]</small></td>"
+                f"{fmt(r['difference'], 'signed')}{esc(rel)}<br><small>{esc(interval)}</small></td>"
             )
         body += "</tr>"
     tally = " · ".join(f"{n} {v}" for v, n in counts.items())

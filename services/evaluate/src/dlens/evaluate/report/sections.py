@@ -168,8 +168,11 @@ def _fss_header(rows: pd.DataFrame) -> str:
 
 
 def exceedance_html(ctx: Context, species: str) -> str:
-    """Per threshold: contingency counts, POD, FAR, CSI, SEDI and FSS per product, then CSI per lead block."""
-    rows = ctx.exceedance[ctx.exceedance["species"] == species]
+    """Per threshold: contingency counts, POD, FAR, CSI, SEDI and FSS per product, then CSI per lead block,
+    per region and per season."""
+    everything = ctx.exceedance[ctx.exceedance["species"] == species]
+    region, season = everything["region"], everything["season"]
+    rows = everything[(region == "domain") & (season == "all")]
     if rows.empty:
         return NO_DATA
     columns = [
@@ -190,20 +193,18 @@ def exceedance_html(ctx: Context, species: str) -> str:
     keys = rows[["threshold_name", "threshold", "averaging"]].drop_duplicates()
     keys = keys.sort_values("threshold", na_position="last")
     for _, key in keys.iterrows():
-        part = rows[
-            (rows["threshold_name"] == key["threshold_name"])
-            & (
-                (rows["threshold"] == key["threshold"])
-                | (rows["threshold"].isna() & pd.isna(key["threshold"]))
-            )
-            & (rows["averaging"] == key["averaging"])
-        ]
+        part = rows[_same_threshold(rows, key)]
         blocks = [b for b in ["all", *ctx.blocks] if b in set(part["lead_block"])]
         groups = [("all leads" if b == "all" else f"{b} h", "", [("lead_block", b)]) for b in blocks[:1]]
         table = score_table(ctx, part, columns, "", groups)
         if len(blocks) > 1:
             per_block = [(f"{b} h" if b != "all" else "all", "", [("lead_block", b)]) for b in blocks[1:]]
             table += score_table(ctx, part, [("csi", "CSI", "ratio2", "max")], "CSI by lead block", per_block)
+        same = _same_threshold(everything, key) & (everything["lead_block"] == "all")
+        table += _csi_by(ctx, everything[same & (season == "all")], "region",
+                         [r for r in ctx.regions if r != "domain"], "CSI by region, all leads")  # fmt: skip
+        table += _csi_by(ctx, everything[same & (region == "domain")], "season",
+                         ctx.seasons, "CSI by season, all leads, whole domain")  # fmt: skip
         threshold = f"{fmt(key['threshold'])} {esc(ctx.units)}" if finite(key["threshold"]) else DASH
         observed = part[part["lead_block"] == (blocks[0] if blocks else "all")]
         events = (
@@ -216,6 +217,21 @@ def exceedance_html(ctx: Context, species: str) -> str:
             f'{esc(averaging)} mean{note}</h4><div class="grid">{table}</div>'
         )
     return "".join(out)
+
+
+def _same_threshold(rows: pd.DataFrame, key: pd.Series) -> pd.Series:
+    """Rows of the threshold `key` (name, value, averaging; a missing value matches a missing value)."""
+    value = (rows["threshold"] == key["threshold"]) | (rows["threshold"].isna() & pd.isna(key["threshold"]))
+    return (rows["threshold_name"] == key["threshold_name"]) & value & (rows["averaging"] == key["averaging"])
+
+
+def _csi_by(ctx: Context, rows: pd.DataFrame, column: str, names: list[str], caption: str) -> str:
+    """A CSI table with one column group per value of `column` found in `rows`; empty if none is."""
+    found = [name for name in names if name in set(rows[column])]
+    if not found:
+        return ""
+    return score_table(ctx, rows, [("csi", "CSI", "ratio2", "max")], caption,
+                       [(name, "", [(column, name)]) for name in found])  # fmt: skip
 
 
 def stations_html(ctx: Context, species: str, figure: FigureRef | None) -> str:
