@@ -61,6 +61,7 @@ import yaml
 
 from dlens.common.grid import parse_domain
 from dlens.common.species import LEAD_BLOCKS, lead_block, parse_leads
+from dlens.evaluate.evaluation import season_of
 from dlens.evaluate.metrics import holm
 from dlens.ingest.synthetic.generator import SyntheticGenerator
 
@@ -71,18 +72,23 @@ BASELINES = ("median", "weighted", "weighted-regions", "mos", "emos", "persisten
 TITLES = {"median": "Median", "weighted": "Weighted", "weighted-regions": "Weighted per region", "mos": "MOS",
           "emos": "EMOS", "persistence": "Persistence", "climatology": "Climatology"}  # fmt: skip
 BIN = Path(sys.executable).parent
-#: The verdict against the strongest baseline (Holm over the rows) as the README's table writes it.
+#: A verdict (after Holm over the rows) as the README's tables write it.
 SHORT = {"better": "better", "worse": "worse", "not significant": "n.s."}
 
 
-#: Meteorological seasons by month.
-SEASONS = {12: "winter", 1: "winter", 2: "winter", 3: "spring", 4: "spring", 5: "spring",
-           6: "summer", 7: "summer", 8: "summer", 9: "autumn", 10: "autumn", 11: "autumn"}  # fmt: skip
+#: A fold is named by the season of its test period (dlens-evaluate's DJF … SON) and its year.
+SEASON_NAMES = {"DJF": "winter", "MAM": "spring", "JJA": "summer", "SON": "autumn"}
 
 
 def parse_starts(text: str) -> list[datetime]:
     """'2025-06-01,2025-01-06' → the first training run of each fold."""
     return [datetime.strptime(day.strip(), "%Y-%m-%d") for day in text.split(",") if day.strip()]
+
+
+def fold_name(args: argparse.Namespace, start: datetime) -> str:
+    """'summer 2025': the season and year of the fold's test period."""
+    test_start = datetime.strptime(training_config(args, start)["data"]["test"]["start"], "%Y-%m-%d")
+    return f"{SEASON_NAMES[season_of(np.datetime64(test_start))]} {test_start:%Y}"
 
 
 def training_config(args: argparse.Namespace, start: datetime) -> dict:
@@ -182,8 +188,9 @@ def skill_table(metrics: dict, product: str, floors: dict, species: list[str], f
 
 
 def judge(rows: list[dict], reference: str) -> None:
-    """Holm-adjust the p-values of DL-ENS against `reference` ('median' or 'strongest') over `rows` (every
-    fold × species × lead block of the run) and set each row's verdict at 5 %."""
+    """Holm-adjust the p-values of DL-ENS against `reference` ('median' or 'strongest') over `rows` (the
+    fold × species × lead-block rows, or the station rows, of the run) and set each row's
+    `p_holm_<reference>` and `verdict_<reference>` at 5 %."""
     key = f"p_{reference}"
     adjusted = holm(np.array([np.nan if r[key] is None else r[key] for r in rows]))
     for row, p in zip(rows, adjusted):
@@ -196,7 +203,8 @@ def judge(rows: list[dict], reference: str) -> None:
 
 
 def verdicts(rows: list[dict]) -> dict:
-    """The targets, judged on the per-block rows of every fold (not the 'all' rows, which repeat them)."""
+    """The targets, judged on the per-block rows of every fold (not the 'all' rows, which repeat them and
+    get no verdict); sets the rows' verdicts against the median and the strongest baseline (`judge`)."""
     blocks = [r for r in rows if r["lead_block"] != "all"]
     mean_ratio = float(np.mean([r["ratio"] for r in blocks]))
     judge(blocks, "median")
@@ -383,7 +391,7 @@ def run_fold(args: argparse.Namespace, start: datetime, workdir: Path) -> dict:
         config_path.write_text(text)
     days = args.train_days + args.validation_days + args.test_days + 2 * args.gap_days
     test_start = datetime.strptime(config["data"]["test"]["start"], "%Y-%m-%d")
-    fold = f"{SEASONS[test_start.month]} {test_start:%Y}"
+    fold = fold_name(args, start)
     species = config["data"]["species"]
     timings: dict[str, float] = {}
     print(f"\n== fold {fold}: training from {start:%Y-%m-%d}, test {config['data']['test']}", flush=True)
@@ -445,6 +453,9 @@ def main() -> int:
     starts = args.start[:1] if args.quick else args.start
     if not starts:
         parser.error("--start: no date given")
+    names = [fold_name(args, start) for start in starts]
+    if len(set(names)) < len(names):
+        parser.error(f"--start: two folds test in the same season and year ({', '.join(names)})")
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dlens-skill-"))
     started = time.perf_counter()
