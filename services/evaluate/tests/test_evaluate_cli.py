@@ -334,9 +334,15 @@ def test_mda8_and_the_top_five_percent_match_a_brute_force(tmp_path, ray_cluster
         n["mda8"] += ok.sum()
         on_land["pairs"] += (ok & land).sum()
         on_land["hits"] += (ok & land & (forecast > 120) & (observed > 120)).sum()
-    (mda8,) = [r for r in metrics["mda8"] if r["product"] == "median" and r["lead_block"] == "all"
-               and r["region"] == "domain"]  # fmt: skip
+    overall = {(r["region"], r["season"]): r for r in metrics["mda8"]
+               if r["product"] == "median" and r["lead_block"] == "all"}  # fmt: skip
+    mda8 = overall[("domain", "all")]
     assert n["mda8"] > 0 and mda8["n"] == n["mda8"]
+    (in_season,) = [row for (region, name), row in overall.items() if region == "domain" and name != "all"]
+    assert in_season["n"] == mda8["n"] and in_season["rmse"] == pytest.approx(
+        mda8["rmse"]
+    )  # the runs' season
+    assert overall[("land", "all")]["n"] == on_land["pairs"]
     assert mda8["rmse"] == pytest.approx(np.sqrt(sse["mda8"] / n["mda8"]), rel=1e-6)
     (row,) = [r for r in metrics["continuous"] if r["product"] == "median" and r["lead_block"] == "all"
               and r["region"] == "domain" and r["season"] == "all"]  # fmt: skip

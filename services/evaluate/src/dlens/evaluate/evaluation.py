@@ -89,7 +89,7 @@ def score_period(plan: Plan) -> Scores:
     n_v, n_k, n_b = len(plan.levels), len(plan.regions.names), len(LEAD_BLOCKS)
     stats = np.zeros((n_r, n_s, n_p, len(plan.leads), n_v, n_k, len(STATISTICS)))
     top = np.zeros_like(stats)
-    mda8 = np.zeros((n_s, n_p, n_b, n_v, n_k, len(STATISTICS)))
+    mda8 = np.zeros((n_r, n_s, n_p, n_b, n_v, n_k, len(STATISTICS)))
     counts = {sp: np.zeros((n_r, len(thresholds(sp)), n_p, n_b, n_v, n_k, len(CONTINGENCY)), dtype=np.int64)
               for sp in plan.species}  # fmt: skip
     fractions = {
@@ -106,7 +106,7 @@ def score_period(plan: Plan) -> Scores:
     def add(result: dict) -> None:
         r, s = run_index[result["run"]], plan.species.index(result["species"])
         stats[r, s], top[r, s] = result["stats"], result["top"]
-        mda8[s] += result["mda8"]
+        mda8[r, s] = result["mda8"]
         counts[result["species"]][r] = result["counts"]
         fractions[result["species"]][r] = result["fractions"]
         maps[:, s] += result["maps"]
@@ -216,45 +216,58 @@ def _exceedance(plan: Plan, counts: dict[str, np.ndarray], fractions: dict[str, 
                     for block, (c, f) in per_block.items():
                         for g, region in enumerate(plan.regions.names):
                             where = {"lead_block": block, "region": region, "season": ALL}
-                            records.append(
-                                _contingency_record({**base, **where}, c[g], f if g == domain else None)
+                            records += _contingency_record(
+                                {**base, **where}, c[g], f if g == domain else None
                             )
                     for season in dict.fromkeys(seasons):
                         chosen = seasons == season
                         c, f = by_run[chosen].sum(axis=(0, 1))[domain], fss_run[chosen].sum(axis=(0, 1))
                         where = {"lead_block": ALL, "region": "domain", "season": str(season)}
-                        records.append(_contingency_record({**base, **where}, c, f))
+                        records += _contingency_record({**base, **where}, c, f)
     return records
 
 
-def _contingency_record(base: dict, counts: np.ndarray, fractions: np.ndarray | None) -> dict:
-    """One exceedance record: the counts, POD, FAR, CSI, SEDI and (given its sums) the FSS."""
-    return {
+def _contingency_record(base: dict, counts: np.ndarray, fractions: np.ndarray | None) -> list[dict]:
+    """[the exceedance record of `base`: the counts, POD, FAR, CSI, SEDI and (given its sums) the FSS], or
+    [] where `counts` hold no pair."""
+    if counts.sum() == 0:
+        return []
+    return [{
         **base, **{name: int(counts[i]) for i, name in enumerate(CONTINGENCY)},
         **{name: _number(value) for name, value in categorical_scores(counts).items()},
         "fss": None if fractions is None else _number(fss(fractions)), "fss_window": FSS_WINDOW,
-    }  # fmt: skip
+    }]  # fmt: skip
 
 
 def _mda8(plan: Plan, sums: np.ndarray) -> list[dict]:
-    """MDA8 records per species with an MDA8 target (O3), product, level, block (forecast day) and region,
-    from `sums` (species, product, block, level, region, statistic); none where no day was complete."""
+    """MDA8 records per species with an MDA8 target (O3), product and level: per block (forecast day) and
+    region (all seasons), and per season (all days, whole domain), from `sums` (run, species, product,
+    block, level, region, statistic); none where no day was complete."""
     records = []
+    seasons = np.array([season_of(r) for r in plan.runs])
+    domain = plan.regions.names.index("domain")
     for s, sp in enumerate(plan.species):
         for p, product in enumerate(plan.products):
             for v, level in enumerate(plan.levels):
-                per_block = {b: sums[s, p, i, v] for i, b in enumerate(LEAD_BLOCKS)}
-                per_block[ALL] = sums[s, p, :, v].sum(axis=0)
+                base = {"product": product, "species": sp, "level": level}
+                by_run = sums[:, s, p, :, v]  # (run, block, region, statistic)
+                per_block = {b: by_run[:, i].sum(axis=0) for i, b in enumerate(LEAD_BLOCKS)}
+                per_block[ALL] = by_run.sum(axis=(0, 1))
                 for block, by_region in per_block.items():
                     for k, region in enumerate(plan.regions.names):
-                        if by_region[k, STATISTICS.index("n")] == 0:
-                            continue
-                        scores = scores_from_sums(by_region[k])
-                        records.append({
-                            "product": product, "species": sp, "level": level, "lead_block": block,
-                            "region": region, **{key: _number(value) for key, value in scores.items()},
-                        })  # fmt: skip
+                        where = {"lead_block": block, "region": region, "season": ALL}
+                        records += _scored({**base, **where}, by_region[k])
+                for season in dict.fromkeys(seasons):
+                    where = {"lead_block": ALL, "region": "domain", "season": str(season)}
+                    records += _scored({**base, **where}, by_run[seasons == season].sum(axis=(0, 1))[domain])
     return records
+
+
+def _scored(base: dict, sums: np.ndarray) -> list[dict]:
+    """[the record of `base` with the scores of `sums`], or [] where `sums` hold no pair."""
+    if sums[STATISTICS.index("n")] == 0:
+        return []
+    return [{**base, **{key: _number(value) for key, value in scores_from_sums(sums).items()}}]
 
 
 def _pairs(plan: Plan) -> list[tuple[int, int]]:
@@ -291,8 +304,11 @@ def _paired_records(plan: Plan, sse: np.ndarray, n: np.ndarray, base: dict) -> l
 def _with_holm(records: list[dict], family: tuple[str, ...]) -> list[dict]:
     """`records` with `p_holm`: the p-values Holm-adjusted within each family of equal `family` keys, over
     its lead-block rows (not the 'all' rows, which repeat them)."""
-    for key in {tuple(r[k] for k in family) for r in records}:
-        rows = [r for r in records if tuple(r[k] for k in family) == key and r["lead_block"] != ALL]
+    families: dict[tuple, list[dict]] = {}
+    for r in records:
+        if r["lead_block"] != ALL:
+            families.setdefault(tuple(r[k] for k in family), []).append(r)
+    for rows in families.values():
         adjusted = holm(np.array([np.nan if r["p_value"] is None else r["p_value"] for r in rows]))
         for row, value in zip(rows, adjusted):
             row["p_holm"] = _number(value)
@@ -366,14 +382,9 @@ def _stations(plan: Plan, sums: np.ndarray, sampler: StationSampler | None) -> l
             per_block[ALL] = sums[s, p].sum(axis=0)
             for block, by_set in per_block.items():
                 for k, name in enumerate(STATION_SETS):
-                    if by_set[k, STATISTICS.index("n")] == 0:
-                        continue
-                    scores = scores_from_sums(by_set[k])
-                    records.append({
-                        "product": product, "species": sp, "level": plan.levels[0], "lead_block": block,
-                        "stations": name, "station_count": int(counts[k]),
-                        **{key: _number(value) for key, value in scores.items()},
-                    })  # fmt: skip
+                    base = {"product": product, "species": sp, "level": plan.levels[0], "lead_block": block,
+                            "stations": name, "station_count": int(counts[k])}  # fmt: skip
+                    records += _scored(base, by_set[k])
     return records
 
 

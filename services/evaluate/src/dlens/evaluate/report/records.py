@@ -104,6 +104,11 @@ def _values(df: pd.DataFrame, col: str) -> list[str]:
     return [str(v) for v in df[col].dropna().unique()] if col in df else []
 
 
+def _records(value: Any) -> list[dict]:
+    """The dict records of a metrics.json table (none where it is missing or not a list)."""
+    return [r for r in value if isinstance(r, dict)] if isinstance(value, list | tuple) else []
+
+
 def build_context(metrics: dict[str, Any], map_products: list[str], map_species: list[str]) -> Context:
     """Read the metrics dict defensively: any key may be missing or empty."""
     meta = metrics.get("meta") or {}
@@ -113,7 +118,7 @@ def build_context(metrics: dict[str, Any], map_products: list[str], map_species:
     )
     exceedance = frame(
         # Records written before exceedances had regions and seasons are of the whole domain, all seasons.
-        [{"region": "domain", "season": "all", **r} for r in metrics.get("exceedance") or []],
+        [{"region": "domain", "season": "all", **r} for r in _records(metrics.get("exceedance"))],
         (
             "product",
             "species",
@@ -132,7 +137,9 @@ def build_context(metrics: dict[str, Any], map_products: list[str], map_species:
         ("product", "species", "level", "lead_block", "reference", "verdict", *SIGNIFICANCE),
     )
     mda8 = frame(
-        metrics.get("mda8"), ("product", "species", "level", "lead_block", "region", *CONTINUOUS_SCORES)
+        # Records written before MDA8 had seasons are of all seasons.
+        [{"season": "all", **r} for r in _records(metrics.get("mda8"))],
+        ("product", "species", "level", "lead_block", "region", "season", *CONTINUOUS_SCORES),
     )
     stations = frame(
         metrics.get("stations"), ("product", "species", "level", "lead_block", "stations", *CONTINUOUS_SCORES)

@@ -148,17 +148,26 @@ def seasons_html(ctx: Context, species: str) -> str:
 
 
 def mda8_html(ctx: Context, species: str) -> str:
-    """Maximum daily 8-hour means (O3): scores per product and forecast day, whole domain."""
-    rows = ctx.mda8[(ctx.mda8["species"] == species) & (ctx.mda8["region"] == "domain")]
+    """Maximum daily 8-hour means (O3): scores per product and forecast day, whole domain, then RMSE by
+    region and by season (all days)."""
+    everything = ctx.mda8[ctx.mda8["species"] == species]
+    rows = everything[(everything["region"] == "domain") & (everything["season"] == "all")]
     blocks = [b for b in ["all", *ctx.blocks] if b in set(rows["lead_block"])]
     if not blocks:
         return NO_DATA
     columns = [("n", "n", "count", None), ("rmse", "RMSE", "score", "min"),
                ("bias", "bias", "signed", "absmin"), ("r", "r", "ratio3", "max")]  # fmt: skip
     groups = [("all days" if b == "all" else f"{b} h", "", [("lead_block", b)]) for b in blocks]
-    return score_table(
+    table = score_table(
         ctx, rows, columns, "MDA8 by forecast day (day d in lead block d), whole domain", groups
     )
+    overall, rmse = everything[everything["lead_block"] == "all"], ("rmse", "RMSE", "score", "min")
+    regions = [r for r in ctx.regions if r != "domain"]
+    table += _score_by(ctx, overall[overall["season"] == "all"], "region", regions,
+                       "MDA8 RMSE by region, all days", rmse)  # fmt: skip
+    table += _score_by(ctx, overall[overall["region"] == "domain"], "season", ctx.seasons,
+                       "MDA8 RMSE by season, all days, whole domain", rmse)  # fmt: skip
+    return table
 
 
 def _fss_header(rows: pd.DataFrame) -> str:
@@ -201,10 +210,11 @@ def exceedance_html(ctx: Context, species: str) -> str:
             per_block = [(f"{b} h" if b != "all" else "all", "", [("lead_block", b)]) for b in blocks[1:]]
             table += score_table(ctx, part, [("csi", "CSI", "ratio2", "max")], "CSI by lead block", per_block)
         same = _same_threshold(everything, key) & (everything["lead_block"] == "all")
-        table += _csi_by(ctx, everything[same & (season == "all")], "region",
-                         [r for r in ctx.regions if r != "domain"], "CSI by region, all leads")  # fmt: skip
-        table += _csi_by(ctx, everything[same & (region == "domain")], "season",
-                         ctx.seasons, "CSI by season, all leads, whole domain")  # fmt: skip
+        csi, regions = ("csi", "CSI", "ratio2", "max"), [r for r in ctx.regions if r != "domain"]
+        table += _score_by(ctx, everything[same & (season == "all")], "region", regions,
+                           "CSI by region, all leads", csi)  # fmt: skip
+        table += _score_by(ctx, everything[same & (region == "domain")], "season", ctx.seasons,
+                           "CSI by season, all leads, whole domain", csi)  # fmt: skip
         threshold = f"{fmt(key['threshold'])} {esc(ctx.units)}" if finite(key["threshold"]) else DASH
         observed = part[part["lead_block"] == (blocks[0] if blocks else "all")]
         events = (
@@ -225,13 +235,15 @@ def _same_threshold(rows: pd.DataFrame, key: pd.Series) -> pd.Series:
     return (rows["threshold_name"] == key["threshold_name"]) & value & (rows["averaging"] == key["averaging"])
 
 
-def _csi_by(ctx: Context, rows: pd.DataFrame, column: str, names: list[str], caption: str) -> str:
-    """A CSI table with one column group per value of `column` found in `rows`; empty if none is."""
+def _score_by(
+    ctx: Context, rows: pd.DataFrame, column: str, names: list[str], caption: str, score: tuple
+) -> str:
+    """A table of one `score` column with a column group per value of `column` (in `names`) found in
+    `rows`; empty if none is."""
     found = [name for name in names if name in set(rows[column])]
     if not found:
         return ""
-    return score_table(ctx, rows, [("csi", "CSI", "ratio2", "max")], caption,
-                       [(name, "", [(column, name)]) for name in found])  # fmt: skip
+    return score_table(ctx, rows, [score], caption, [(name, "", [(column, name)]) for name in found])
 
 
 def stations_html(ctx: Context, species: str, figure: FigureRef | None) -> str:
