@@ -377,8 +377,9 @@ def print_table(rows: list[dict]) -> None:
         )
 
 
-def run_fold(args: argparse.Namespace, start: datetime, workdir: Path) -> dict:
-    """Ingest, fit, predict and evaluate one fold in `workdir`; its periods, model, rows and timings."""
+def run_fold(args: argparse.Namespace, start: datetime, fold: str, workdir: Path) -> dict:
+    """Ingest, fit, predict and evaluate the fold named `fold` in `workdir`; its periods, model, rows and
+    timings."""
     workdir.mkdir(parents=True, exist_ok=True)
     store = str(workdir / "store.zarr")
     config = training_config(args, start)
@@ -391,7 +392,6 @@ def run_fold(args: argparse.Namespace, start: datetime, workdir: Path) -> dict:
         config_path.write_text(text)
     days = args.train_days + args.validation_days + args.test_days + 2 * args.gap_days
     test_start = datetime.strptime(config["data"]["test"]["start"], "%Y-%m-%d")
-    fold = fold_name(args, start)
     species = config["data"]["species"]
     timings: dict[str, float] = {}
     print(f"\n== fold {fold}: training from {start:%Y-%m-%d}, test {config['data']['test']}", flush=True)
@@ -459,7 +459,7 @@ def main() -> int:
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dlens-skill-"))
     started = time.perf_counter()
-    folds = [run_fold(args, start, workdir / f"{start:%Y-%m-%d}") for start in starts]
+    folds = [run_fold(args, start, name, workdir / f"{start:%Y-%m-%d}") for start, name in zip(starts, names)]
     rows = [row for fold in folds for row in fold.pop("rows")]
     at_stations = [row for fold in folds for row in fold.pop("stations")]
     total = round(time.perf_counter() - started, 1)

@@ -211,7 +211,7 @@ def _exceedance(plan: Plan, counts: dict[str, np.ndarray], fractions: dict[str, 
                     base = {"product": product, "species": sp, "level": level, "threshold_name": limit.name,
                             "threshold": limit.value, "averaging": limit.averaging}  # fmt: skip
                     per_block = {b: (by_run[:, i].sum(axis=0), fss_run[:, i].sum(axis=0))
-                                 for i, b in enumerate(LEAD_BLOCKS) if by_run[:, i].sum() > 0}  # fmt: skip
+                                 for i, b in enumerate(LEAD_BLOCKS)}  # fmt: skip
                     per_block[ALL] = (by_run.sum(axis=(0, 1)), fss_run.sum(axis=(0, 1)))
                     for block, (c, f) in per_block.items():
                         for g, region in enumerate(plan.regions.names):
@@ -315,14 +315,17 @@ def _with_holm(records: list[dict], family: tuple[str, ...]) -> list[dict]:
     return records
 
 
+def _sse_and_n(sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sum of squared errors and the pair count of `sums` (..., STATISTICS)."""
+    ff, fo, oo, n = (sums[..., STATISTICS.index(name)] for name in ("ff", "fo", "oo", "n"))
+    return ff - 2 * fo + oo, n
+
+
 def _significance(plan: Plan, stats: np.ndarray) -> list[dict]:
     """Paired moving-block bootstrap over runs of the RMSE difference of each product to the reference, and of
     each non-member product to every product of `plan.comparisons`; the p-values of one product against one
     reference Holm-adjusted over its species × level × lead-block rows (`p_holm`)."""
-    idx = {name: STATISTICS.index(name) for name in ("n", "ff", "fo", "oo")}
-    domain = stats[..., 0, :]  # (run, species, product, lead, level, stat)
-    sse_all = domain[..., idx["ff"]] - 2 * domain[..., idx["fo"]] + domain[..., idx["oo"]]
-    n_all = domain[..., idx["n"]]
+    sse_all, n_all = _sse_and_n(stats[..., 0, :])  # (run, species, product, lead, level)
     records = []
     for s, sp in enumerate(plan.species):
         for v, level in enumerate(plan.levels):
@@ -338,9 +341,7 @@ def _station_significance(plan: Plan, sums: np.ndarray) -> list[dict]:
     """The bootstrap of `_significance` at the stations: per species, lead block and station set (first
     level), from `sums` (run, species, product, block, STATION_SETS, statistic); p-values Holm-adjusted
     per product, reference and station set over species × lead block."""
-    idx = {name: STATISTICS.index(name) for name in ("n", "ff", "fo", "oo")}
-    sse_all = sums[..., idx["ff"]] - 2 * sums[..., idx["fo"]] + sums[..., idx["oo"]]
-    n_all = sums[..., idx["n"]]
+    sse_all, n_all = _sse_and_n(sums)  # (run, species, product, block, set)
     records = []
     for s, sp in enumerate(plan.species):
         per_block = {b: (sse_all[:, s, :, i], n_all[:, s, :, i]) for i, b in enumerate(LEAD_BLOCKS)}
