@@ -214,7 +214,7 @@ def test_pipeline_report_renders_in_chromium(evaluated, tmp_path):
     with served_directory(out) as base:
         images = render_page(
             f"{base}/index.html", ARTIFACTS / "evaluate-report.png", tmp_path / "profile", "table.scorecard"
-        )
+        ).images
     assert len(images) == 2 * len(metrics["meta"]["species"])  # lead-time plot and maps per species
     assert (out / "figures").is_dir()
 

@@ -21,6 +21,6 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     with served_directory(tmp_path / "report") as base:
         images = render_page(
             f"{base}/index.html", ARTIFACTS / "report.png", tmp_path / "profile", visible="table.scorecard"
-        )
+        ).images
     assert len(images) == 6  # two species × (lead-time plot, maps, station maps)
     assert (ARTIFACTS / "report.png").stat().st_size > 0

@@ -246,7 +246,9 @@ def test_a_bundle_is_served_without_the_registry(store, client, server, tmp_path
     export(url, model_id, bundle)
     bare = tmp_path / "bare.zarr"
     shutil.copytree(url, bare, ignore=shutil.ignore_patterns("models"))
-    args = ServeArgs(store=str(bare), model=model_id, bundles=(str(bundle),), api_token=TOKEN)
+    args = ServeArgs(
+        store=str(bare), model=model_id, bundles=(str(bundle),), api_token=TOKEN, reader_refresh_s=0
+    )
     # Its replica asks for no CPU: the session cluster's two are held by the main app and earlier tests.
     app = DlensService.options(ray_actor_options={"num_cpus": 0}).bind(args)
     serve.run(app, name="bundle", route_prefix="/bundle", blocking=False)
@@ -260,6 +262,15 @@ def test_a_bundle_is_served_without_the_registry(store, client, server, tmp_path
             )
             assert answer.status_code == 200, answer.text
             assert answer.json()["model"] == model_id and answer.json()["dlens"] == reference.json()["dlens"]
+        # The prefix does not hide a route from the token check; the public routes stay public under it.
+        assert httpx.get(f"{server}/bundle/v1/models").status_code == 401
+        assert httpx.get(f"{server}/bundle/openapi.json").status_code == 200
+        assert httpx.get(f"{server}/bundle/healthz").json() == {"status": "ok"}
+        # Not ready once its store is gone: the public probe says which part, not the store's path.
+        bare.rename(tmp_path / "gone.zarr")
+        ready = httpx.get(f"{server}/bundle/readyz", timeout=60)
+        assert ready.status_code == 503 and "the store" in ready.json()["detail"], ready.text
+        assert str(tmp_path) not in ready.text and "bare.zarr" not in ready.text, ready.text
     finally:
         serve.delete("bundle")
 
@@ -338,6 +349,34 @@ def _bad_requests(url: str) -> list[tuple[str, dict, int, str]]:
             "format",
         ),
         (
+            "NetCDF declaring huge dimensions",
+            post(content=_netcdf4_declaring(100_000, 100_000), headers=netcdf, params=params),
+            422,
+            "at most",
+        ),
+        (
+            "NetCDF with an empty latitude",
+            post(content=_netcdf4_declaring(0, 32), headers=netcdf, params=params),
+            422,
+            "empty",
+        ),
+        (
+            "NetCDF member label not UTF-8",
+            post(content=_netcdf(url, members[0], label=b"\xff\xfe"), headers=netcdf, params=params),
+            422,
+            "UTF-8",
+        ),
+        (
+            "forecast overflowing domain",
+            {
+                "method": "GET",
+                "url": "/v1/forecast/o3",
+                "params": {"run": RUN.isoformat(), "lead": 0, "domain": "1e999,45.05,8.05,9.05"},
+            },
+            422,
+            "finite",
+        ),
+        (
             "forecast bad domain",
             {
                 "method": "GET",
@@ -348,6 +387,35 @@ def _bad_requests(url: str) -> list[tuple[str, dict, int, str]]:
             "domain",
         ),
     ]
+
+
+def _netcdf(url: str, members: np.ndarray, label: bytes) -> bytes:
+    """An o3 NetCDF-3 body of the members (member, lat, lon) on the store's domain, the first member labelled
+    with the raw bytes `label`."""
+    domain = StoreReader(url).spec.domain
+    latitude = domain.latitude
+    names = np.array([label, *(m.encode() for m in MEMBERS[1:])], dtype="S16")
+    field = members.astype(np.float32)
+    ds = xr.Dataset(
+        {"o3": (("member", "latitude", "longitude"), field)},
+        {"member": names, "latitude": latitude, "longitude": domain.longitude},
+    )
+    return bytes(ds.to_netcdf(engine="scipy"))
+
+
+def _netcdf4_declaring(latitude: int, longitude: int) -> bytes:
+    """A NetCDF-4 body declaring an o3 field per member of this size, none of its chunks written (64 KB for
+    410 GB of 1e5 × 1e5 fields)."""
+    import netCDF4
+
+    nc = netCDF4.Dataset("declared", "w", memory=4096, format="NETCDF4")
+    for name, size in (("member", len(MEMBERS)), ("latitude", latitude), ("longitude", longitude)):
+        nc.createDimension(name, size)  # a size of 0 is an (empty) unlimited dimension
+    nc.createVariable("member", str, ("member",))[:] = np.array(MEMBERS, dtype=object)
+    for name in ("latitude", "longitude"):
+        nc.createVariable(name, "f8", (name,))
+    nc.createVariable("o3", "f4", ("member", "latitude", "longitude"), chunksizes=(1, 1, min(longitude, 100)))
+    return bytes(nc.close())
 
 
 def _dumps(body: dict) -> bytes:
@@ -367,6 +435,8 @@ def test_bad_requests_get_a_4xx_with_a_message(store, client):
 
 def test_the_token_is_required_on_v1(server):
     assert httpx.get(f"{server}/v1/models").status_code == 401
+    non_ascii = httpx.get(f"{server}/v1/models", headers={"Authorization": "Bearer tökén".encode()})
+    assert non_ascii.status_code == 401 and "token" in non_ascii.json()["detail"]
     wrong = httpx.get(f"{server}/v1/models", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401 and "token" in wrong.json()["detail"]
     assert httpx.get(f"{server}/v1/models", headers=AUTH).status_code == 200
@@ -398,8 +468,10 @@ def test_openapi_fuzz_finds_no_server_error(server):
 
 
 def test_the_viewer_shows_the_maps_in_chromium(server, tmp_path):
-    images = render_page(
+    page = render_page(
         f"{server}/#token={TOKEN}", ARTIFACTS / "serve-viewer.png", tmp_path / "profile", visible="#maps"
     )
+    images = page.images
+    assert TOKEN not in page.url  # the link's token is not left in the address bar or the history
     assert [i["alt"] for i in images] == ["Maps of the median ENSEMBLE, DL-ENS and DL-ENS minus median"]
     assert images[0]["width"] > 500

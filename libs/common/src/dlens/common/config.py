@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     )
     api_token: SecretStr | None = Field(
         None,
-        description="Bearer token the serve endpoint requires on /v1 (unset or empty: no auth); never logged",
+        description="Bearer token the serve endpoint requires on every route but /, /healthz, /readyz and "
+        "the API description (unset or empty: no auth); never logged",
     )
     mlflow_tracking_uri: str | None = Field(
         None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +80,8 @@ def lon_index(lon: float) -> int:
 
 
 def _index(value: float, origin: float, n: int, what: str) -> int:
+    if not math.isfinite(value):
+        raise ValueError(f"{what} {value} is not a finite number")
     pos = (value - origin) / RESOLUTION
     idx = round(pos)
     if abs(pos - idx) * RESOLUTION > _TOL:

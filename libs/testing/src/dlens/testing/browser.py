@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -59,8 +60,16 @@ def served_directory(directory: Path) -> Iterator[str]:
         server.server_close()
 
 
-def render_page(url: str, screenshot: Path, profile: Path, visible: str | None = None) -> list[dict]:
-    """Load `url` in headless Chromium and save a full-page screenshot; return its images.
+@dataclass(frozen=True)
+class RenderedPage:
+    """What a page showed: its images (src, complete, width, alt) and its address once drawn."""
+
+    images: list[dict]
+    url: str
+
+
+def render_page(url: str, screenshot: Path, profile: Path, visible: str | None = None) -> RenderedPage:
+    """Load `url` in headless Chromium and save a full-page screenshot; return its images and address.
 
     Fails when the page does not load, a request fails, an image is broken or has no alt text, or
     the CSS selector `visible` is not visible within 60 s.
@@ -82,6 +91,7 @@ def render_page(url: str, screenshot: Path, profile: Path, visible: str | None =
             if visible:  # a page that draws after loading (the serve viewer) gets 60 s to show it
                 page.locator(visible).first.wait_for(state="visible", timeout=60_000)
             images = page.evaluate(_IMAGES_JS)
+            location = page.url
             broken = [i["src"] for i in images if not (i["complete"] and i["width"] > 0)]
             assert not broken, f"images that did not load: {broken}"
             assert all(i["alt"] for i in images), "an image has no alt text"
@@ -90,4 +100,4 @@ def render_page(url: str, screenshot: Path, profile: Path, visible: str | None =
         finally:
             context.close()
     assert not failed, f"failed requests: {failed}"
-    return images
+    return RenderedPage(images, location)

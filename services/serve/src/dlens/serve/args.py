@@ -29,7 +29,8 @@ class ServeArgs(BaseModel):
     reader_refresh_s: float = Field(30.0, ge=0, description="Seconds before the store's run index is reread")
     api_token: SecretStr | None = Field(
         None,
-        description="Bearer token required on /v1 (unset: DLENS_API_TOKEN of the replica; empty: no auth)",
+        description="Bearer token required on every route but /, /healthz, /readyz and the API description "
+        "(unset: DLENS_API_TOKEN of the replica; empty: no auth)",
     )
 
     @property

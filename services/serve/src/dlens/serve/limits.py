@@ -1,4 +1,5 @@
-"""ASGI guards in front of every route: request bodies bounded in size, bearer-token auth on /v1."""
+"""ASGI guards in front of every route: request bodies bounded in size, bearer-token auth on every route but
+the public ones."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+#: Routes anyone may call when a token is set: liveness and readiness probes, the viewer page (it asks for
+#: the token itself) and the API's description.
+PUBLIC_ROUTES = frozenset({"/", "/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
+
 
 class BodyTooLarge(Exception):
     pass
@@ -25,9 +30,18 @@ async def _problem(send: Send, status: int, detail: str, headers: list | None = 
     await send({"type": "http.response.body", "body": body})
 
 
+def route_of(scope: Scope) -> str:
+    """The request's path within the application: without the prefix it is mounted under (`root_path`)."""
+    path, root = scope["path"], scope.get("root_path", "").rstrip("/")
+    if root and (path == root or path.startswith(root + "/")):
+        path = path[len(root) :]
+    return path or "/"
+
+
 class Guard:
     """Refuse bodies over `max_bytes` (413, before reading them where Content-Length says so) and, when
-    `token` is set, requests to /v1 without `Authorization: Bearer <token>` (401)."""
+    `token` is set, requests to any route but :data:`PUBLIC_ROUTES` without `Authorization: Bearer <token>`
+    (401). The route is read without the application's prefix, so a prefix cannot hide one."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, token: str | None):
         self.app, self.max_bytes, self.token = app, max_bytes, token
@@ -37,7 +51,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        if self.token and scope["path"].startswith("/v1") and not self._authorised(headers):
+        if self.token and route_of(scope) not in PUBLIC_ROUTES and not self._authorised(headers):
             await _problem(send, 401, "missing or wrong bearer token: send Authorization: Bearer <token>",
                            [(b"www-authenticate", b"Bearer")])  # fmt: skip
             return
@@ -70,5 +84,8 @@ class Guard:
                 await _problem(send, 413, too_large)
 
     def _authorised(self, headers: dict[str, str]) -> bool:
+        """The header's bytes (decoded as latin-1 above) against the token's UTF-8 bytes: any byte is a
+        wrong token, never an error."""
         scheme, _, given = headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), self.token or "")
+        expected = (self.token or "").encode()
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode("latin-1"), expected)

@@ -4,6 +4,7 @@ No `from __future__ import annotations` here: FastAPI reads the route annotation
 """
 
 import asyncio
+import logging
 import warnings
 from datetime import datetime
 from importlib.resources import files
@@ -38,6 +39,7 @@ from dlens.serve.schemas import (
     RunsInfo,
 )
 
+LOG = logging.getLogger(__name__)
 api = FastAPI(
     title="DL-ENS",
     version=code_version("dlens-serve"),
@@ -149,13 +151,17 @@ class DlensService:
         "/readyz", summary="Readiness: the default model loaded and the store reachable", responses={503: {}}
     )
     async def readyz(self) -> JSONResponse:
+        """Public, so it says which part is not ready and the kind of error, never the error's text (store
+        paths, endpoints): that goes to the replica's log."""
+        part = "the store"
         try:
             runs = len(self.catalog.reader().complete_runs())
+            part = "the default model"
             loaded = await asyncio.wait_for(self.predictor.ready(self.default_model), timeout=60)
-        except Exception as exc:  # not ready, whatever the cause: say which
-            return JSONResponse(
-                {"status": "not ready", "detail": f"{type(exc).__name__}: {exc}"}, status_code=503
-            )
+        except Exception as exc:  # not ready, whatever the cause: say which part
+            LOG.warning("not ready: %s", part, exc_info=True)
+            detail = f"{part} is not available ({type(exc).__name__}); the replica's log has the details"
+            return JSONResponse({"status": "not ready", "detail": detail}, status_code=503)
         return JSONResponse({"status": "ready", "runs": runs, **loaded})
 
     @api.get("/v1/models", summary="Registered models", response_model=list[ModelInfo])
