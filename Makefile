@@ -87,7 +87,7 @@ images: setup  ## build and tag the images of infra/docker (REGISTRY=host/path/ 
 push: images  ## push the images to REGISTRY
 	@for image in $(IMAGES); do docker push $(REGISTRY)dlens-$$image:$(IMAGE_TAG) || exit 1; done
 
-up: setup  ## one-machine stack (infra/compose.yaml): MinIO + bucket, Ray head + worker, Serve's port; GPU=1 for GPUs
+up: setup  ## one-machine stack (infra/compose.yaml; MINIO_ROOT_PASSWORD required): MinIO + bucket, Ray head + worker, Serve's port; GPU=1 for GPUs
 	@$(DOCKER_ENGINE)
 	$(WITH_TOKEN) $(COMPOSE) $(COMPOSE_FILES) up -d --build
 	$(DEPLOY) wait
@@ -96,7 +96,8 @@ up: setup  ## one-machine stack (infra/compose.yaml): MinIO + bucket, Ray head +
 
 down: setup  ## stop the compose stack (VOLUMES=1 also drops the MinIO volume)
 	@$(DOCKER_ENGINE)
-	$(WITH_TOKEN) $(COMPOSE) $(COMPOSE_FILES) --profile serve down $(if $(VOLUMES),--volumes)
+	$(WITH_TOKEN) MINIO_ROOT_PASSWORD="$${MINIO_ROOT_PASSWORD:-unused-by-down}" \
+		$(COMPOSE) $(COMPOSE_FILES) --profile serve down $(if $(VOLUMES),--volumes)
 
 docs: setup  ## regenerate docs/configuration.md from the pydantic models (a test checks it is current)
 	$(RUN) python tools/config_reference.py

@@ -17,13 +17,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
+import datetime
 import os
 import re
 import shlex
+import shutil
 import sys
+import tempfile
 import time
+import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -45,15 +51,18 @@ from ray.job_submission import JobStatus, JobSubmissionClient  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SERVE_CONFIG = REPO / "infra" / "serve" / "config.yaml"
-#: What the jobs need from the submitting shell: the store's S3 settings and DL-ENS settings.
-FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-                 "AWS_SESSION_TOKEN", "DLENS_LOG_LEVEL", "MLFLOW_TRACKING_URI", "DLENS_MLFLOW_TRACKING_URI",
-                 "DLENS_MLFLOW_EXPERIMENT")  # fmt: skip
+#: What the jobs get from the submitting shell: settings, never credentials. Ray keeps a job's runtime env
+#: and the Serve config in its cluster state, readable by anyone who can list jobs; the keys come from the
+#: nodes' own environment (compose's x-dlens-env, a Kubernetes Secret, an instance or workload identity).
+FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "DLENS_LOG_LEVEL", "MLFLOW_TRACKING_URI",
+                 "DLENS_MLFLOW_TRACKING_URI", "DLENS_MLFLOW_EXPERIMENT")  # fmt: skip
+#: A model id as the registry makes them (`<config name>-<UTC time>`), safe in a command line and a path.
+MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def ingest_job(args: argparse.Namespace) -> str:
     return (f"dlens-ingest --no-progress synthetic --store {shlex.quote(args.store)} --start {args.start} "
-            f"--days {args.days} --domain {args.domain} --seed 0")  # fmt: skip
+            f"--days {args.days} --domain {shlex.quote(args.domain)} --seed 0")  # fmt: skip
 
 
 def train_job(args: argparse.Namespace) -> str:
@@ -70,8 +79,12 @@ def train_job(args: argparse.Namespace) -> str:
 
 
 def evaluate_job(args: argparse.Namespace, model_id: str) -> str:
+    """The evaluate job of `model_id`; RuntimeError if the id is not one the registry makes."""
+    if not MODEL_ID.fullmatch(model_id):
+        raise RuntimeError(f"the train job printed an unusable model id {model_id!r} "
+                           "(letters, digits, '.', '_' and '-' only)")  # fmt: skip
     return (f"dlens-evaluate --no-progress --store {shlex.quote(args.store)} --start {args.test_start} "
-            f"--days {args.test_days} --products dlens-{model_id},median,weighted "
+            f"--days {args.test_days} --products {shlex.quote(f'dlens-{model_id},median,weighted')} "
             f"--out evaluate-report")  # fmt: skip
 
 
@@ -145,29 +158,41 @@ def wait_healthy(serve_client: ServeSubmissionClient, url: str, timeout_s: float
 
 
 def forwarded_env() -> dict[str, str]:
-    return {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+    """The FORWARDED_ENV settings the shell has, less any URL that embeds a password (said on stderr)."""
+    forwarded = {}
+    for key in FORWARDED_ENV:
+        value = os.environ.get(key)
+        if value and urllib.parse.urlsplit(value).password:
+            print(f"deploy: {key} holds a password: not forwarded (give it to the nodes)", file=sys.stderr)
+        elif value:
+            forwarded[key] = value
+    return forwarded
 
 
-def job_runtime_env(args: argparse.Namespace) -> dict:
-    """The jobs' runtime env: the train config's folder as working directory, the forwarded settings."""
-    return {
-        "working_dir": str(Path(args.train_config).resolve().parent),
-        "env_vars": {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", **forwarded_env()},
-    }
+@contextlib.contextmanager
+def job_runtime_env(args: argparse.Namespace) -> Iterator[dict]:
+    """The jobs' runtime env: a working directory holding only a copy of the train config (Ray uploads the
+    whole folder), and the forwarded settings. The folder is removed on exit."""
+    with tempfile.TemporaryDirectory(prefix="dlens-deploy-") as working_dir:
+        shutil.copyfile(args.train_config, Path(working_dir) / Path(args.train_config).name)
+        yield {
+            "working_dir": working_dir,
+            "env_vars": {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", **forwarded_env()},
+        }
 
 
 def deploy(args: argparse.Namespace) -> int:
     client = JobSubmissionClient(args.address)
-    runtime_env = job_runtime_env(args)
     try:
-        run_job(client, "ingest", ingest_job(args), runtime_env)
-        fitted = re.search(
-            r"^model: (\S+)", run_job(client, "train", train_job(args), runtime_env), re.MULTILINE
-        )
-        if fitted is None:
-            raise RuntimeError("the train job did not print the id of the model it published")
-        args.model = fitted.group(1)
-        run_job(client, "evaluate", evaluate_job(args, args.model), runtime_env)
+        with job_runtime_env(args) as runtime_env:
+            run_job(client, "ingest", ingest_job(args), runtime_env)
+            fitted = re.search(
+                r"^model: (\S+)", run_job(client, "train", train_job(args), runtime_env), re.MULTILINE
+            )
+            if fitted is None:
+                raise RuntimeError("the train job did not print the id of the model it published")
+            args.model = fitted.group(1)
+            run_job(client, "evaluate", evaluate_job(args, args.model), runtime_env)
         print("== serve: deploying infra/serve/config.yaml", flush=True)
         serve_client = ServeSubmissionClient(args.address)
         serve_client.deploy_applications(serve_config(args))
@@ -215,17 +240,25 @@ def wait_dashboard(args: argparse.Namespace, timeout_s: float = 300) -> int:
             return 0
 
 
+def iso_date(text: str) -> datetime.date:
+    """A YYYY-MM-DD option (it goes into the jobs' command lines)."""
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deploy", description=__doc__.split("\n")[0])
     parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS", "http://127.0.0.1:8265"),
                         help="the cluster's dashboard (default RAY_ADDRESS)")  # fmt: skip
     parser.add_argument("command", nargs="?", default="deploy", choices=["deploy", "status", "wait"])
     parser.add_argument("--store", default="s3://dlens/store.zarr")
-    parser.add_argument("--start", default="2025-07-01")
+    parser.add_argument("--start", type=iso_date, default="2025-07-01")
     parser.add_argument("--days", type=int, default=15)
     parser.add_argument("--domain", default="demo")
     parser.add_argument("--train-config", default="configs/train/demo.yaml")
-    parser.add_argument("--test-start", default="2025-07-13")
+    parser.add_argument("--test-start", type=iso_date, default="2025-07-13")
     parser.add_argument("--test-days", type=int, default=3)
     parser.add_argument(
         "--http-host", default="127.0.0.1", help="where the Serve HTTP proxy is reached from here"

@@ -247,7 +247,7 @@ def test_compose_names_what_exists():
     # Every variable the user may set is documented.
     for variable in set(re.findall(r"\$\{(\w+)", text)):
         assert f"`{variable}`" in DOCS, f"{variable} is not in docs/deploy.md"
-    assert services["ray-head"]["ports"] == ["8265:8265", "8000:8000"]
+    assert services["ray-head"]["ports"] == ["127.0.0.1:8265:8265", "127.0.0.1:8000:8000"]
 
 
 # --- KubeRay -------------------------------------------------------------------------------------------------
@@ -402,27 +402,23 @@ def test_make_deploy_jobs_run_real_commands():
 
 
 def test_make_deploy_forwards_the_store_settings_to_jobs_and_replicas(monkeypatch):
-    """An S3 store's endpoint and keys reach every job's runtime env and the Serve replicas'."""
+    """An S3 store's endpoint and region reach every job's runtime env and the Serve replicas' (its keys
+    do not: tests/test_deploy_hardening.py)."""
     deploy = deploy_script()
-    settings = {
-        "AWS_ENDPOINT_URL": "http://minio:9000",
-        "AWS_ACCESS_KEY_ID": "key",
-        "AWS_SECRET_ACCESS_KEY": "s",
-    }
+    settings = {"AWS_ENDPOINT_URL": "http://minio:9000", "AWS_DEFAULT_REGION": "eu-west-1"}
     for key, value in settings.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     args = deploy.main.__globals__["argparse"].Namespace(
         store="s3://dlens/store.zarr", http_port=8000, model="m1"
     )
     (app,) = deploy.serve_config(args)["applications"]
     assert settings.items() <= app["runtime_env"]["env_vars"].items()
     assert app["args"]["store"] == "s3://dlens/store.zarr" and app["args"]["model"] == "m1"
-    jobs = deploy.job_runtime_env(
-        deploy.main.__globals__["argparse"].Namespace(train_config="configs/train/smoke.yaml")
-    )
-    assert settings.items() <= jobs["env_vars"].items()
-    assert jobs["working_dir"] == str(REPO / "configs" / "train")
+    with deploy.job_runtime_env(
+        deploy.main.__globals__["argparse"].Namespace(train_config=str(REPO / "configs/train/smoke.yaml"))
+    ) as jobs:
+        assert settings.items() <= jobs["env_vars"].items()
+        assert [p.name for p in Path(jobs["working_dir"]).iterdir()] == ["smoke.yaml"]
 
 
 def test_rayservice_runs_the_serve_config_on_gpus():
