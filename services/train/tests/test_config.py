@@ -41,6 +41,13 @@ def test_mistakes_name_the_problem(tmp_path, change, message):
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize("name", ["../demo", "a/b", "..", ".demo", "demo..1", "demo 1", ""])
+def test_a_name_that_is_not_a_safe_path_component_is_refused(tmp_path, name):
+    with pytest.raises(ValueError, match=r"config\.yaml") as info:
+        load_config(write(tmp_path, lambda r: r.update(name=name)))
+    assert f"name {name!r}: use letters, digits" in str(info.value)
+
+
 def test_committed_sweeps_validate():
     for path in sorted((CONFIGS.parent / "tune").glob("*.yaml")):
         sweep, base = load_sweep(path)

@@ -132,6 +132,15 @@ LABELS: dict[str, tuple[str, ...]] = {
 }
 
 _PRODUCT_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_SAFE_NAME = re.compile(r"(?!\.)(?!.*\.\.)[A-Za-z0-9._-]+")
+
+
+def check_name(value: str, what: str) -> str:
+    """`value` when it is safe as one path component (letters, digits, '-', '_', '.'; no '..', no leading
+    '.'); else ValueError naming it: config names and model ids become store paths."""
+    if not _SAFE_NAME.fullmatch(value):
+        raise ValueError(f"{what} {value!r}: use letters, digits, '-', '_' or '.' (no '..', no leading '.')")
+    return value
 
 
 def product_group(name: str) -> AxisGroup:

@@ -102,10 +102,19 @@ def list_directory(url: str, key: str) -> list[str]:
 
 
 def write_file(url: str, key: str, data: bytes) -> None:
-    """Write a plain file under the store root (a README beside the groups)."""
+    """Write a plain file under the store root (a README beside the groups, a registry entry's files).
+    A reader sees the whole file or none: an S3 object appears when its upload completes, a local file
+    is written beside its place and renamed; local parent directories are created."""
     fs, root = _filesystem(url)
-    with fs.open(f"{root}/{key}", "wb") as f:
-        f.write(data)
+    if is_s3(url):
+        with fs.open(f"{root}/{key}", "wb") as f:
+            f.write(data)
+        return
+    target = Path(root) / key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(f"{target.name}.part")
+    part.write_bytes(data)
+    part.replace(target)
 
 
 def read_file(url: str, key: str) -> bytes:

@@ -35,10 +35,10 @@ def write_bundle(entry: ModelEntry, state_dict: dict[str, torch.Tensor], out: Pa
     tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in state_dict.items()}
     save_file(tensors, str(out / WEIGHTS), metadata={"model_id": entry.model_id})
     card = {**entry.card, "test_scores": test}
-    (out / CARD).write_text(json.dumps(card, indent=2))
     (out / "config.yaml").write_text(yaml.safe_dump(entry.card["config"], sort_keys=False))
     (out / "normalisation.json").write_text(json.dumps(entry.card["normaliser"], indent=2))
     (out / "README.md").write_text(model_card(card))
+    (out / CARD).write_text(json.dumps(card, indent=2))  # last: `read_bundle` reads the card first
     return out
 
 

@@ -3,22 +3,21 @@ entries can also come from bundles (`dlens.model.bundle`: safetensors weights be
 
 `weights.pt` is a plain state_dict, loaded with `weights_only=True` (no code runs on load); `model.json`
 (the model card) holds the training config, the normalisation, the data periods, the input channels and
-shape, the code version and the validation scores. Train writes entries; predict and serve read them by
-id or `latest`.
+shape, the code version and the validation scores. It is written last and marks the entry complete: an
+entry without it is not listed. Train writes entries; predict and serve read them by id or `latest`.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from safetensors.torch import load as load_safetensors
 
-from dlens.common.store import list_directory, put_directory, read_file
+from dlens.common.layout import check_name
+from dlens.common.store import list_directory, read_file, write_file
 from dlens.model.architectures import FIXED_SHAPE, build_ensemble_model
 from dlens.model.features import Normaliser
 from dlens.model.head import EnsembleModel
@@ -67,11 +66,14 @@ class ModelEntry:
 
 
 def write_entry(url: str, model_id: str, card: dict, state_dict: dict) -> None:
-    """Publish weights and card under `models/<model_id>/`."""
-    with tempfile.TemporaryDirectory() as directory:
-        torch.save(state_dict, Path(directory) / "weights.pt")
-        (Path(directory) / "model.json").write_text(json.dumps(card, indent=2))
-        put_directory(Path(directory), url, f"{MODELS}/{model_id}")
+    """Publish weights and card under `models/<model_id>/`: the card (what `entries` lists) last, once the
+    weights are stored, so that no reader finds a card without its weights. ValueError for an id that is
+    not a safe path component, before anything is written."""
+    check_name(model_id, "model id")
+    weights = io.BytesIO()
+    torch.save(state_dict, weights)
+    write_file(url, f"{MODELS}/{model_id}/weights.pt", weights.getvalue())
+    write_file(url, f"{MODELS}/{model_id}/model.json", json.dumps(card, indent=2).encode())
 
 
 def entries(url: str) -> list[ModelEntry]:
@@ -80,7 +82,7 @@ def entries(url: str) -> list[ModelEntry]:
     for model_id in list_directory(url, MODELS):
         try:
             found.append(ModelEntry(model_id, json.loads(read_file(url, f"{MODELS}/{model_id}/model.json"))))
-        except FileNotFoundError:  # a model being published: weights and card not both there yet
+        except FileNotFoundError:  # a model being published: its card is written last
             continue
     return sorted(found, key=lambda e: e.card["created"])
 

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dlens.common.layout import check_name
 from dlens.common.species import SPECIES_NAMES
 from dlens.model.head import Head
 from dlens.train.objective import Loss
 
 Architecture = Literal["UNet", "HalfUNet", "DeepLabV3Plus", "Segformer", "SwinUNetR", "UNetRPP"]
+#: A config or sweep name: it becomes part of store and experiment paths (the model id's prefix).
+Name = Annotated[str, AfterValidator(lambda value: check_name(value, "name"))]
 
 
 class _Strict(BaseModel):
@@ -103,7 +106,7 @@ class OptimConfig(_Strict):
 class TrainConfig(_Strict):
     """Everything a training run needs besides the store and the machine."""
 
-    name: str = Field(description="the model id's prefix (<name>-<timestamp>)")
+    name: Name = Field(description="the model id's prefix (<name>-<timestamp>)")
     seed: int = Field(0, description="weights, dropout and data order")
     data: DataConfig
     model: ModelConfig

@@ -22,7 +22,7 @@ from ray.tune.schedulers import ASHAScheduler
 from dlens.common.parallel import ensure_ray
 from dlens.common.store import absolute_url
 from dlens.model.features import Normaliser
-from dlens.train.config import ModelConfig, TrainConfig, _Strict, load_config
+from dlens.train.config import ModelConfig, Name, TrainConfig, _Strict, load_config
 from dlens.train.dataset import StoreDataset, store_normaliser
 from dlens.train.fit import make_trainer, publish_best
 from dlens.train.tracking import sweep_callback, tag_published, trial_run
@@ -33,7 +33,7 @@ METRIC, MODE = "val_loss", "min"
 class SweepConfig(_Strict):
     """A sweep: the base config, the search space, and how many trials."""
 
-    name: str = Field(description="the sweep's name (its directory under --storage, the model id's prefix)")
+    name: Name = Field(description="the sweep's name (its directory under --storage, the model id's prefix)")
     base: str = Field(description="training config, relative to the sweep file")
     samples: int = Field(4, ge=1, description="trials")
     max_concurrent: int = Field(1, ge=1, description="trials running at once")

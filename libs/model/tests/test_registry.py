@@ -1,0 +1,75 @@
+"""Registry entries and bundles: the card, which marks an entry complete, is written after every other file,
+and a model id that is not a safe path component is refused before anything is written."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from dlens.common.store import read_file
+from dlens.model.bundle import CARD, FILES, write_bundle
+from dlens.model.registry import MODELS, ModelEntry, UnknownModelError, entries, resolve, write_entry
+
+STATE = {"weight": torch.arange(6.0).reshape(2, 3)}
+
+
+class BrokenOff(Exception):
+    """A publish interrupted when its card is serialised."""
+
+
+class Probe(dict):
+    """A card value that, when the card is serialised, records what `look` sees then and breaks off."""
+
+    def __init__(self, look: Callable[[], object]) -> None:
+        super().__init__(probe=1)
+        self.look, self.seen = look, None
+
+    def items(self):
+        self.seen = self.look()
+        raise BrokenOff
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path) -> str:
+    return str(tmp_path / "store") if request.param == "local" else request.getfixturevalue("s3_bucket")
+
+
+def test_an_entry_broken_off_before_its_card_is_not_listed(store):
+    def look() -> tuple[list[str], dict]:
+        weights = read_file(store, f"{MODELS}/m-1/weights.pt")
+        return [e.model_id for e in entries(store)], torch.load(io.BytesIO(weights), weights_only=True)
+
+    probe = Probe(look)
+    with pytest.raises(BrokenOff):
+        write_entry(store, "m-1", {"created": "2025-07-01T00:00:00", "validation": probe}, STATE)
+    listed, weights = probe.seen
+    assert listed == [] and torch.equal(weights["weight"], STATE["weight"])  # weights stored, no card yet
+    assert entries(store) == []
+    with pytest.raises(UnknownModelError):
+        resolve(store, "latest")
+
+
+@pytest.mark.parametrize("model_id", ["../m-1", "a/b", "..", ".m", "m..1", "m 1", ""])
+def test_an_unsafe_model_id_is_refused_before_anything_is_written(tmp_path, model_id):
+    with pytest.raises(ValueError, match="model id"):
+        write_entry(str(tmp_path / "store"), model_id, {"created": "2025-07-01T00:00:00"}, STATE)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bundle_writes_its_card_last(tmp_path):
+    out = tmp_path / "bundle"
+    probe = Probe(lambda: sorted(p.name for p in out.iterdir()))
+    card = {
+        "id": "m-1", "created": "2025-07-01T00:00:00", "architecture": "UNet", "code_version": "0",
+        "config": {"data": {"species": ["o3"], "member_dropout": 0.15}, "model": {"head": "mixture"}},
+        "input_shape": [4, 4], "input_channels": ["o3:member0"], "validation": probe,
+        "periods": {"test": {"start": "2025-07-01", "end": "2025-07-02"}},
+        "normaliser": {"log1p_mean": {"o3": 3.5}, "log1p_std": {"o3": 0.6}},
+    }  # fmt: skip
+    with pytest.raises(BrokenOff):
+        write_bundle(ModelEntry("m-1", card), STATE, out, [])
+    assert probe.seen == sorted(f for f in FILES if f != CARD)
+    assert not (out / CARD).exists()
