@@ -65,7 +65,9 @@ def build_requests(
 
 
 def retrieve(requests: Sequence[AdsRequest], directory: Path) -> list[Path]:
-    """Send the requests with cdsapi (ADS key from ~/.cdsapirc or CDSAPI_URL/CDSAPI_KEY)."""
+    """Send the requests with cdsapi (ADS key from ~/.cdsapirc or CDSAPI_URL/CDSAPI_KEY), skipping the
+    targets already in `directory`. Each download goes to `<target>.part`, renamed once cdsapi returns
+    (it raises on a short download), so an interrupted one is never taken for a complete file."""
     import cdsapi  # imported here: building requests must not need an ADS key
 
     try:
@@ -80,6 +82,8 @@ def retrieve(requests: Sequence[AdsRequest], directory: Path) -> list[Path]:
     for req in requests:
         target = directory / req.target
         if not target.exists():
-            client.retrieve(req.dataset, req.request, str(target))
+            part = target.with_name(f"{target.name}.part")  # a leftover of an interrupted run is rewritten
+            client.retrieve(req.dataset, req.request, str(part))
+            part.replace(target)
         paths.append(target)
     return paths
