@@ -34,6 +34,8 @@ from pathlib import Path
 
 import yaml
 
+from dlens.common.layout import check_name
+
 TOKEN_FILE = Path.home() / ".ray" / "auth_token"
 
 
@@ -56,8 +58,6 @@ SERVE_CONFIG = REPO / "infra" / "serve" / "config.yaml"
 #: nodes' own environment (compose's x-dlens-env, a Kubernetes Secret, an instance or workload identity).
 FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "DLENS_LOG_LEVEL", "MLFLOW_TRACKING_URI",
                  "DLENS_MLFLOW_TRACKING_URI", "DLENS_MLFLOW_EXPERIMENT")  # fmt: skip
-#: A model id as the registry makes them (`<config name>-<UTC time>`), safe in a command line and a path.
-MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def ingest_job(args: argparse.Namespace) -> str:
@@ -79,10 +79,11 @@ def train_job(args: argparse.Namespace) -> str:
 
 
 def evaluate_job(args: argparse.Namespace, model_id: str) -> str:
-    """The evaluate job of `model_id`; RuntimeError if the id is not one the registry makes."""
-    if not MODEL_ID.fullmatch(model_id):
-        raise RuntimeError(f"the train job printed an unusable model id {model_id!r} "
-                           "(letters, digits, '.', '_' and '-' only)")  # fmt: skip
+    """The evaluate job of `model_id`; RuntimeError if the id is not one the registry accepts."""
+    try:
+        check_name(model_id, "model id")
+    except ValueError as exc:
+        raise RuntimeError(f"the train job printed an unusable {exc}") from None
     return (f"dlens-evaluate --no-progress --store {shlex.quote(args.store)} --start {args.test_start} "
             f"--days {args.test_days} --products {shlex.quote(f'dlens-{model_id},median,weighted')} "
             f"--out evaluate-report")  # fmt: skip
