@@ -158,3 +158,50 @@ def test_real_reanalysis_series_lands_in_a_one_cell_store(tmp_path, ray_cluster,
 def test_unusable_paths_exit_2_with_a_message(tmp_path, capsys):
     assert main(["files", "--store", str(tmp_path / "s.zarr"), str(tmp_path / "missing.nc")]) == 2
     assert "missing.nc: no such file" in capsys.readouterr().err
+
+
+def test_reingest_interrupted_part_way_leaves_its_cells_pending_and_a_rerun_commits_them(
+    tmp_path, ray_cluster
+):
+    """A re-ingest over committed cells resets them to PENDING before writing: a failure part-way (here a
+    store chunk that cannot be written, at lead 4 and at hour 12) never leaves old and new leads mixed
+    under COMPLETE; the cells it did not touch stay committed, and a re-run commits the new data."""
+    store, v1, v2 = tmp_path / "cams.zarr", tmp_path / "v1", tmp_path / "v2"
+    v1.mkdir()
+    v2.mkdir()
+    first = [F.write_ads(v1 / f"{m}.nc", model=m, steps=range(7)) for m in ("CHIMERE", "EMEP")]
+    first.append(F.write_ads(v1 / "an.nc", model="ENSEMBLE", kind="analysis"))
+    assert main(["--no-progress", "files", "--store", str(store), *map(str, first)]) == 0
+    new = {sp: 2 * F.expected(sp, 7, (0,)) for sp in ("o3", "no2")}
+    new_an = {sp: 3 * F.expected(sp, 24, (0,)) for sp in ("o3", "no2")}
+    second = [
+        F.write_ads(v2 / "chimere.nc", model="CHIMERE", steps=range(7), data=new),
+        F.write_ads(v2 / "an.nc", model="ENSEMBLE", kind="analysis", data=new_an),
+    ]
+    blocked = [store / "forecasts/o3/c/0/4/0/0/0/0", store / "analysis/o3/c/12/0/0/0"]
+    for chunk in blocked:  # a store that fails part-way: these chunks cannot be written
+        chunk.rename(chunk.with_name("aside"))
+        chunk.mkdir()
+    assert main(["--no-progress", "files", "--store", str(store), *map(str, second)]) == 1
+
+    fc, an = open_dataset(str(store), FORECASTS), open_dataset(str(store), ANALYSIS)
+    chimere, emep = MEMBERS.index("chimere"), MEMBERS.index("emep")
+    status = fc["ingest_status"].isel(run=0)
+    assert status.isel(member=chimere).sel(species="o3") == Status.PENDING
+    assert status.isel(member=chimere).sel(species="no2") == Status.COMPLETE  # its unit did not fail
+    assert (status.isel(member=emep).sel(species=["o3", "no2"]) == Status.COMPLETE).all()
+    assert (an["ingest_status"].sel(species="o3") == Status.PENDING).all()
+
+    for chunk in blocked:
+        chunk.rmdir()
+        chunk.with_name("aside").rename(chunk)
+    assert main(["--no-progress", "files", "--store", str(store), *map(str, second)]) == 0
+    fc, an = open_dataset(str(store), FORECASTS), open_dataset(str(store), ANALYSIS)
+    assert (
+        fc["ingest_status"].isel(run=0, member=[chimere, emep]).sel(species=["o3", "no2"]) == Status.COMPLETE
+    ).all()
+    np.testing.assert_array_equal(fc["o3"].isel(run=0, member=chimere).values, new["o3"])
+    np.testing.assert_array_equal(fc["o3"].isel(run=0, member=emep).values, F.expected("o3", 7, (0,)))
+    assert (an["ingest_status"].sel(species=["o3", "no2"]) == Status.COMPLETE).all()
+    np.testing.assert_array_equal(an["o3"].values, new_an["o3"])
+    assert validate_store(str(store), deep=True) == []

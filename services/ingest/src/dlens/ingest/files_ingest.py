@@ -6,7 +6,8 @@
    grows the axes and plans one unit per (run, species) for member forecasts (all members of a
    run share a chunk, so one unit owns it), one per (run, species) for the CAMS ensemble product,
    and one per (file, species) for the analysis.
-3. Units write lead by lead (a few fields in memory) and the coordinator commits each on return.
+3. The cells the units will rewrite are first reset to PENDING (a re-ingest over COMPLETE cells), then
+   units write lead by lead (a few fields in memory) and the coordinator commits each on return.
 """
 
 from __future__ import annotations
@@ -181,6 +182,7 @@ def _write(coord: StoreCoordinator, files: list[CamsFile], report: FilesReport) 
     ensemble = [cf for cf in files if cf.kind == "forecast" and cf.member == ENSEMBLE_MEMBER]
     analyses = [cf for cf in files if cf.kind != "forecast"]
     units: list[Unit] = []
+    cells: dict[str, list[tuple[int, ...]]] = defaultdict(list)  # the status cells the units rewrite
     by_run: dict[tuple[datetime, str], dict[int, CamsFile]] = defaultdict(dict)
     for cf in forecasts:
         for sp in cf.species:
@@ -195,6 +197,9 @@ def _write(coord: StoreCoordinator, files: list[CamsFile], report: FilesReport) 
             )
             for (run, sp), m in by_run.items()
         ]
+        cells[FORECASTS] += [
+            (pos[(run, sp)], i, SPECIES_NAMES.index(sp)) for (run, sp), m in by_run.items() for i in m
+        ]
     if ensemble:
         positions = coord.ensure_axis(CAMS_ENSEMBLE_PRODUCT, [cf.run for cf in ensemble])
         units += [
@@ -202,9 +207,14 @@ def _write(coord: StoreCoordinator, files: list[CamsFile], report: FilesReport) 
             for cf, p in zip(ensemble, positions)
             for sp in cf.species
         ]
+        cells[CAMS_ENSEMBLE_PRODUCT] += [
+            (p, SPECIES_NAMES.index(sp)) for cf, p in zip(ensemble, positions) for sp in cf.species
+        ]
     for cf in analyses:
         positions = coord.ensure_axis(ANALYSIS, list(cf.times))
         units += [Unit(cf.source, analysis_unit, (store, spec, cf, sp, positions)) for sp in cf.species]
+        cells[ANALYSIS] += [(p, SPECIES_NAMES.index(sp)) for p in positions for sp in cf.species]
+    _reset(coord, cells)
 
     def commit(result: dict) -> None:
         k = SPECIES_NAMES.index(result["species"])
@@ -226,3 +236,15 @@ def _write(coord: StoreCoordinator, files: list[CamsFile], report: FilesReport) 
     sources = dict(coord.root.attrs.get("provenance", {}).get("files", {}))
     sources.update({cf.sha256: cf.source for cf in files})
     coord.update_attrs("", provenance={"source": "files", "files": sources})
+
+
+def _reset(coord: StoreCoordinator, cells: dict[str, list[tuple[int, ...]]]) -> None:
+    """Mark `cells` (per group, status indices) PENDING, one status write per group, before any unit writes
+    over them: a unit that fails part-way leaves its cells PENDING, never COMPLETE over old and new data."""
+    for path, index in cells.items():
+        status = coord.status(path)
+        rewrite = tuple(np.array(axis) for axis in zip(*index))
+        if (status[rewrite] != Status.PENDING).any():
+            status[rewrite] = Status.PENDING
+            rows = np.unique(rewrite[0])
+            coord.mark(path, rows.tolist(), status[rows])
