@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +24,10 @@ from zarr.storage import FsspecStore, LocalStore
 from dlens.common.config import get_settings
 
 AccessMode = Literal["r", "r+", "a", "w"]
+
+#: S3 error codes of a conditional PUT that lost: the object exists, or another conditional PUT of it
+#: is in flight.
+_CONDITION_FAILED = ("PreconditionFailed", "ConditionalRequestConflict")
 
 
 def is_s3(url: str) -> bool:
@@ -120,5 +125,42 @@ def write_file(url: str, key: str, data: bytes) -> None:
 def read_file(url: str, key: str) -> bytes:
     """The bytes of a plain file under the store root; FileNotFoundError when it is missing."""
     fs, root = _filesystem(url)
-    with fs.open(f"{root}/{key}", "rb") as f:
-        return f.read()
+    return fs.cat_file(f"{root}/{key}")  # one GET on S3, never a cached listing
+
+
+def create_file(url: str, key: str, data: bytes) -> bool:
+    """Write a plain file under the store root only if none is there; False when one is.
+
+    Atomic, so of two callers exactly one creates it: on S3 a PUT with ``If-None-Match: *`` (AWS S3,
+    MinIO), locally a hard link from a complete temporary file (link(2) fails on an existing name, and
+    the file appears whole). Local parent directories are created."""
+    fs, root = _filesystem(url)
+    if is_s3(url):
+        try:
+            fs.pipe_file(f"{root}/{key}", data, mode="create")
+        except OSError as exc:
+            error = getattr(exc.__cause__, "response", {}).get("Error", {})
+            if isinstance(exc, FileExistsError) or error.get("Code") in _CONDITION_FAILED:
+                return False
+            raise
+        return True
+    target = Path(root) / key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(f"{target.name}.{uuid.uuid4().hex}.part")
+    part.write_bytes(data)
+    try:
+        os.link(part, target)
+    except FileExistsError:
+        return False
+    finally:
+        part.unlink()
+    return True
+
+
+def delete_file(url: str, key: str) -> None:
+    """Remove a plain file under the store root (nothing happens when it is missing)."""
+    fs, root = _filesystem(url)
+    if is_s3(url):
+        fs.rm_file(f"{root}/{key}")
+    else:
+        Path(root, key).unlink(missing_ok=True)
