@@ -35,6 +35,12 @@ class Settings(BaseSettings):
         "zstd", description="Lossless codec of the store's arrays (blosc with byte shuffle)"
     )
     compression_level: int = Field(1, ge=0, le=9, description="Codec level: higher is smaller and slower")
+    lock_expiry_hours: float = Field(
+        24.0,
+        gt=0,
+        description="Store lock: hours after which a writing command's lock may be taken over by another "
+        "writer (keep it above the longest ingest)",
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     progress: bool = Field(True, description="Show progress bars on long work")
     weight_window_days: int = Field(
