@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -53,6 +56,18 @@ def test_an_expired_lock_is_taken_over_and_its_late_owner_leaves_the_new_one(url
     assert read_lock(url) == new
     release(url, new)
     assert read_lock(url) is None
+
+
+def test_the_lock_of_a_killed_writer_on_this_machine_is_taken_over_at_once(tmp_path):
+    url = str(tmp_path / "s.zarr")
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead = replace(acquire(url, "killed"), pid=int(ended.stdout))  # a pid whose process has ended
+    elsewhere = replace(dead, token="0" * 32, pid_namespace="another-machine:1")
+    write_file(url, LOCK_KEY, elsewhere.to_json())  # that pid may live there: only expiry or unlock free it
+    with pytest.raises(StoreLockedError):
+        acquire(url, "next")
+    write_file(url, LOCK_KEY, dead.to_json())
+    assert read_lock(url).owner_gone and acquire(url, "next").command == "next"
 
 
 def test_the_lock_is_given_back_on_error(url):

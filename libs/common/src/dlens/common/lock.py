@@ -3,9 +3,11 @@
 The lock is a JSON object at `LOCK_KEY` under the store root that names its owner (host, pid, command),
 when it was taken and when it expires. It is created atomically (`store.create_file`: a conditional PUT
 on S3, an exclusive create locally), so of two writers exactly one gets it and the other fails at once
-with `StoreLockedError`. An expired lock is taken over by the next writer. Whoever removes a lock (its
-owner on release, a writer taking it over) first claims `<LOCK_KEY>.<token>.release` the same atomic
-way: only one process ever removes a given lock, and never a newer one that replaced it.
+with `StoreLockedError`. A lock is taken over by the next writer once it has expired, or at once when its
+owner ran on the same machine (same kernel and PID namespace) and its process has ended (a writer that was
+killed). Whoever removes a lock (its owner on release, a writer taking it over) first claims
+`<LOCK_KEY>.<token>.release` the same atomic way: only one process ever removes a given lock, and never a
+newer one that replaced it.
 """
 
 from __future__ import annotations
@@ -38,11 +40,13 @@ class StoreLockedError(RuntimeError):
 
 @dataclass(frozen=True)
 class LockInfo:
-    """Who holds a store's lock and until when (UTC); `token` tells one taking of the lock from another."""
+    """Who holds a store's lock and until when (UTC); `token` tells one taking of the lock from another,
+    `pid_namespace` where its pid means something (see `_pid_namespace`)."""
 
     token: str
     host: str
     pid: int
+    pid_namespace: str
     command: str
     created: datetime
     expires: datetime
@@ -50,7 +54,9 @@ class LockInfo:
     @classmethod
     def new(cls, command: str, expiry: timedelta) -> LockInfo:
         now = datetime.now(UTC).replace(microsecond=0)
-        return cls(uuid.uuid4().hex, socket.gethostname(), os.getpid(), command, now, now + expiry)
+        return cls(
+            uuid.uuid4().hex, socket.gethostname(), os.getpid(), _pid_namespace(), command, now, now + expiry
+        )
 
     def to_json(self) -> bytes:
         fields = asdict(self) | {"created": _iso(self.created), "expires": _iso(self.expires)}
@@ -60,19 +66,43 @@ class LockInfo:
     def from_json(cls, data: bytes) -> LockInfo:
         fields = json.loads(data)
         return cls(
-            str(fields["token"]), str(fields["host"]), int(fields["pid"]), str(fields["command"]),
-            datetime.fromisoformat(fields["created"]), datetime.fromisoformat(fields["expires"]),
+            str(fields["token"]), str(fields["host"]), int(fields["pid"]), str(fields["pid_namespace"]),
+            str(fields["command"]), datetime.fromisoformat(fields["created"]),
+            datetime.fromisoformat(fields["expires"]),
         )  # fmt: skip
 
     @property
     def expired(self) -> bool:
         return datetime.now(UTC) >= self.expires
 
+    @property
+    def owner_gone(self) -> bool:
+        """True when the owner ran in this process's PID namespace and no process has its pid any more."""
+        if not self.pid_namespace or self.pid_namespace != _pid_namespace():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            pass
+        return False
+
     def describe(self) -> str:
         return (
             f"{self.host} pid {self.pid} ({self.command}) since {_iso(self.created)}, "
             f"{'expired' if self.expired else 'expires'} {_iso(self.expires)}"
         )
+
+
+def _pid_namespace() -> str:
+    """This process's PID namespace on this running kernel (boot id and namespace inode: the pids of one
+    are the pids of another only when both are equal); empty where /proc does not say."""
+    try:
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot_id}:{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""
 
 
 def _iso(t: datetime) -> str:
@@ -95,8 +125,8 @@ def read_lock(url: str) -> LockInfo | None:
 
 
 def acquire(url: str, command: str, expiry: timedelta | None = None) -> LockInfo:
-    """Take the store's lock for `command`, taking over an expired one; StoreLockedError when another
-    writer holds it."""
+    """Take the store's lock for `command`, taking over an expired one or one whose owner is gone;
+    StoreLockedError when another writer holds it."""
     if expiry is None:
         expiry = timedelta(hours=get_settings().lock_expiry_hours)
     mine = LockInfo.new(command, expiry)
@@ -106,13 +136,14 @@ def acquire(url: str, command: str, expiry: timedelta | None = None) -> LockInfo
         held = read_lock(url)
         if held is None:
             continue  # released meanwhile
-        if not held.expired:
+        if not (held.expired or held.owner_gone):
             raise StoreLockedError(
                 f"store {url} is locked by another writer: {held.describe()}; wait for it to end (an "
                 f"expired lock is taken over), or if that process is gone: dlens-ingest unlock --store {url}"
             )
         if _remove(url, held):
-            log.warning("store %s: removed the expired lock of %s", url, held.describe())
+            reason = "expired" if held.expired else "its process has ended"
+            log.warning("store %s: removed the lock of %s (%s)", url, held.describe(), reason)
         else:
             time.sleep(_PAUSE_S)  # another writer is taking it over: see who gets it
     raise StoreLockedError(f"store {url}: other writers are taking its lock at the same time; try again")
