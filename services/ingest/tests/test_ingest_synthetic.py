@@ -16,6 +16,7 @@ import zarr
 
 from dlens.common.grid import parse_domain
 from dlens.common.layout import ANALYSIS, FORECASTS, METEO, Status
+from dlens.common.lock import read_lock
 from dlens.common.schema import validate_store
 from dlens.common.store import open_dataset, open_store
 from dlens.common.writer import StoreSpec
@@ -96,6 +97,7 @@ def test_another_seed_into_the_same_store_is_refused(tmp_path, ray_cluster, caps
     ingest_synthetic(request(store, days=1, species=("o3",)))
     code = main(["synthetic", "--store", store, "--domain", "tiny", "--leads", "0,6,12,24", "--seed", "4"])
     assert code == 2 and "other parameters" in capsys.readouterr().err
+    assert read_lock(store) is None  # the refused ingest gave the store's lock back
 
 
 def _committed(store: Path) -> int:

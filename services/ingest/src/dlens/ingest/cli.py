@@ -2,12 +2,13 @@
 
 Flags override the ``DLENS_*`` settings; a flag you leave out never overrides them.
 Exit status: 0 all done, 1 some input was rejected or some unit failed (the rest landed),
-2 bad command line or unusable store.
+2 bad command line, unusable store, or a store another writer holds the lock of.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dlens.common.config import cli_settings, get_settings
 from dlens.common.grid import parse_domain
+from dlens.common.lock import StoreLockedError, break_lock, store_lock
 from dlens.common.logging import get_logger
 from dlens.common.schema import validate_store
 from dlens.common.species import SPECIES_NAMES, parse_leads, parse_species
@@ -142,11 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check the store against the schema")
     store_arg(validate)
     validate.add_argument("--deep", action="store_true", help="also read every committed cell")
+
+    unlock = sub.add_parser("unlock", help="remove the store's writer lock, left by a writer that was killed")
+    store_arg(unlock)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.invocation = shlex.join(["dlens-ingest", *argv])  # the owner a store lock names
     settings = cli_settings(args.log_level, args.no_progress)
     store = args.store or settings.store
     try:
@@ -156,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         OSError,
         BotoCoreError,
         ClientError,
-    ) as exc:  # bad input, missing store, S3/Ray trouble
+        StoreLockedError,
+    ) as exc:  # bad input, missing store, S3/Ray trouble, another writer at work
         print(f"dlens-ingest: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
         return 2
 
@@ -183,7 +191,8 @@ def cmd_synthetic(args: argparse.Namespace, store: str) -> int:
     req = SyntheticRequest(
         store, StoreSpec(domain, leads, levels), start, args.days, tuple(args.species), seed
     )
-    report = ingest_synthetic(req)
+    with store_lock(store, args.invocation):
+        report = ingest_synthetic(req)
     for line in report.failed:
         print(f"error: {line}", file=sys.stderr)
     print(f"synthetic: {report.done} units written to {store} ({len(report.failed)} failed)")
@@ -191,11 +200,16 @@ def cmd_synthetic(args: argparse.Namespace, store: str) -> int:
 
 
 def cmd_files(args: argparse.Namespace, store: str) -> int:
+    paths = _expand(args.paths)
+    with store_lock(store, args.invocation):
+        return _ingest_paths(args, store, paths)
+
+
+def _ingest_paths(args: argparse.Namespace, store: str, paths: list[Path]) -> int:
     from dlens.ingest.eea import eea_kind, ingest_eea
     from dlens.ingest.files_ingest import ingest_files
     from dlens.ingest.readers import IngestError
 
-    paths = _expand(args.paths)
     kinds = {p: eea_kind(p) for p in paths}
     cams = [p for p in paths if kinds[p] is None]
     errors, units = [], 0
@@ -275,9 +289,20 @@ def cmd_export(args: argparse.Namespace, store: str) -> int:
 
     if args.days < 1:
         raise ValueError(f"--days {args.days}: expected at least 1")
-    done = export_subset(store, args.out, args.start, args.days, args.species, args.domain)
+    with store_lock(args.out, args.invocation):  # the new store it writes; the source is only read
+        done = export_subset(store, args.out, args.start, args.days, args.species, args.domain)
     print(f"export: {args.out} ({done.runs} runs, {done.analysis_times} analysis hours, "
           f"{done.meteo_runs} meteo runs; README.md inside)")  # fmt: skip
+    return 0
+
+
+def cmd_unlock(args: argparse.Namespace, store: str) -> int:
+    held = break_lock(store)
+    if held is None:
+        print(f"unlock: {store} holds no readable lock (nothing held it, or an unreadable one was removed)")
+    else:
+        alive = "" if held.expired else "; it had not expired: make sure that writer is gone"
+        print(f"unlock: removed the lock of {held.describe()} from {store}{alive}")
     return 0
 
 
@@ -289,6 +314,7 @@ COMMANDS = {
     "status": cmd_status,
     "plot": cmd_plot,
     "validate": cmd_validate,
+    "unlock": cmd_unlock,
 }
 
 if __name__ == "__main__":
