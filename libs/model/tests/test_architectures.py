@@ -12,7 +12,14 @@ import torch
 import yaml
 from mfai.pytorch.models.unetrpp import EPA
 
-from dlens.model.architectures import ARCHITECTURES, SMALL_SETTINGS, architecture_class, build_model
+from dlens.model.architectures import (
+    ARCHITECTURES,
+    FIXED_SHAPE,
+    SMALL_SETTINGS,
+    architecture_class,
+    build_model,
+    spatial_norm,
+)
 
 IN_CHANNELS, OUT_CHANNELS, BATCH = 30, 2, 2
 SHAPE = (24, 32)  # tiny domain, padded by autopadding to what each architecture needs
@@ -111,6 +118,44 @@ def test_yaml_settings_lists_become_tuples(offline: None) -> None:
     assert model.settings.depths == (1, 1, 1, 1)
     with torch.no_grad():
         assert model.eval()(torch.randn(1, IN_CHANNELS, *SHAPE)).shape == (1, OUT_CHANNELS, *SHAPE)
+
+
+def _instance_norms(model: torch.nn.Module) -> bool:
+    """Whether the network normalises each sample over space in eval mode."""
+    norms = (torch.nn.InstanceNorm1d, torch.nn.InstanceNorm2d, torch.nn.InstanceNorm3d)
+    return any(isinstance(m, norms) and not m.track_running_stats for m in model.modules())
+
+
+@pytest.mark.parametrize(
+    ("architecture", "settings"),
+    [(name, SMALL_SETTINGS[name]) for name in ARCHITECTURES]
+    + [
+        ("SwinUNetR", {**SMALL_SETTINGS["SwinUNetR"], "norm_name": "instance"}),
+        (
+            "SwinUNetR",
+            {**SMALL_SETTINGS["SwinUNetR"], "norm_name": ["instance", {"track_running_stats": True}]},
+        ),
+    ],
+)
+def test_spatial_norm_agrees_with_the_built_network(architecture: str, settings: dict) -> None:
+    """spatial_norm reads the settings alone: the built network has an instance norm exactly where it says
+    (UNetRPP's take only the shape it is built for), at the network's own padding multiple, and fails in eval
+    mode on the fields it refuses, only those."""
+    model = build_model(architecture, IN_CHANNELS, OUT_CHANNELS, SHAPE, settings).eval()
+    norm = spatial_norm(architecture, settings)
+    assert (norm is not None) == (_instance_norms(model) and architecture not in FIXED_SHAPE)
+    if norm is None:
+        return
+    _, padded = model.validate_input_shape(torch.Size([1, 1]))
+    assert tuple(padded) == (norm.downsampling, norm.downsampling)
+    d = norm.downsampling
+    for shape in [(1, 1), (d, d), (d + 1, 1), (1, d + 1)]:  # the first two refused (asserted by the raise)
+        with torch.no_grad():
+            if norm.refusal(shape):
+                with pytest.raises(ValueError, match="spatial element"):
+                    model(torch.randn(1, IN_CHANNELS, *shape))
+            else:
+                assert model(torch.randn(1, IN_CHANNELS, *shape)).shape == (1, OUT_CHANNELS, *shape)
 
 
 def test_autopad_defaults_on_but_an_explicit_value_wins() -> None:

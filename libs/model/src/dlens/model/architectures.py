@@ -7,6 +7,8 @@ turns a plain settings dict into the architecture's settings dataclass: unknown 
 become tuples for tuple-typed fields, autopadding is on unless set explicitly (inputs of any size), and
 DeepLabV3Plus never loads pretrained weights (no download at run time).
 UNetRPP's attention dropout is switched off in eval mode (`_TrainOnlyDropout`, an mfai 9.0.1 bug).
+`spatial_norm` says, from the settings alone, where a network normalises each sample over space (an instance
+norm, which needs more than one cell at its level): the smallest fields it takes.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ ARCHITECTURES: dict[str, str] = {
     "SwinUNetR": "mfai.pytorch.models.swinunetr",
     "UNetRPP": "mfai.pytorch.models.unetrpp",
 }
+
+#: Architectures whose deepest level can hold an instance norm: name -> (the downsampling of that level, the
+#: settings key choosing the norm, its default). SwinUNetR (monai): a patch embedding and four patch mergings
+#: each halve the field (1/32), and its `norm_name` (instance by default) normalises there. The others' batch
+#: and layer norms normalise over the batch or the channels (any field goes in eval mode), but UNetRPP's
+#: instance norms, which need no entry: it takes only the shape it was built (and trained) for.
+SPATIAL_NORM_LEVELS: dict[str, tuple[int, str, str]] = {"SwinUNetR": (2**5, "norm_name", "instance")}
 
 #: Architectures built for one input shape (the registry card's `input_shape`); the others take any size.
 FIXED_SHAPE = frozenset({"UNetRPP"})
@@ -65,6 +74,40 @@ SMALL_SETTINGS: dict[str, dict[str, Any]] = {
 
 #: Settings key asking for pretrained encoder weights (DeepLabV3Plus), which torch.hub would download.
 _PRETRAINED_KEY = "encoder_weights"
+
+
+@dataclasses.dataclass(frozen=True)
+class SpatialNorm:
+    """An instance norm at 1/`downsampling` of the (autopadded) field: a field of at most `downsampling` rows
+    and columns reaches it as one cell, which has no spatial statistics (torch raises)."""
+
+    downsampling: int
+
+    def refusal(self, shape: tuple[int, int]) -> str | None:
+        """Why an H×W field is too small, or None where the network takes it."""
+        if max(shape) > self.downsampling:
+            return None
+        return (
+            f"takes fields of more than {self.downsampling} rows or columns: its instance norm at "
+            f"1/{self.downsampling} of the field needs more than the one cell a {shape[0]}×{shape[1]} field "
+            "leaves there"
+        )
+
+
+def spatial_norm(architecture: str, settings: dict | None) -> SpatialNorm | None:
+    """Where `architecture` with `settings` normalises each sample over space in eval mode (an instance norm
+    without running statistics), from the settings alone (no import of the architecture); None where no
+    field size is too small for it."""
+    if architecture not in SPATIAL_NORM_LEVELS:
+        return None
+    downsampling, key, default = SPATIAL_NORM_LEVELS[architecture]
+    norm = (settings or {}).get(key, default)
+    name, options = norm, {}
+    if isinstance(norm, list | tuple):  # (name, options), as monai takes it
+        name, options = norm[0], (norm[1] if len(norm) > 1 else {})
+    if str(name).lower().startswith("instance") and not options.get("track_running_stats", False):
+        return SpatialNorm(downsampling)
+    return None
 
 
 class _TrainOnlyDropout(torch.nn.Dropout):

@@ -18,7 +18,7 @@ from safetensors.torch import load as load_safetensors
 
 from dlens.common.layout import check_name
 from dlens.common.store import list_directory, read_file, write_file
-from dlens.model.architectures import FIXED_SHAPE, build_ensemble_model
+from dlens.model.architectures import FIXED_SHAPE, SpatialNorm, build_ensemble_model, spatial_norm
 from dlens.model.features import Normaliser
 from dlens.model.head import EnsembleModel
 
@@ -55,6 +55,12 @@ class ModelEntry:
         if self.card["config"]["model"]["architecture"] in FIXED_SHAPE:
             return tuple(self.card["input_shape"])
         return None
+
+    @property
+    def spatial_norm(self) -> SpatialNorm | None:
+        """Where the model normalises each sample over space (the smallest fields it takes); else None."""
+        model = self.card["config"]["model"]
+        return spatial_norm(model["architecture"], model.get("settings"))
 
     def build(self) -> EnsembleModel:
         """The model's architecture and head, randomly initialised."""
