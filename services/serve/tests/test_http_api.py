@@ -49,18 +49,25 @@ CONFIG = {
 }
 
 
+#: A SwinUNetR with instance norm (at 1/32 of the field): no field of the 16 × 24 mock store is large enough.
+INSTANCE_NORM = {"architecture": "SwinUNetR", "settings": {"feature_size": 12, "norm_name": "instance"}}
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, ray_cluster) -> tuple[str, str]:
     """A mock store, two registered (randomly initialised) models, and the product of the first (the default)
-    for RUN written by predict."""
+    for RUN written by predict; before them (never `latest`) an INSTANCE_NORM model's card, without weights:
+    every request for it is refused before it would be loaded."""
     url = str(tmp_path_factory.mktemp("serve") / "mock.zarr")
     spec = build_mock_store(url, datetime(2025, 3, 1), days=5, leads=(0, 6, 12, 18, 24))
+    normaliser = store_normaliser(url)
+    instance = TrainConfig.model_validate(CONFIG | {"name": "instance", "model": INSTANCE_NORM})
+    publish(url, instance, normaliser, {}, spec.domain.shape, {"val_ratio": 1.0})
     ids = []
     for seed, name in ((0, "serve"), (1, "other")):
         config = TrainConfig.model_validate(CONFIG | {"name": name})
         torch.manual_seed(seed)
         model = make_model(config, spec.domain.shape)
-        normaliser = store_normaliser(url)
         ids.append(
             publish(url, config, normaliser, model.state_dict(), spec.domain.shape, {"val_ratio": 1.0})
         )
@@ -186,7 +193,7 @@ def test_two_models_are_served_side_by_side_each_loaded_once(store, client):
     from ray import serve
 
     url, default = store
-    other = next(m["id"] for m in client.get("/v1/models").json() if m["id"] != default)
+    other = next(m["id"] for m in client.get("/v1/models").json() if m["id"].startswith("other"))
     members = members_of(url, 6)
     for model_id in (other, default, other):
         answer = client.post("/v1/ensemble", json=json_body(members, "so2", 6), params={"model": model_id})
@@ -229,7 +236,7 @@ def test_service_endpoints(store, client, server):
     ready = httpx.get(f"{server}/readyz", timeout=60)
     assert ready.status_code == 200 and ready.json()["model"] == model_id
     models = {m["id"]: m["default"] for m in client.get("/v1/models").json()}
-    assert len(models) == 2 and [i for i, default in models.items() if default] == [model_id]
+    assert len(models) == 3 and [i for i, default in models.items() if default] == [model_id]
     runs = client.get("/v1/runs").json()
     assert runs["runs"][0].startswith("2025-03-01") and runs["leads"] == [0, 6, 12, 18, 24]
     assert "/v1/ensemble" in httpx.get(f"{server}/openapi.json").json()["paths"]
@@ -431,6 +438,24 @@ def test_bad_requests_get_a_4xx_with_a_message(store, client):
         assert response.status_code == status, (name, response.status_code, response.text[:300])
         assert word.lower() in response.text.lower(), (name, response.text[:300])
         assert response.headers["content-type"].startswith("application/json"), name
+
+
+def test_a_field_too_small_for_the_model_is_refused_and_the_replica_stays_healthy(store, client, server):
+    """The INSTANCE_NORM model's norm at 1/32 would see one cell of a field within 32 × 32: a 422 naming the
+    limit, before batching or loading. The replica then answers, stays ready and reports itself healthy."""
+    from ray import serve
+
+    url, _ = store
+    instance = next(m["id"] for m in client.get("/v1/models").json() if m["id"].startswith("instance"))
+    one_cell = json_body(members_of(url, 12)[:, :, :1, :1]) | {"domain": "44.05,44.05,7.05,7.05"}
+    refused = client.post("/v1/ensemble", json=one_cell, params={"model": instance})
+    assert refused.status_code == 422, refused.text
+    assert "more than 32 rows or columns" in refused.json()["detail"] and "1×1" in refused.text
+    whole = client.get("/v1/forecast/o3", params={"run": RUN.isoformat(), "lead": 12, "model": instance})
+    assert whole.status_code == 422 and "16×24" in whole.text, whole.text
+    assert client.post("/v1/ensemble", json=one_cell).status_code == 200  # the default model takes one cell
+    assert httpx.get(f"{server}/readyz", timeout=60).json()["status"] == "ready"
+    serve.get_deployment_handle("DLENS", APP_NAME).check_health.remote().result()  # raises when unhealthy
 
 
 def test_the_token_is_required_on_v1(server):

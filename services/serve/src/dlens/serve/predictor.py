@@ -4,7 +4,7 @@ requests batched dynamically into one forward pass per model and domain."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +16,9 @@ from dlens.model.inference import ensemble
 from dlens.model.registry import ModelEntry, load_model
 from dlens.model.static import static_fields
 from dlens.serve.args import ServeArgs
+from dlens.serve.batches import Outcome, answer, is_device_error
 from dlens.serve.catalog import Catalog
+from dlens.serve.problems import RequestProblem, unprocessable
 from dlens.serve.samples import Sample
 
 #: The `user_config` keys `reconfigure` applies (infra/serve/config.yaml may set only these).
@@ -56,9 +58,9 @@ class Predictor:
                 f"unknown user_config keys {sorted(unknown)}; known: {', '.join(USER_CONFIG_KEYS)}"
             )
         if "max_batch_size" in config:
-            self.predict.set_max_batch_size(int(config["max_batch_size"]))
+            self._batch.set_max_batch_size(int(config["max_batch_size"]))
         if "batch_wait_timeout_s" in config:
-            self.predict.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
+            self._batch.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
 
     @serve.multiplexed(max_num_models_per_replica=MODELS_PER_REPLICA)
     async def model(self, model_id: str) -> LoadedModel:
@@ -68,25 +70,29 @@ class Predictor:
         self.loads[entry.model_id] += 1
         return LoadedModel(entry, network.to(self.device))
 
+    async def predict(self, sample: Sample) -> np.ndarray:
+        """DL-ENS (species, H, W) of one sample, batched with concurrent ones; 422 where the model fails on
+        this sample's input (its batch-mates are answered)."""
+        outcome = await self._batch(sample)
+        if isinstance(outcome, ValueError) and not isinstance(outcome, RequestProblem):
+            raise unprocessable(f"model {sample.model_id} cannot predict this input: {outcome}") from outcome
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)  # both set from ServeArgs in __init__
-    async def predict(self, samples: list[Sample]) -> list[np.ndarray]:
-        """DL-ENS (species, H, W) per sample; one forward pass per model and domain in the batch."""
+    async def _batch(self, samples: list[Sample]) -> list[Outcome]:
+        """The outcome of each sample; a device error marks the replica unhealthy."""
         self.batch_sizes[len(samples)] += 1
-        groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for i, sample in enumerate(samples):
-            groups[(sample.model_id, sample.domain.spec())].append(i)
-        results: list[np.ndarray] = [np.empty(0)] * len(samples)
-        for (model_id, _), indices in groups.items():
-            loaded = await self.model(model_id)
-            group = [samples[i] for i in indices]
-            try:
-                fields = await asyncio.to_thread(self._forward, loaded, group)
-            except Exception as exc:  # an inference failure (device error) marks the replica unhealthy
-                self._failure = exc
-                raise
-            for i, field in zip(indices, fields):
-                results[i] = field
-        return results
+        outcomes = await answer(samples, self._pass)
+        failure = next((o for o in outcomes if isinstance(o, Exception) and is_device_error(o)), None)
+        if failure is not None:
+            self._failure = failure
+        return outcomes
+
+    async def _pass(self, group: list[Sample]) -> np.ndarray:
+        loaded = await self.model(group[0].model_id)
+        return await asyncio.to_thread(self._forward, loaded, group)
 
     def _forward(self, loaded: LoadedModel, group: list[Sample]) -> np.ndarray:
         members = np.stack([s.members() for s in group])
@@ -113,6 +119,6 @@ class Predictor:
         }  # fmt: skip
 
     def check_health(self) -> None:
-        """Raise after an inference failure (Serve then replaces the replica)."""
+        """Raise after a device error in a forward pass (Serve then replaces the replica)."""
         if self._failure is not None:
-            raise RuntimeError(f"inference failed on this replica: {self._failure!r}")
+            raise RuntimeError(f"the device failed on this replica: {self._failure!r}")

@@ -85,6 +85,11 @@ def make_sample(
             f"model {entry.model_id} takes {fixed[0]}×{fixed[1]} fields only; domain {domain.spec()} is "
             f"{domain.shape[0]}×{domain.shape[1]}"
         )
+    norm = entry.spatial_norm
+    too_small = norm.refusal(domain.shape) if norm else None
+    if too_small:
+        architecture = entry.card["config"]["model"]["architecture"]
+        raise unprocessable(f"model {entry.model_id} ({architecture}) {too_small} (domain {domain.spec()})")
     given = [
         ((k, MEMBERS.index(name)), _checked(field, sp, name, domain))
         for k, sp in enumerate(entry.species)

@@ -136,7 +136,7 @@ class DlensService:
         self.predictor.reconfigure(config)
 
     def check_health(self) -> None:
-        """Unhealthy after an inference failure: Serve then replaces the replica."""
+        """Unhealthy after a device error in a forward pass: Serve then replaces the replica."""
         self.predictor.check_health()
 
     def stats(self) -> dict:
