@@ -67,4 +67,12 @@ def test_args_and_user_config_are_what_the_code_takes(config):
     build_app(args)  # binds the deployment with these args
     (predictor,) = app["deployments"]
     assert set(predictor["user_config"]) <= set(USER_CONFIG_KEYS)
-    assert predictor["user_config"]["max_batch_size"] <= predictor["max_ongoing_requests"]
+    assert predictor["user_config"]["max_batch_size"] <= args.max_ongoing_requests
+    # The request bounds have one source, the args: a deployment entry would override build_app's.
+    assert not {"max_ongoing_requests", "max_queued_requests"} & set(predictor)
+
+
+def test_build_app_bounds_the_deployment_from_the_args():
+    args = ServeArgs(store="s3://dlens/store.zarr", max_ongoing_requests=7, max_queued_requests=9)
+    deployment = build_app(args)._bound_deployment
+    assert (deployment.max_ongoing_requests, deployment.max_queued_requests) == (7, 9)

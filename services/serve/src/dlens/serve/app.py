@@ -16,5 +16,8 @@ DEPLOYMENTS = ("DLENS",)
 
 
 def build_app(args: ServeArgs) -> Application:
-    """The DLENS deployment with these settings."""
-    return DlensService.bind(args)
+    """The DLENS deployment with these settings, its request bounds included (from `args` alone)."""
+    bounded = DlensService.options(
+        max_ongoing_requests=args.max_ongoing_requests, max_queued_requests=args.max_queued_requests
+    )
+    return bounded.bind(args)

@@ -20,6 +20,12 @@ class ServeArgs(BaseModel):
         "registry's models, which need not hold them",
     )
     max_body_mb: float = Field(64.0, gt=0, description="Largest request body accepted (413 above)")
+    max_ongoing_requests: int = Field(
+        64, ge=1, description="Requests a replica works on at once (each holds its body in memory)"
+    )
+    max_queued_requests: int = Field(
+        128, ge=1, description="Requests each proxy queues for the deployment beyond those (503 above)"
+    )
     max_batch_size: int = Field(
         8, ge=1, le=256, description="Dynamic batching: most samples per forward pass"
     )

@@ -113,10 +113,9 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
     return JSONResponse({"detail": errors}, status_code=422)
 
 
-@serve.deployment(
-    name="DLENS", max_ongoing_requests=64, health_check_period_s=10, health_check_timeout_s=30,
-    ray_actor_options={"num_cpus": 1},
-)  # fmt: skip
+@serve.deployment(  # the request bounds come from ServeArgs (app.build_app)
+    name="DLENS", health_check_period_s=10, health_check_timeout_s=30, ray_actor_options={"num_cpus": 1}
+)
 @serve.ingress(api)
 class DlensService:
     """Checks requests, reads the store, predicts DL-ENS in dynamic batches, encodes the answer."""
