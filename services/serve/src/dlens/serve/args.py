@@ -26,6 +26,15 @@ class ServeArgs(BaseModel):
     max_queued_requests: int = Field(
         128, ge=1, description="Requests each proxy queues for the deployment beyond those (503 above)"
     )
+    static_cache_size: int = Field(
+        16, ge=1, description="Static-field sets (channels × domain) a replica keeps, the most recently used"
+    )
+    unknown_model_ttl_s: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds an id missing from the registry is answered 404 from the last read of it, "
+        "without rereading it",
+    )
     max_batch_size: int = Field(
         8, ge=1, le=256, description="Dynamic batching: most samples per forward pass"
     )

@@ -14,12 +14,12 @@ from ray import serve
 
 from dlens.model.inference import ensemble
 from dlens.model.registry import ModelEntry, load_model
-from dlens.model.static import static_fields
 from dlens.serve.args import ServeArgs
 from dlens.serve.batches import Outcome, answer, is_device_error
 from dlens.serve.catalog import Catalog
 from dlens.serve.problems import RequestProblem, unprocessable
 from dlens.serve.samples import Sample
+from dlens.serve.statics import StaticCache
 
 #: The `user_config` keys `reconfigure` applies (infra/serve/config.yaml may set only these).
 USER_CONFIG_KEYS = ("max_batch_size", "batch_wait_timeout_s")
@@ -44,7 +44,7 @@ class Predictor:
         torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
         self.batch_sizes: Counter[int] = Counter()
         self.loads: Counter[str] = Counter()
-        self._static: dict[tuple[str, str], np.ndarray] = {}
+        self._static = StaticCache(catalog, args.static_cache_size)
         self._failure: Exception | None = None
         self.reconfigure(
             {"max_batch_size": args.max_batch_size, "batch_wait_timeout_s": args.batch_wait_timeout_s}
@@ -96,15 +96,9 @@ class Predictor:
 
     def _forward(self, loaded: LoadedModel, group: list[Sample]) -> np.ndarray:
         members = np.stack([s.members() for s in group])
-        static = self._static_fields(loaded.entry, group[0])
+        static = self._static.get(loaded.entry.static_names, group[0].domain)
         leads, times = [s.lead for s in group], [s.valid_time for s in group]
         return ensemble(loaded.network, loaded.entry, members, static, leads, times)
-
-    def _static_fields(self, entry: ModelEntry, sample: Sample) -> np.ndarray:
-        key = (entry.model_id, sample.domain.spec())
-        if key not in self._static:
-            self._static[key] = static_fields(self.catalog.reader(), entry.static_names, sample.domain)
-        return self._static[key]
 
     async def ready(self, model_id: str) -> dict:
         """Load a model and report it: the readiness probe."""

@@ -122,7 +122,7 @@ class DlensService:
 
     def __init__(self, args: ServeArgs):
         setup_logging(get_settings().log_level)
-        self.catalog = Catalog(args.store, args.reader_refresh_s, args.bundles)
+        self.catalog = Catalog(args.store, args.reader_refresh_s, args.bundles, args.unknown_model_ttl_s)
         self.predictor = Predictor(self.catalog, args)
         self.default_model = self.catalog.model(args.model).model_id
         token = args.api_token if args.api_token is not None else get_settings().api_token
@@ -175,7 +175,7 @@ class DlensService:
                 validation=e.card["validation"],
                 default=e.model_id == self.default_model,
             )
-            for e in self.catalog.models(refresh=True).values()
+            for e in self.catalog.models().values()
         ]
 
     @api.get("/v1/runs", summary="Forecast runs in the store", response_model=RunsInfo)
