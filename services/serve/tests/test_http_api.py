@@ -293,6 +293,9 @@ def _bad_requests(url: str) -> list[tuple[str, dict, int, str]]:
     inf["members"]["emep"][1][1] = float("inf")
     big = json_body(members)
     big["context"]["no2"]["chimere"] = [[1.0] * 3000] * 100  # ≈ 1.2 MB of JSON
+    # Under max_body_mb (1 MiB), over what a request on the 16 × 24 store can take (0.88 MB); not JSON, so a
+    # 413 (not a 422) says it was refused unparsed, by its Content-Length or as it streamed in.
+    unparsed = b"[" * 1_000_000
     post = lambda **kw: {"method": "POST", "url": "/v1/ensemble", **kw}  # noqa: E731
     as_json = lambda body: {"content": _dumps(body), "headers": {"content-type": "application/json"}}  # noqa: E731
     netcdf = {"content-type": "application/x-netcdf"}
@@ -307,6 +310,18 @@ def _bad_requests(url: str) -> list[tuple[str, dict, int, str]]:
         ("level 50", post(**as_json(good | {"level": 50})), 422, "level"),
         ("domain outside", post(**as_json(good | {"domain": "demo"})), 422, "not inside"),
         ("oversized body", post(**as_json(big)), 413, "limit"),
+        (
+            "body over the domain's",
+            post(content=unparsed, headers={"content-type": "application/json"}),
+            413,
+            "limit",
+        ),
+        (
+            "streamed body over the domain's",
+            post(content=iter([unparsed[:500_000]] * 2), headers={"content-type": "application/json"}),
+            413,
+            "limit",
+        ),
         (
             "malformed JSON",
             post(content=b'{"species": "o3", "members": {', headers={"content-type": "application/json"}),

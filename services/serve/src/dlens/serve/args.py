@@ -19,12 +19,23 @@ class ServeArgs(BaseModel):
         description="Model bundles (dlens-train export: directories or s3:// prefixes) served beside the "
         "registry's models, which need not hold them",
     )
-    max_body_mb: float = Field(64.0, gt=0, description="Largest request body accepted (413 above)")
+    max_body_mb: float = Field(
+        64.0,
+        gt=0,
+        description="Largest request body accepted (413 above, before it is read); a replica lowers it to "
+        "what a JSON request of every species and member on its store's domain takes",
+    )
     max_ongoing_requests: int = Field(
         64, ge=1, description="Requests a replica works on at once (each holds its body in memory)"
     )
     max_queued_requests: int = Field(
         128, ge=1, description="Requests each proxy queues for the deployment beyond those (503 above)"
+    )
+    max_parsing: int = Field(
+        2,
+        ge=1,
+        description="Request bodies a replica parses at once (JSON takes ~16× its size as Python objects "
+        "until its fields are arrays)",
     )
     static_cache_size: int = Field(
         16, ge=1, description="Static-field sets (channels × domain) a replica keeps, the most recently used"

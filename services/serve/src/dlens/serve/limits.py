@@ -1,5 +1,5 @@
-"""ASGI guards in front of every route: request bodies bounded in size, bearer-token auth on every route but
-the public ones."""
+"""ASGI guards in front of every route: request bodies bounded in size (the bound derived from the store's
+domain), bearer-token auth on every route but the public ones."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from dlens.common.species import MEMBERS, SPECIES
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -17,6 +19,20 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: Routes anyone may call when a token is set: liveness and readiness probes, the viewer page (it asks for
 #: the token itself) and the API's description.
 PUBLIC_ROUTES = frozenset({"/", "/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
+
+#: Bytes a JSON request spends on one value at most: a float64 written out in full (up to 24 characters), its
+#: separator and a pretty-printer's indentation.
+JSON_BYTES_PER_VALUE = 48
+#: Bytes of a request besides its fields: keys, member names, run, lead, domain.
+REQUEST_OVERHEAD = 64 * 1024
+
+
+def body_limit(cap: int, shape: tuple[int, int]) -> int:
+    """The largest body worth reading for a store whose domain has this shape, under `cap`: a JSON request of
+    every species and member on the whole domain (a request's domain lies inside the store's; NetCDF takes
+    less). A larger body cannot be a request, and parsing it would cost ~16× its size."""
+    values = len(SPECIES) * len(MEMBERS) * shape[0] * shape[1]
+    return min(cap, values * JSON_BYTES_PER_VALUE + REQUEST_OVERHEAD)
 
 
 class BodyTooLarge(Exception):

@@ -14,19 +14,20 @@ import numpy as np
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from ray import serve
 
 from dlens.common.config import get_settings
-from dlens.common.grid import Domain, crop_of, parse_domain
+from dlens.common.grid import Domain, crop_of
 from dlens.common.logging import setup_logging
 from dlens.common.species import MEMBERS, SpeciesName
 from dlens.common.version import code_version
 from dlens.model.registry import ModelEntry
 from dlens.serve.args import ServeArgs
+from dlens.serve.bodies import JSON_KINDS, NetcdfQuery, domain_or, read_body
 from dlens.serve.catalog import Catalog
-from dlens.serve.codec import NETCDF, PNG, read_netcdf, render_png, write_netcdf
-from dlens.serve.limits import Guard
+from dlens.serve.codec import NETCDF, PNG, render_png, write_netcdf
+from dlens.serve.limits import Guard, body_limit
 from dlens.serve.predictor import Predictor
 from dlens.serve.problems import RequestProblem, unprocessable
 from dlens.serve.samples import Fields, check_level, make_sample, utc_naive
@@ -54,15 +55,6 @@ ModelQuery = Annotated[str | None, Query(description="Model id (or latest); defa
 # The helpers precede the service class: Serve captures the class and what it refers to when decorated.
 
 
-def _domain(text: str | None, fallback: Domain) -> Domain:
-    if text is None:
-        return fallback
-    try:
-        return parse_domain(text)
-    except ValueError as exc:
-        raise unprocessable(str(exc)) from None
-
-
 def _median(members: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells stay NaN
@@ -74,14 +66,6 @@ def _crop(outer: Domain, inner: Domain) -> tuple[slice, slice]:
         return crop_of(outer, inner)
     except ValueError as exc:
         raise unprocessable(str(exc)) from None
-
-
-def _arrays(fields: dict) -> Fields:
-    try:
-        return {sp: {m: None if f is None else np.asarray(f, dtype=np.float64) for m, f in members.items()}
-                for sp, members in fields.items()}  # fmt: skip
-    except ValueError:
-        raise unprocessable("a member field is ragged: every row must have as many values") from None
 
 
 def _json(body: BaseModel) -> Response:
@@ -125,10 +109,10 @@ class DlensService:
         self.catalog = Catalog(args.store, args.reader_refresh_s, args.bundles, args.unknown_model_ttl_s)
         self.predictor = Predictor(self.catalog, args)
         self.default_model = self.catalog.model(args.model).model_id
+        self.parsing = asyncio.Semaphore(args.max_parsing)
         token = args.api_token if args.api_token is not None else get_settings().api_token
-        api.add_middleware(
-            Guard, max_bytes=args.max_body_bytes, token=token.get_secret_value() if token else None
-        )
+        max_bytes = body_limit(args.max_body_bytes, self.catalog.reader().spec.domain.shape)
+        api.add_middleware(Guard, max_bytes=max_bytes, token=token.get_secret_value() if token else None)
 
     def reconfigure(self, config: dict) -> None:
         """Batching settings from the Serve config's `user_config` (applied without a restart)."""
@@ -217,40 +201,21 @@ class DlensService:
         store_domain = self.catalog.reader().spec.domain
         body = await request.body()
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind in (NETCDF, "application/netcdf"):
-            missing = [
-                name for name, value in (("species", species), ("run", run), ("lead", lead)) if value is None
-            ]
-            if missing:
-                raise unprocessable(f"a NetCDF body needs the query parameters {', '.join(missing)}")
-            fields, domain = read_netcdf(body)
-            if species not in fields:
-                raise unprocessable(f"the NetCDF body has no {species} variable (it has {', '.join(fields)})")
-        elif kind in ("application/json", ""):
-            try:
-                req = EnsembleRequest.model_validate_json(body)
-            except ValidationError as exc:
-                raise RequestValidationError(exc.errors(include_input=False)) from None
-            species, run, lead, level = req.species, req.run, req.lead, req.level
-            domain = _domain(req.domain, store_domain)
-            fields = {sp: dict(members) for sp, members in req.context.items()}
-            if species in fields:
-                raise unprocessable(
-                    f"{species} is the species to predict: give its members in members, not context"
-                )
-            fields[species] = dict(req.members)
-        else:
-            raise RequestProblem(415, f"content type {kind!r}: send application/json or {NETCDF}")
-        check_level(level, self.catalog.reader().spec.levels)
-        sample = make_sample(entry, species, run, lead, domain, store_domain, _arrays(fields))
-        k = entry.species.index(species)
+        async with self.parsing:
+            got = await asyncio.to_thread(
+                read_body, body, kind, NetcdfQuery(species, run, lead, level), store_domain
+            )
+        check_level(got.level, self.catalog.reader().spec.levels)
+        sample = make_sample(entry, got.species, got.run, got.lead, got.domain, store_domain, got.fields)
+        k = entry.species.index(got.species)
         dlens = (await self.predictor.predict(sample))[k]
         used = sample.members_used(k)
         missing = [sp for j, sp in enumerate(entry.species) if not sample.members_used(j)]
-        meta = _meta(entry, species, run, lead, level, domain, used) | {"missing_species": missing}
-        if kind == "application/json" or kind == "":
+        meta = _meta(entry, got.species, got.run, got.lead, got.level, got.domain, used)
+        meta["missing_species"] = missing
+        if kind in JSON_KINDS:
             return _json(EnsembleResponse.model_construct(**meta, dlens=dlens.tolist()))
-        return Response(write_netcdf({species: dlens}, domain, meta), media_type=NETCDF)
+        return Response(write_netcdf({got.species: dlens}, got.domain, meta), media_type=NETCDF)
 
     @api.get(
         "/v1/forecast/{species}",
@@ -284,7 +249,7 @@ class DlensService:
             raise unprocessable(
                 f"lead {lead} h is not in the store (leads: {', '.join(map(str, reader.spec.leads))})"
             )
-        crop = _domain(domain, reader.spec.domain)
+        crop = domain_or(domain, reader.spec.domain)
         members = await asyncio.to_thread(
             lambda: np.stack([reader.members(sp, t0, lead)[:, 0] for sp in entry.species])
         )
