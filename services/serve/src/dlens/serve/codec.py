@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Mapping
 
 import netCDF4
@@ -21,6 +22,8 @@ PNG = "image/png"
 _MAGIC = (b"CDF", b"\x89HD")
 #: Variables a NetCDF body may hold: the species, coordinates and a few more.
 MAX_VARIABLES = 32
+#: netCDF-C and HDF5 are not thread-safe, and bodies are read in worker threads: one at a time.
+_NETCDF_LIBRARY = threading.Lock()
 
 
 def read_netcdf(body: bytes) -> tuple[Fields, Domain]:
@@ -33,20 +36,21 @@ def read_netcdf(body: bytes) -> tuple[Fields, Domain]:
     if body[:3] not in _MAGIC:
         raise RequestProblem(400, "the body is not NetCDF (neither NetCDF-3 nor NetCDF-4/HDF5)")
     try:
-        raw = netCDF4.Dataset("request", memory=body)
-        try:
-            check_sizes({name: len(dim) for name, dim in raw.dimensions.items()}, len(raw.variables))
-        except RequestProblem:
-            raw.close()
-            raise
-        with xr.open_dataset(xr.backends.NetCDF4DataStore(raw)) as opened:  # reads the coordinates
-            found = {
-                sp: name
-                for sp in SPECIES
-                for name in (sp, SPECIES[sp].forecast_variable)
-                if name in opened.data_vars
-            }
-            ds = opened[list(found.values())].load()  # only what is read, once its size is known
+        with _NETCDF_LIBRARY:
+            raw = netCDF4.Dataset("request", memory=body)
+            try:
+                check_sizes({name: len(dim) for name, dim in raw.dimensions.items()}, len(raw.variables))
+            except RequestProblem:
+                raw.close()
+                raise
+            with xr.open_dataset(xr.backends.NetCDF4DataStore(raw)) as opened:  # reads the coordinates
+                found = {
+                    sp: name
+                    for sp in SPECIES
+                    for name in (sp, SPECIES[sp].forecast_variable)
+                    if name in opened.data_vars
+                }
+                ds = opened[list(found.values())].load()  # only what is read, once its size is known
     except RequestProblem:
         raise
     except Exception as exc:  # a malformed file fails in the format library, with its own exception types
