@@ -137,7 +137,8 @@ def serve_rows(
     rows = []
     try:
         for batch in (1, 16):
-            args = ServeArgs(store=url, model=model_id, max_batch_size=batch)
+            # On loopback, without a token: anonymous access asked for, as dlens-serve run does there.
+            args = ServeArgs(store=url, model=model_id, max_batch_size=batch, allow_anonymous=True)
             serve.run(build_app(args), name=APP_NAME, route_prefix="/", blocking=False)
             load(base, body, 4, 40, shape)  # warm-up: model loaded, connections open
             if batch == 1:

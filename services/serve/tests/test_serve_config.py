@@ -1,5 +1,6 @@
 """infra/serve/config.yaml stays in step with the code: Serve accepts it, every key is one Serve knows,
-the deployments are the application's, `args` is a valid ServeArgs and `user_config` what reconfigure applies."""
+the deployments are the application's, `args` is a valid ServeArgs and `user_config` what reconfigure applies;
+its replicas refuse to start without a bearer token unless anonymous access is asked for."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from ray.serve.config import AutoscalingConfig
 from ray.serve.schema import (
     DeploymentSchema,
@@ -19,6 +20,7 @@ from ray.serve.schema import (
     ServeDeploySchema,
 )
 
+from dlens.common.config import Settings, get_settings
 from dlens.serve.app import APP_NAME, DEPLOYMENTS, build_app
 from dlens.serve.args import ServeArgs
 from dlens.serve.predictor import USER_CONFIG_KEYS
@@ -76,3 +78,35 @@ def test_build_app_bounds_the_deployment_from_the_args():
     args = ServeArgs(store="s3://dlens/store.zarr", max_ongoing_requests=7, max_queued_requests=9)
     deployment = build_app(args)._bound_deployment
     assert (deployment.max_ongoing_requests, deployment.max_queued_requests) == (7, 9)
+
+
+@pytest.fixture
+def no_token(monkeypatch):
+    monkeypatch.delenv("DLENS_API_TOKEN", raising=False)
+    monkeypatch.delenv("DLENS_ALLOW_ANONYMOUS", raising=False)
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+def test_the_config_needs_a_token_from_the_nodes_or_allow_anonymous(config, no_token):
+    (app,) = config["applications"]
+    args = ServeArgs.model_validate(app["args"])
+    with pytest.raises(ValueError, match=r"^no API token: set DLENS_API_TOKEN .*DLENS_ALLOW_ANONYMOUS"):
+        args.bearer_token(Settings())
+    no_token.setenv("DLENS_API_TOKEN", "0123456789abcdef")
+    assert args.bearer_token(Settings()).get_secret_value() == "0123456789abcdef"
+    no_token.delenv("DLENS_API_TOKEN")
+    no_token.setenv("DLENS_ALLOW_ANONYMOUS", "true")
+    assert args.bearer_token(Settings()) is None
+    assert ServeArgs.model_validate(app["args"] | {"allow_anonymous": True}).bearer_token(Settings()) is None
+    with pytest.raises(ValueError, match="no API token"):  # the args' own word wins over the environment
+        ServeArgs.model_validate(app["args"] | {"allow_anonymous": False}).bearer_token(Settings())
+    with pytest.raises(ValueError, match="not a usable bearer token"):  # an empty-looking token is no way out
+        ServeArgs(store="s", api_token=SecretStr(" ")).bearer_token(Settings())
+
+
+def test_a_replica_without_a_token_refuses_before_opening_the_store(no_token, tmp_path):
+    service = DlensService.func_or_class.__bases__[0]  # the class itself, under Serve's ingress wrapper
+    with pytest.raises(ValueError, match=r"^no API token"):
+        service(ServeArgs(store=str(tmp_path / "nowhere.zarr")))

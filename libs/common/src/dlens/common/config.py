@@ -54,7 +54,14 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         None,
         description="Bearer token the serve endpoint requires on every route but /, /healthz, /readyz and "
-        "the API description (unset or empty: no auth); never logged",
+        "the API description: 8+ letters, digits or -._~+/ (`openssl rand -hex 32`); never logged. Unset or "
+        "empty: a Serve replica refuses to start unless anonymous access is allowed (`dlens-serve run` on "
+        "loopback allows it)",
+    )
+    allow_anonymous: bool = Field(
+        False,
+        description="Serve without a bearer token where none is set: anyone who reaches the endpoint may "
+        "call it (docs/security.md)",
     )
     mlflow_tracking_uri: str | None = Field(
         None,

@@ -1,8 +1,34 @@
-"""The serve application's settings: `dlens-serve run` flags and the `args:` of infra/serve/config.yaml."""
+"""The serve application's settings: `dlens-serve run` flags and the `args:` of infra/serve/config.yaml;
+the bearer token its replicas require."""
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from dlens.common.config import Settings
+
+#: What a bearer token must look like: RFC 6750's b64token (what `Authorization: Bearer` can carry, no
+#: space or newline), at least 8 characters before any trailing `=`.
+TOKEN_FORM = re.compile(r"[A-Za-z0-9._~+/-]{8,}=*")
+
+
+def required_token(token: SecretStr | None, allow_anonymous: bool) -> SecretStr | None:
+    """The bearer token to require: `token`, or None (no auth) where it is unset or empty and anonymous
+    access is allowed. ValueError in one line, never holding the token, otherwise."""
+    value = token.get_secret_value() if token else ""
+    if value and not TOKEN_FORM.fullmatch(value):
+        raise ValueError(
+            "DLENS_API_TOKEN is not a usable bearer token (8+ letters, digits or -._~+/, then any '='; "
+            "a placeholder?): generate one with `openssl rand -hex 32`"
+        )
+    if not value and not allow_anonymous:
+        raise ValueError(
+            "no API token: set DLENS_API_TOKEN where the replicas run (`openssl rand -hex 32`), or allow "
+            "anonymous access explicitly (DLENS_ALLOW_ANONYMOUS=true or args.allow_anonymous: true)"
+        )
+    return token if value else None
 
 
 class ServeArgs(BaseModel):
@@ -56,9 +82,21 @@ class ServeArgs(BaseModel):
     api_token: SecretStr | None = Field(
         None,
         description="Bearer token required on every route but /, /healthz, /readyz and the API description "
-        "(unset: DLENS_API_TOKEN of the replica; empty: no auth)",
+        "(unset: DLENS_API_TOKEN of the replica; empty: none, which needs allow_anonymous)",
+    )
+    allow_anonymous: bool | None = Field(
+        None,
+        description="Serve without a bearer token where none is set (unset: DLENS_ALLOW_ANONYMOUS of the "
+        "replica); otherwise a replica without a token refuses to start",
     )
 
     @property
     def max_body_bytes(self) -> int:
         return int(self.max_body_mb * 1024**2)
+
+    def bearer_token(self, settings: Settings) -> SecretStr | None:
+        """The token a replica requires, from these args or else its environment (`settings`): see
+        :func:`required_token`."""
+        token = self.api_token if self.api_token is not None else settings.api_token
+        allow = self.allow_anonymous if self.allow_anonymous is not None else settings.allow_anonymous
+        return required_token(token, allow)

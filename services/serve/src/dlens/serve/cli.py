@@ -1,12 +1,16 @@
 """`dlens-serve run`: the DL-ENS Serve application on a local Ray (or RAY_ADDRESS), up until interrupted.
 
+Without DLENS_API_TOKEN it serves anonymously on loopback only (a warning says so); any other --host
+needs the token or --allow-anonymous (DLENS_ALLOW_ANONYMOUS).
+
 Exit status: 0 stopped (Ctrl-C, SIGTERM or --stop-after); 1 the application did not answer its example
-request; 2 bad arguments, store or model (one line).
+request; 2 bad arguments, token, store or model (one line).
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import signal
 import socket
@@ -14,11 +18,12 @@ import sys
 import threading
 import urllib.request
 
-from dlens.common.config import cli_settings
+from dlens.common.config import Settings, cli_settings
 from dlens.common.parallel import ensure_ray
 from dlens.common.reader import StoreReader
 from dlens.common.species import SPECIES_NAMES
 from dlens.common.store import absolute_url
+from dlens.serve.args import ServeArgs, required_token
 from dlens.serve.catalog import Catalog
 
 
@@ -33,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--bundle", action="append", default=[], metavar="DIR",
         help="a model bundle (dlens-train export) to serve beside the store's registry; repeatable",
     )  # fmt: skip
-    run.add_argument("--host", default="127.0.0.1", help="HTTP host (default 127.0.0.1; 0.0.0.0 for all)")
+    run.add_argument(
+        "--host", default="127.0.0.1",
+        help="HTTP host (default 127.0.0.1; any other, e.g. 0.0.0.0, needs a token or --allow-anonymous)",
+    )  # fmt: skip
     run.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     run.add_argument("--max-batch-size", type=int, default=8, help="dynamic batching: samples per pass")
     run.add_argument(
@@ -42,7 +50,41 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop after this long (0: once the example answered)",
     )
+    run.add_argument(
+        "--allow-anonymous", action="store_true",
+        help="serve without a token on a non-loopback --host: anyone who reaches it may call the API",
+    )  # fmt: skip
     return parser
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine's loopback only (localhost, 127.0.0.0/8, ::1): not a name that may
+    resolve elsewhere, not 0.0.0.0."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_auth(host: str, port: int, allow_anonymous: bool, settings: Settings) -> tuple[bool, str]:
+    """Whether the application serves without a token, and the start-up warning ("" with a token).
+
+    Without DLENS_API_TOKEN loopback is anonymous by default; any other host needs `allow_anonymous`
+    (--allow-anonymous) or DLENS_ALLOW_ANONYMOUS. ValueError in one line otherwise, or for a token that
+    cannot be a bearer token."""
+    if required_token(settings.api_token, allow_anonymous=True):
+        return False, ""
+    where = f"{host}:{port}"
+    if is_loopback(host):
+        return True, f"warning: no DLENS_API_TOKEN: every local user and process can call the API on {where}"
+    if allow_anonymous or settings.allow_anonymous:
+        return True, f"warning: anonymous access on {where}: anyone who reaches it can call the API"
+    raise ValueError(
+        f"--host {host} is reachable from other machines: set DLENS_API_TOKEN (`openssl rand -hex 32`) "
+        "or pass --allow-anonymous"
+    )
 
 
 def _checked_example(url: str, store: str, token: str) -> str:
@@ -66,6 +108,11 @@ def _checked_example(url: str, store: str, token: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = cli_settings(args.log_level, no_progress=True)
+    try:
+        anonymous, warning = check_auth(args.host, args.port, args.allow_anonymous, settings)
+    except ValueError as exc:
+        print(f"dlens-serve: {exc}", file=sys.stderr)
+        return 2
     store = absolute_url(args.store or settings.store)
     bundles = tuple(absolute_url(b) for b in args.bundle)
     try:
@@ -86,7 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     from ray import serve
 
     from dlens.serve.app import APP_NAME, build_app
-    from dlens.serve.args import ServeArgs
 
     local = ensure_ray()
     serve.start(http_options={"host": args.host, "port": args.port})
@@ -96,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         bundles=bundles,
         max_batch_size=args.max_batch_size,
         api_token=settings.api_token,
+        allow_anonymous=anonymous,
     )
     serve.run(build_app(app_args), name=APP_NAME, route_prefix="/", blocking=False)
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '') else args.host}:{args.port}"
@@ -107,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         _stop(local)
         return 1
     auth = ' -H "Authorization: Bearer $DLENS_API_TOKEN"' if token else ""
+    if warning:
+        print(f"dlens-serve: {warning}", file=sys.stderr, flush=True)
     print(f"serving model {model_id} from {store}", flush=True)
     print(f"viewer: {url}/   API docs: {url}/docs   (Ctrl-C stops)", flush=True)
     print(f"try: curl -s{auth} '{url}{example}' | head -c 400", flush=True)

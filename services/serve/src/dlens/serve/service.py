@@ -106,11 +106,11 @@ class DlensService:
 
     def __init__(self, args: ServeArgs):
         setup_logging(get_settings().log_level)
+        token = args.bearer_token(get_settings())  # ValueError without one unless anonymous access is allowed
         self.catalog = Catalog(args.store, args.reader_refresh_s, args.bundles, args.unknown_model_ttl_s)
         self.predictor = Predictor(self.catalog, args)
         self.default_model = self.catalog.model(args.model).model_id
         self.parsing = asyncio.Semaphore(args.max_parsing)
-        token = args.api_token if args.api_token is not None else get_settings().api_token
         max_bytes = body_limit(args.max_body_bytes, self.catalog.reader().spec.domain.shape)
         api.add_middleware(Guard, max_bytes=max_bytes, token=token.get_secret_value() if token else None)
 
