@@ -74,6 +74,11 @@ DOCKER_ENGINE = docker info >/dev/null 2>&1 || { echo "$@: no Docker engine answ
 COMPOSE ?= docker compose
 COMPOSE_FILES := -f infra/compose.yaml $(if $(GPU),-f infra/compose.gpu.yaml)
 # The compose stack's Ray token: the one Ray keeps in ~/.ray/auth_token (make deploy sends it too).
+# Serve's bearer token is the caller's DLENS_API_TOKEN; without one the replicas would refuse to start, so
+# make up refuses first unless DLENS_ALLOW_ANONYMOUS=true asks for anonymous access (docs/security.md).
+API_TOKEN_CHECK = [ -n "$$DLENS_API_TOKEN" ] || [ "$$DLENS_ALLOW_ANONYMOUS" = true ] || { echo "up: set" \
+	"DLENS_API_TOKEN (export DLENS_API_TOKEN=\$$(openssl rand -hex 32)), the Serve endpoint's bearer token, or" \
+	"DLENS_ALLOW_ANONYMOUS=true to serve without one" >&2; exit 2; }
 WITH_TOKEN = RAY_AUTH_TOKEN=$$($(RUN) ray get-auth-token --generate 2>/dev/null) DLENS_REGISTRY=$(REGISTRY) DLENS_TAG=$(IMAGE_TAG)
 
 images: setup  ## build and tag the images of infra/docker (REGISTRY=host/path/ to prefix, IMAGE_TAG)
@@ -87,7 +92,8 @@ images: setup  ## build and tag the images of infra/docker (REGISTRY=host/path/ 
 push: images  ## push the images to REGISTRY
 	@for image in $(IMAGES); do docker push $(REGISTRY)dlens-$$image:$(IMAGE_TAG) || exit 1; done
 
-up: setup  ## one-machine stack (infra/compose.yaml; MINIO_ROOT_PASSWORD required): MinIO + bucket, Ray head + worker, Serve's port; GPU=1 for GPUs
+up: setup  ## one-machine stack (infra/compose.yaml; MINIO_ROOT_PASSWORD and DLENS_API_TOKEN required): MinIO + bucket, Ray head + worker, Serve's port; GPU=1 for GPUs
+	@$(API_TOKEN_CHECK)
 	@$(DOCKER_ENGINE)
 	$(WITH_TOKEN) $(COMPOSE) $(COMPOSE_FILES) up -d --build
 	$(DEPLOY) wait

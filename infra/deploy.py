@@ -128,11 +128,14 @@ def run_job(client: JobSubmissionClient, name: str, entrypoint: str, runtime_env
 
 
 def serve_config(args: argparse.Namespace) -> dict:
-    """infra/serve/config.yaml with the store, the model and the HTTP port of this deployment."""
+    """infra/serve/config.yaml with the store, the model and the HTTP port of this deployment. Its replicas
+    require the bearer token of their nodes' environment (DLENS_API_TOKEN) unless --allow-anonymous."""
     config = copy.deepcopy(yaml.safe_load(SERVE_CONFIG.read_text()))
     config["http_options"]["port"] = args.http_port
     (app,) = config["applications"]
     app["args"] |= {"store": args.store, "model": args.model}
+    if args.allow_anonymous:
+        app["args"]["allow_anonymous"] = True
     app.setdefault("runtime_env", {}).setdefault("env_vars", {}).update(forwarded_env())
     return config
 
@@ -202,8 +205,9 @@ def deploy(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"deploy: {exc}", file=sys.stderr)
         return 1
+    auth = "" if args.allow_anonymous else ' -H "Authorization: Bearer $DLENS_API_TOKEN"'
     print(
-        f"== serve: healthy at {url}/ (viewer), {url}/docs (API)\n   try: curl -s '{url}/v1/models'",
+        f"== serve: healthy at {url}/ (viewer), {url}/docs (API)\n   try: curl -s{auth} '{url}/v1/models'",
         flush=True,
     )
     return 0
@@ -266,6 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--serve-timeout", type=float, default=300)
+    parser.add_argument(
+        "--allow-anonymous", action="store_true",
+        help="serve without a bearer token (anyone who reaches the Serve port may call the API); by default "
+        "the replicas require DLENS_API_TOKEN from their nodes' environment and refuse to start without it",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if not re.match(r"^\w+://", args.address):
         args.address = f"http://{args.address}"

@@ -1,6 +1,6 @@
 """`make deploy` against a real Ray cluster started here (`ray start --head`, dashboard on loopback): the
-ingest, train and evaluate jobs succeed, the Serve application becomes healthy and answers; a job that
-fails makes `make deploy` exit non-zero with the job's error."""
+ingest, train and evaluate jobs succeed, the Serve application becomes healthy and answers with the bearer
+token of the node's environment; a job that fails makes `make deploy` exit non-zero with the job's error."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from dlens.testing.plugin import free_port
 REPO = Path(__file__).resolve().parents[1]
 RAY = shutil.which("ray")
 DASHBOARD_TIMEOUT_S = 420
+#: Serve's bearer token, in the node's environment only (as a Secret or compose gives it), never in the config.
+API_TOKEN = "deploy-test-token-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,9 @@ def cluster(tmp_path_factory) -> str:
         "--disable-usage-stats",
     ]
     command += [arg for option in ports for arg in (option, str(free_port()))]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {
+        "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "DLENS_API_TOKEN": API_TOKEN,
+    }  # fmt: skip
     log = tmp_path_factory.mktemp("ray-head") / "ray-start.log"
     with log.open("w") as out:
         head = subprocess.Popen(
@@ -100,7 +104,7 @@ def stop(head: subprocess.Popen) -> None:
 def make_deploy(address: str, store: str, port: int, target: str = "deploy") -> subprocess.CompletedProcess:
     variables = [f"RAY_ADDRESS={address}", f"STORE={store}", "DAYS=6", "DOMAIN=tiny",
                  "TRAIN_CONFIG=configs/train/smoke.yaml", "TEST_START=2025-07-05", "TEST_DAYS=2", f"SERVE_PORT={port}"]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env = {k: v for k, v in os.environ.items() if k not in {"RAY_ADDRESS", "DLENS_API_TOKEN"}}
     return subprocess.run(
         ["make", "-s", target, *variables], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200
     )
@@ -119,11 +123,15 @@ def test_make_deploy_runs_the_jobs_and_serves(cluster, tmp_path):
         assert f"== {step}: succeeded" in done.stdout
     assert "== serve: healthy" in done.stdout
     assert any((store / "reports").iterdir()), "the evaluate job's report is in the store"
-    models = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=60).json()
+    assert 'curl -s -H "Authorization: Bearer $DLENS_API_TOKEN"' in done.stdout
+    assert httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=60).status_code == 401
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    models = httpx.get(f"http://127.0.0.1:{port}/v1/models", headers=auth, timeout=60).json()
     assert models and models[0]["id"].startswith("smoke-")
     forecast = httpx.get(
-        f"http://127.0.0.1:{port}/v1/forecast/o3", params={"run": "2025-07-05T00:00", "lead": 24}, timeout=120
-    )
+        f"http://127.0.0.1:{port}/v1/forecast/o3", params={"run": "2025-07-05T00:00", "lead": 24},
+        headers=auth, timeout=120,
+    )  # fmt: skip
     assert forecast.status_code == 200 and len(forecast.json()["dlens"]) == 24
     status = make_deploy(cluster, str(store), port, "deploy-status")
     assert status.returncode == 0 and "SUCCEEDED" in status.stdout and "RUNNING" in status.stdout

@@ -1,19 +1,25 @@
 """Fast checks of what `make deploy` and the compose stack hand to others: no secret in Ray's job or Serve
-state, shell-safe entrypoints, only the train config uploaded, and a compose stack that publishes on
-loopback only, pins its images and holds no default secret."""
+state, a Serve config whose replicas need a token unless anonymous access is asked for, shell-safe
+entrypoints, only the train config uploaded, and a compose stack that publishes on loopback only, pins its
+images, holds no default secret and is not started without Serve's token."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import json
+import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import yaml
+
+from dlens.common.config import Settings
+from dlens.serve.args import ServeArgs
 
 REPO = Path(__file__).resolve().parents[1]
 INFRA = REPO / "infra"
@@ -40,7 +46,7 @@ def deploy() -> ModuleType:
 def pipeline_args(**overrides: object) -> argparse.Namespace:
     values = dict(store="s3://dlens/store.zarr", start="2025-07-01", days=15, domain="demo",
                   train_config=str(REPO / "configs" / "train" / "smoke.yaml"), test_start="2025-07-13",
-                  test_days=3, http_port=8000, model="m1")  # fmt: skip
+                  test_days=3, http_port=8000, model="m1", allow_anonymous=False)  # fmt: skip
     return argparse.Namespace(**(values | overrides))
 
 
@@ -61,6 +67,24 @@ def test_no_secret_reaches_the_jobs_or_the_serve_config(deploy, monkeypatch):
     (app,) = deploy.serve_config(args)["applications"]
     assert SETTINGS.items() <= app["runtime_env"]["env_vars"].items()
     assert SETTINGS.items() <= runtime_env["env_vars"].items()
+
+
+def test_the_serve_config_needs_a_token_unless_allow_anonymous(deploy, monkeypatch):
+    """The replicas take the token from their nodes (never from the config): without one there they refuse
+    to start, unless `--allow-anonymous` wrote `allow_anonymous: true` into the config."""
+    monkeypatch.delenv("DLENS_API_TOKEN", raising=False)
+    monkeypatch.delenv("DLENS_ALLOW_ANONYMOUS", raising=False)
+    (app,) = deploy.serve_config(pipeline_args())["applications"]
+    assert "api_token" not in app["args"] and "allow_anonymous" not in app["args"]
+    args = ServeArgs.model_validate(app["args"])
+    with pytest.raises(ValueError, match=r"^no API token: set DLENS_API_TOKEN"):
+        args.bearer_token(Settings())
+    monkeypatch.setenv("DLENS_API_TOKEN", "0123456789abcdef")  # the nodes' environment
+    assert args.bearer_token(Settings()).get_secret_value() == "0123456789abcdef"
+    monkeypatch.delenv("DLENS_API_TOKEN")
+    (app,) = deploy.serve_config(pipeline_args(allow_anonymous=True))["applications"]
+    assert app["args"]["allow_anonymous"] is True
+    assert ServeArgs.model_validate(app["args"]).bearer_token(Settings()) is None
 
 
 # --- shell-safe entrypoints, only the config uploaded --------------------------------------------------------
@@ -160,3 +184,18 @@ def test_compose_holds_no_default_secret():
                 assert re.fullmatch(r"\$\{\w+(:\?[^}]*|:-)\}", str(value)), f"{key}: {value}"
     assert "dlens-secret" not in COMPOSE_TEXT
     assert "${MINIO_ROOT_PASSWORD:?" in COMPOSE_TEXT
+
+
+def test_make_up_needs_serves_token_or_allow_anonymous():
+    """The containers get the caller's DLENS_API_TOKEN and DLENS_ALLOW_ANONYMOUS (false unless set);
+    `make up` refuses in one line, before Docker, where neither would let the replicas start."""
+    env = COMPOSE["x-dlens-env"]
+    assert env["DLENS_API_TOKEN"] == "${DLENS_API_TOKEN:-}"
+    assert env["DLENS_ALLOW_ANONYMOUS"] == "${DLENS_ALLOW_ANONYMOUS:-false}"
+    caller = {k: v for k, v in os.environ.items() if k not in {"DLENS_API_TOKEN", "DLENS_ALLOW_ANONYMOUS"}}
+    done = subprocess.run(
+        ["make", "-s", "up"], cwd=REPO, capture_output=True, text=True,
+        env=caller | {"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith("up: set DLENS_API_TOKEN (export DLENS_API_TOKEN=$(openssl rand -hex 32))")

@@ -409,7 +409,7 @@ def test_make_deploy_forwards_the_store_settings_to_jobs_and_replicas(monkeypatc
     for key, value in settings.items():
         monkeypatch.setenv(key, value)
     args = deploy.main.__globals__["argparse"].Namespace(
-        store="s3://dlens/store.zarr", http_port=8000, model="m1"
+        store="s3://dlens/store.zarr", http_port=8000, model="m1", allow_anonymous=False
     )
     (app,) = deploy.serve_config(args)["applications"]
     assert settings.items() <= app["runtime_env"]["env_vars"].items()
