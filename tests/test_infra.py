@@ -2,6 +2,8 @@
 compose-spec schema, pod templates against the Kubernetes API models, KubeRay specs against the CRD's
 fields), every image, command, entry point, config path and environment variable they name exists in the
 repo or is documented, and the Ray version is the same in uv.lock, the Dockerfiles, compose and KubeRay.
+Every KubeRay cluster uses Ray's token auth and sits behind the NetworkPolicy; the Secret ships no usable
+API token.
 
 tests/fixtures/compose-spec.json is schema/compose-spec.json of github.com/compose-spec/compose-spec
 (commit 00655e2, Apache-2.0)."""
@@ -22,11 +24,12 @@ import jsonschema
 import kubernetes.client
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from dlens.common.config import Settings
 from dlens.evaluate.cli import build_parser as evaluate_parser
 from dlens.ingest.cli import build_parser as ingest_parser
-from dlens.serve.args import ServeArgs
+from dlens.serve.args import ServeArgs, required_token
 from dlens.serve.predictor import USER_CONFIG_KEYS
 from dlens.train.cli import build_parser as train_parser
 
@@ -292,13 +295,16 @@ def ray_cluster_specs() -> list[tuple[str, dict]]:
     return specs
 
 
+API_VERSIONS = {"Secret": "v1", "NetworkPolicy": "networking.k8s.io/v1"}
+
+
 def test_kuberay_manifests_parse_and_use_known_fields():
-    kinds = [d["kind"] for d in manifests()]
-    assert sorted(kinds) == ["RayCluster", "RayJob", "RayJob", "RayJob", "RayService", "Secret"]
+    kinds = sorted(d["kind"] for d in manifests())
+    assert kinds == ["NetworkPolicy", "RayCluster", "RayJob", "RayJob", "RayJob", "RayService", "Secret"]
     for doc in manifests():
-        assert doc["apiVersion"] == ("v1" if doc["kind"] == "Secret" else "ray.io/v1")
-        if doc["kind"] == "Secret":
-            check_model(doc, "V1Secret", "Secret")
+        assert doc["apiVersion"] == API_VERSIONS.get(doc["kind"], "ray.io/v1")
+        if doc["kind"] in API_VERSIONS:
+            check_model(doc, f"V1{doc['kind']}", doc["kind"])
         elif doc["kind"] != "RayCluster":
             assert set(doc["spec"]) <= KUBERAY_FIELDS[f"{doc['kind']}Spec"], doc["kind"]
     for name, spec in ray_cluster_specs():
@@ -316,6 +322,57 @@ def test_kuberay_manifests_parse_and_use_known_fields():
 def containers(spec: dict) -> list[tuple[str, dict]]:
     groups = [("head", spec["headGroupSpec"]), *((g["groupName"], g) for g in spec["workerGroupSpecs"])]
     return [(group, c) for group, g in groups for c in g["template"]["spec"]["containers"]]
+
+
+def pod_templates(spec: dict) -> list[dict]:
+    return [g["template"] for g in [spec["headGroupSpec"], *spec["workerGroupSpecs"]]]
+
+
+def test_every_ray_cluster_uses_ray_token_auth():
+    """The dashboard (job submission, the Serve config) and the GCS answer only with the cluster's token."""
+    for name, spec in ray_cluster_specs():
+        assert spec.get("authOptions") == {"mode": "token"}, f"{name}: no Ray token auth"
+
+
+OPERATOR = "kuberay-operator"  # its pods' app.kubernetes.io/component, from the Helm chart or kustomize
+
+
+def test_the_network_policy_covers_every_ray_pod_and_opens_only_serve():
+    """Every pod of every cluster is selected; Ray's ports answer DL-ENS pods, the dashboard also the
+    operator and the RayJobs' submitters; only Serve's port 8000 answers anyone."""
+    (policy,) = [d["spec"] for d in manifests() if d["kind"] == "NetworkPolicy"]
+    selector = policy["podSelector"]["matchLabels"]
+    assert policy["policyTypes"] == ["Ingress"] and selector == {"app.kubernetes.io/part-of": "dlens"}
+    for name, spec in ray_cluster_specs():
+        for template in pod_templates(spec):
+            assert selector.items() <= template.get("metadata", {}).get("labels", {}).items(), name
+    jobs = sorted(d["metadata"]["name"] for d in manifests() if d["kind"] == "RayJob")
+    opened = {}
+    for rule in policy["ingress"]:
+        ports = sorted(p["port"] for p in rule.get("ports", []))
+        sources = rule.get("from", [])
+        if sources == [{"podSelector": {"matchLabels": selector}}]:
+            opened["dlens pods"] = ports
+        elif not sources:
+            opened["anyone"] = ports
+        elif "namespaceSelector" in sources[0]:
+            assert sources[0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/component": OPERATOR}
+            opened["operator"] = ports
+        else:
+            (expression,) = sources[0]["podSelector"]["matchExpressions"]
+            assert expression["key"] == "batch.kubernetes.io/job-name", expression
+            assert sorted(expression["values"]) == jobs
+            opened["submitters"] = ports
+    assert opened == {"dlens pods": [], "operator": [8265], "submitters": [8265], "anyone": [8000]}
+
+
+def test_the_secret_ships_no_usable_api_token():
+    """The API token is a placeholder the Serve replicas refuse, never an empty "no auth"."""
+    (secret,) = [d for d in manifests() if d["kind"] == "Secret"]
+    token = secret["stringData"]["DLENS_API_TOKEN"]
+    assert token and "DLENS_ALLOW_ANONYMOUS" not in secret["stringData"]
+    with pytest.raises(ValueError, match="not a usable bearer token"):
+        required_token(SecretStr(token), allow_anonymous=True)
 
 
 def test_kuberay_images_secrets_and_gpus_exist():
