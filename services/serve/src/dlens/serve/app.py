@@ -16,8 +16,11 @@ DEPLOYMENTS = ("DLENS",)
 
 
 def build_app(args: ServeArgs) -> Application:
-    """The DLENS deployment with these settings, its request bounds included (from `args` alone)."""
-    bounded = DlensService.options(
+    """The DLENS deployment with these settings, its request bounds and replicas included (from `args`
+    alone)."""
+    options = dict(
         max_ongoing_requests=args.max_ongoing_requests, max_queued_requests=args.max_queued_requests
     )
-    return bounded.bind(args)
+    if args.num_replicas is not None:  # unset: Serve's default, or the Serve config's deployments entry
+        options["num_replicas"] = args.num_replicas
+    return DlensService.options(**options).bind(args)

@@ -51,6 +51,12 @@ class ServeArgs(BaseModel):
         description="Largest request body accepted (413 above, before it is read); a replica lowers it to "
         "what a JSON request of every species and member on its store's domain takes",
     )
+    num_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="Replicas of the deployment, a fixed number (unset: one, or what the Serve config's "
+        "deployments entry sets; leave it unset with an autoscaling_config)",
+    )
     max_ongoing_requests: int = Field(
         64, ge=1, description="Requests a replica works on at once (each holds its body in memory)"
     )
