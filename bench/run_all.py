@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "skill": ["bench/skill.py"],
     "train_throughput": ["bench/train_throughput.py"],
     "serve": ["bench/serve.py"],
+    "serve_failover": ["bench/serve_failover.py"],
 }
 
 
