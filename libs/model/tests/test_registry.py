@@ -4,12 +4,13 @@ and a model id that is not a safe path component is refused before anything is w
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable
 
 import pytest
 import torch
 
-from dlens.common.store import read_file
+from dlens.common.store import read_file, write_file
 from dlens.model.bundle import CARD, FILES, write_bundle
 from dlens.model.registry import MODELS, ModelEntry, UnknownModelError, entries, resolve, write_entry
 
@@ -73,3 +74,14 @@ def test_a_bundle_writes_its_card_last(tmp_path):
         write_bundle(ModelEntry("m-1", card), STATE, out, [])
     assert probe.seen == sorted(f for f in FILES if f != CARD)
     assert not (out / CARD).exists()
+
+
+@pytest.mark.parametrize("card", [b'{"created": "2025-07-0', b"\xff\xfe", b"[1, 2]", b'{"id": "m-2"}'])
+def test_a_malformed_card_is_left_out_with_a_warning(tmp_path, caplog, card):
+    """A card that is not JSON, not UTF-8 or not a card: the other entries are listed, a warning names it."""
+    store = str(tmp_path / "store")
+    write_entry(store, "m-1", {"created": "2025-07-01T00:00:00"}, STATE)
+    write_file(store, f"{MODELS}/m-2/model.json", card)
+    with caplog.at_level(logging.WARNING, logger="dlens.model.registry"):
+        assert [e.model_id for e in entries(store)] == ["m-1"]
+    assert "m-2" in caplog.text and "malformed" in caplog.text

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,7 @@ from dlens.model.architectures import FIXED_SHAPE, SpatialNorm, build_ensemble_m
 from dlens.model.features import Normaliser
 from dlens.model.head import EnsembleModel
 
+LOG = logging.getLogger(__name__)
 MODELS = "models"
 BUNDLE_WEIGHTS = "weights.safetensors"
 
@@ -82,14 +84,24 @@ def write_entry(url: str, model_id: str, card: dict, state_dict: dict) -> None:
     write_file(url, f"{MODELS}/{model_id}/model.json", json.dumps(card, indent=2).encode())
 
 
+def read_card(data: bytes) -> dict:
+    """A card from the bytes of `model.json`; ValueError unless they hold a JSON object with its `created`."""
+    card = json.loads(data)
+    if not isinstance(card, dict) or not isinstance(card.get("created"), str):
+        raise ValueError("not a JSON object with a created time")
+    return card
+
+
 def entries(url: str) -> list[ModelEntry]:
-    """Every registered model, oldest first."""
+    """Every registered model, oldest first; an entry whose card is malformed is left out, with a warning."""
     found = []
     for model_id in list_directory(url, MODELS):
         try:
-            found.append(ModelEntry(model_id, json.loads(read_file(url, f"{MODELS}/{model_id}/model.json"))))
+            found.append(ModelEntry(model_id, read_card(read_file(url, f"{MODELS}/{model_id}/model.json"))))
         except FileNotFoundError:  # a model being published: its card is written last
             continue
+        except ValueError as exc:  # not JSON, not UTF-8, not a card
+            LOG.warning("registry: model %s left out, its model.json is malformed: %s", model_id, exc)
     return sorted(found, key=lambda e: e.card["created"])
 
 
