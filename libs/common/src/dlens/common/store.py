@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,7 @@ import fsspec
 import s3fs
 import xarray as xr
 import zarr
+from botocore.exceptions import BotoCoreError
 from zarr.storage import FsspecStore, LocalStore
 
 from dlens.common.config import get_settings
@@ -30,17 +32,59 @@ AccessMode = Literal["r", "r+", "a", "w"]
 _CONDITION_FAILED = ("PreconditionFailed", "ConditionalRequestConflict")
 
 
+@dataclass(frozen=True)
+class S3Bounds:
+    """How long one S3 request may take: seconds to connect and between bytes read, and attempts in all."""
+
+    timeout_s: float
+    attempts: int
+
+
+#: This process's bounds on S3 requests (`bound_s3_requests`); None: s3fs's and botocore's defaults (5 s to
+#: connect, 15 s between reads, up to 5 attempts by botocore, each read timeout retried 5 times by s3fs).
+_bounds: S3Bounds | None = None
+
+
+def bound_s3_requests(bounds: S3Bounds | None) -> None:
+    """Bound every S3 request this process makes from now on: a server that must answer while S3 stalls
+    (`dlens.serve`) fails a request in about `attempts` × `timeout_s` rather than minutes."""
+    global _bounds
+    _bounds = bounds
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a store read failed because the store did not answer (refused, timed out, dropped, an S3
+    error status), not because what it read is not there (FileNotFoundError)."""
+    return isinstance(exc, OSError | BotoCoreError) and not isinstance(exc, FileNotFoundError)
+
+
 def is_s3(url: str) -> bool:
     return url.startswith("s3://")
 
 
 def s3_storage_options() -> dict:
-    """fsspec options for s3fs built from the environment and settings (credentials stay in env)."""
+    """fsspec options for s3fs built from the environment and settings (credentials stay in env), with this
+    process's bounds on each request (`bound_s3_requests`)."""
     endpoint = get_settings().s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
     options: dict = {"asynchronous": True}
     if endpoint:
         options["client_kwargs"] = {"endpoint_url": endpoint}
+    if _bounds is not None:
+        options["config_kwargs"] = {
+            "connect_timeout": _bounds.timeout_s, "read_timeout": _bounds.timeout_s,
+            "retries": {"total_max_attempts": _bounds.attempts, "mode": "standard"},
+        }  # fmt: skip
     return options
+
+
+def _s3(asynchronous: bool) -> s3fs.S3FileSystem:
+    """The S3 filesystem of `s3_storage_options`; under bounds, botocore's attempts are all (s3fs would retry
+    each timed-out attempt 5 times more)."""
+    options = s3_storage_options() | {"asynchronous": asynchronous}
+    fs = s3fs.S3FileSystem(**options)
+    if _bounds is not None:
+        fs.retries = 1
+    return fs
 
 
 def absolute_url(url: str) -> str:
@@ -54,7 +98,9 @@ def absolute_url(url: str) -> str:
 def zarr_store(url: str, read_only: bool = False) -> zarr.abc.store.Store:
     """The zarr store object behind `url` (local path or s3:// URL)."""
     if is_s3(url):
-        return FsspecStore.from_url(url, storage_options=s3_storage_options(), read_only=read_only)
+        return FsspecStore(
+            _s3(asynchronous=True), path=url.removeprefix("s3://").rstrip("/"), read_only=read_only
+        )
     if "://" in url and not url.startswith("file://"):
         raise ValueError(f"store {url!r}: expected a local path or an s3://bucket/prefix URL")
     path = Path(url.removeprefix("file://")).expanduser()
@@ -92,8 +138,7 @@ def put_directory(local: Path, url: str, key: str) -> str:
 def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """(fsspec filesystem, root path) of the store, for the plain files beside the Zarr nodes."""
     if is_s3(url):
-        options = {k: v for k, v in s3_storage_options().items() if k != "asynchronous"}
-        return s3fs.S3FileSystem(**options), url.removeprefix("s3://").rstrip("/")
+        return _s3(asynchronous=False), url.removeprefix("s3://").rstrip("/")
     return fsspec.filesystem("file"), str(Path(url.removeprefix("file://")).expanduser())
 
 
