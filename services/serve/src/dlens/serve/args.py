@@ -85,6 +85,20 @@ class ServeArgs(BaseModel):
         0.0, ge=0, description="Dynamic batching: longest wait to fill a batch"
     )
     reader_refresh_s: float = Field(30.0, ge=0, description="Seconds before the store's run index is reread")
+    store_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="S3 store: seconds a request may take to connect, and to each read of its answer",
+    )
+    store_attempts: int = Field(
+        2, ge=1, le=10, description="S3 store: attempts of each request, the first included, before it fails"
+    )
+    store_retry_s: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds before a store that failed is tried again: meanwhile requests are answered from "
+        "the last registry and run index read, or 503",
+    )
     api_token: SecretStr | None = Field(
         None,
         description="Bearer token required on every route but /, /healthz, /readyz and the API description "

@@ -1,55 +1,77 @@
-"""What the store offers a replica: registered models and forecast runs, reread when stale or missed."""
+"""What the store offers a replica: registered models and forecast runs, reread when stale or missed, and
+kept through a store outage (`dlens.serve.outage`)."""
 
 from __future__ import annotations
 
-import math
-import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from dlens.common.reader import StoreReader
 from dlens.model.bundle import read_bundle
 from dlens.model.registry import ModelEntry, entries
+from dlens.serve.outage import LastGood, StoreHealth
 from dlens.serve.problems import RequestProblem
+
+T = TypeVar("T")
 
 
 class Catalog:
-    """Registry entries, bundles and a store reader, reopened after `refresh_s` seconds (new runs, new
-    models); a bundle's model answers to its id, beside (or instead of) the registry's. An id missing from a
-    registry read less than `unknown_ttl_s` seconds old is unknown without a reread: however many unknown ids
-    clients send, the registry is read at most once per `unknown_ttl_s` for them."""
+    """Registry entries, bundles and a store reader, reread after `refresh_s` seconds (new runs, new models);
+    a bundle's model answers to its id, beside (or instead of) the registry's. An id missing from a registry
+    read less than `unknown_ttl_s` seconds old is unknown without a reread: however many unknown ids clients
+    send, the registry is read at most once per `unknown_ttl_s` for them. While the store does not answer,
+    the last good registry and reader are served and the store is tried again every `retry_s` seconds.
+
+    Its methods block on the store: call them off the event loop."""
 
     def __init__(
-        self, store: str, refresh_s: float, bundles: tuple[str, ...] = (), unknown_ttl_s: float = 0.0
+        self,
+        store: str,
+        refresh_s: float,
+        bundles: tuple[str, ...] = (),
+        unknown_ttl_s: float = 0.0,
+        retry_s: float = 5.0,
     ):
         self.store, self.refresh_s, self.unknown_ttl_s = store, refresh_s, unknown_ttl_s
-        self._bundles = [read_bundle(location) for location in bundles]
-        self._reader: StoreReader | None = None
-        self._reader_at = 0.0
-        self._models: dict[str, ModelEntry] = {}
-        self._models_at = -math.inf  # never read
+        self.health = StoreHealth(retry_s)
+        self._bundles = LastGood(lambda: [read_bundle(location) for location in bundles], self.health)
+        self._reader = LastGood(self._open_reader, self.health)
+        self._models = LastGood(self._read_models, self.health)
 
-    def reader(self) -> StoreReader:
-        """A reader no older than `refresh_s` (its run index and statuses are cached)."""
-        if self._reader is None or time.monotonic() - self._reader_at > self.refresh_s:
-            self._reader, self._reader_at = StoreReader(self.store), time.monotonic()
-        return self._reader
+    def reader(self, max_age_s: float | None = None) -> StoreReader:
+        """A reader no older than `max_age_s` (default `refresh_s`), its run index read: the last good one
+        while the store does not answer."""
+        return self._reader.get(self.refresh_s if max_age_s is None else max_age_s)
+
+    @property
+    def last_reader(self) -> StoreReader | None:
+        """The last good reader, without reading the store (None before the first)."""
+        return self._reader.value
+
+    def read(self, read: Callable[[], T]) -> T:
+        """`read()`, a read of the store beyond the registry and the run index (members, static fields,
+        weights): a 503 while the store does not answer."""
+        return self.health.read(read)
+
+    def ready(self) -> int:
+        """The runs in the store, read now unless the store is backing off; a 503 while it does not answer."""
+        runs = len(self.reader(max_age_s=0).complete_runs())
+        self.health.check()
+        return runs
 
     def models(self, refresh: bool = False) -> dict[str, ModelEntry]:
         """Registered models by id, oldest first."""
-        if refresh or time.monotonic() - self._models_at > self.refresh_s:
-            found = sorted([*entries(self.store), *self._bundles], key=lambda e: e.card["created"])
-            self._models = {e.model_id: e for e in found}
-            self._models_at = time.monotonic()
-        return self._models
+        return self._models.get(0 if refresh else self.refresh_s)
 
     def model(self, model_id: str) -> ModelEntry:
         """The entry of `model_id` (`latest`: the newest); 404 naming the known ids. A miss rereads the
         registry (a model published since) unless the last read is under `unknown_ttl_s` old."""
         entry = self._find(model_id)
-        if entry is None and time.monotonic() - self._models_at >= self.unknown_ttl_s:
+        if entry is None and self._models.age >= self.unknown_ttl_s:
             self.models(refresh=True)
             entry = self._find(model_id)
         if entry is None:
-            ids = ", ".join(self._models) or "none"
+            ids = ", ".join(self.models()) or "none"
             raise RequestProblem(404, f"model {model_id!r} is not in the registry (models: {ids})")
         return entry
 
@@ -58,3 +80,13 @@ class Catalog:
         if model_id == "latest":
             return list(known.values())[-1] if known else None
         return known.get(model_id)
+
+    def _open_reader(self) -> StoreReader:
+        reader = StoreReader(self.store)
+        reader.complete_runs()  # the run index, kept with the reader
+        return reader
+
+    def _read_models(self) -> dict[str, ModelEntry]:
+        bundles = self._bundles.get(float("inf"))  # read once
+        found = sorted([*entries(self.store), *bundles], key=lambda e: e.card["created"])
+        return {e.model_id: e for e in found}

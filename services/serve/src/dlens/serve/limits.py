@@ -55,11 +55,12 @@ def route_of(scope: Scope) -> str:
 
 
 class Guard:
-    """Refuse bodies over `max_bytes` (413, before reading them where Content-Length says so) and, when
+    """Refuse bodies over `max_bytes()` (413, before reading them where Content-Length says so) and, when
     `token` is set, requests to any route but :data:`PUBLIC_ROUTES` without `Authorization: Bearer <token>`
-    (401). The route is read without the application's prefix, so a prefix cannot hide one."""
+    (401). The route is read without the application's prefix, so a prefix cannot hide one. The limit is
+    asked for each request (it falls once the store's domain is known) and must not block."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, token: str | None):
+    def __init__(self, app: ASGIApp, max_bytes: Callable[[], int], token: str | None):
         self.app, self.max_bytes, self.token = app, max_bytes, token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -71,9 +72,10 @@ class Guard:
             await _problem(send, 401, "missing or wrong bearer token: send Authorization: Bearer <token>",
                            [(b"www-authenticate", b"Bearer")])  # fmt: skip
             return
-        too_large = f"request body over the limit of {self.max_bytes} bytes"
+        max_bytes = self.max_bytes()
+        too_large = f"request body over the limit of {max_bytes} bytes"
         length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_bytes:
+        if length.isdigit() and int(length) > max_bytes:
             await _problem(send, 413, too_large)
             return
         received = 0
@@ -84,7 +86,7 @@ class Guard:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise BodyTooLarge
             return message
 

@@ -65,8 +65,8 @@ class Predictor:
     @serve.multiplexed(max_num_models_per_replica=MODELS_PER_REPLICA)
     async def model(self, model_id: str) -> LoadedModel:
         """Load a registered model once per replica (Serve keeps the most recently used ones)."""
-        entry = self.catalog.model(model_id)
-        network = await asyncio.to_thread(load_model, self.catalog.store, entry)
+        entry = await asyncio.to_thread(self.catalog.model, model_id)
+        network = await asyncio.to_thread(self.catalog.read, lambda: load_model(self.catalog.store, entry))
         self.loads[entry.model_id] += 1
         return LoadedModel(entry, network.to(self.device))
 

@@ -20,7 +20,9 @@ from ray import serve
 from dlens.common.config import get_settings
 from dlens.common.grid import Domain, crop_of
 from dlens.common.logging import setup_logging
+from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBERS, SpeciesName
+from dlens.common.store import S3Bounds, bound_s3_requests
 from dlens.common.version import code_version
 from dlens.model.registry import ModelEntry
 from dlens.serve.args import ServeArgs
@@ -29,7 +31,7 @@ from dlens.serve.catalog import Catalog
 from dlens.serve.codec import NETCDF, PNG, render_png, write_netcdf
 from dlens.serve.limits import Guard, body_limit
 from dlens.serve.predictor import Predictor
-from dlens.serve.problems import RequestProblem, unprocessable
+from dlens.serve.problems import RequestProblem, StoreUnavailable, unprocessable
 from dlens.serve.samples import Fields, check_level, make_sample, utc_naive
 from dlens.serve.schemas import (
     EnsembleRequest,
@@ -46,7 +48,7 @@ api = FastAPI(
     version=code_version("dlens-serve"),
     description="Deep-learning ensemble of the CAMS Regional air-quality forecasts. Members in, DL-ENS out.",
 )
-ERRORS = {code: {"model": Problem} for code in (400, 401, 404, 413, 422)}
+ERRORS = {code: {"model": Problem} for code in (400, 401, 404, 413, 422, 503)}
 #: The viewer page, read once per replica.
 VIEWER = files("dlens.serve").joinpath("viewer.html").read_text()
 ModelQuery = Annotated[str | None, Query(description="Model id (or latest); default: the one the app serves")]
@@ -87,7 +89,7 @@ def _meta(
 
 @api.exception_handler(RequestProblem)
 async def _problem(request: Request, exc: RequestProblem) -> JSONResponse:
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
 
 @api.exception_handler(RequestValidationError)
@@ -102,17 +104,45 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
 )
 @serve.ingress(api)
 class DlensService:
-    """Checks requests, reads the store, predicts DL-ENS in dynamic batches, encodes the answer."""
+    """Checks requests, reads the store, predicts DL-ENS in dynamic batches, encodes the answer. The store is
+    read off the event loop (a stalled store stalls only the requests that wait for it), and a replica starts
+    while the store does not answer: it is then not ready, and the default model is resolved once it is."""
 
     def __init__(self, args: ServeArgs):
         setup_logging(get_settings().log_level)
         token = args.bearer_token(get_settings())  # ValueError without one unless anonymous access is allowed
-        self.catalog = Catalog(args.store, args.reader_refresh_s, args.bundles, args.unknown_model_ttl_s)
+        bound_s3_requests(S3Bounds(args.store_timeout_s, args.store_attempts))
+        self.catalog = Catalog(
+            args.store, args.reader_refresh_s, args.bundles, args.unknown_model_ttl_s, args.store_retry_s
+        )
         self.predictor = Predictor(self.catalog, args)
-        self.default_model = self.catalog.model(args.model).model_id
+        self.model_arg, self.default_model = args.model, None
+        try:  # a default model missing from the registry fails the start; an unreachable store does not
+            self.default_model = self.catalog.model(args.model).model_id
+            self.catalog.reader()
+        except StoreUnavailable as exc:
+            LOG.warning("starting without the store: %s", exc.detail)
         self.parsing = asyncio.Semaphore(args.max_parsing)
-        max_bytes = body_limit(args.max_body_bytes, self.catalog.reader().spec.domain.shape)
+
+        def max_bytes() -> int:  # the store's domain bounds a body once it is known
+            reader = self.catalog.last_reader
+            return (
+                body_limit(args.max_body_bytes, reader.spec.domain.shape) if reader else args.max_body_bytes
+            )
+
         api.add_middleware(Guard, max_bytes=max_bytes, token=token.get_secret_value() if token else None)
+
+    async def _default(self) -> str:
+        """The default model's id, resolved (`latest` included) the first time the registry is read."""
+        if self.default_model is None:
+            self.default_model = (await asyncio.to_thread(self.catalog.model, self.model_arg)).model_id
+        return self.default_model
+
+    async def _entry(self, model_id: str | None) -> ModelEntry:
+        return await asyncio.to_thread(self.catalog.model, model_id or await self._default())
+
+    async def _reader(self) -> StoreReader:
+        return await asyncio.to_thread(self.catalog.reader)
 
     def reconfigure(self, config: dict) -> None:
         """Batching settings from the Serve config's `user_config` (applied without a restart)."""
@@ -138,9 +168,11 @@ class DlensService:
         paths, endpoints): that goes to the replica's log."""
         part = "the store"
         try:
-            runs = len(self.catalog.reader().complete_runs())
+            runs = await asyncio.to_thread(self.catalog.ready)
             part = "the default model"
-            loaded = await asyncio.wait_for(self.predictor.ready(self.default_model), timeout=60)
+            loaded = await asyncio.wait_for(self.predictor.ready(await self._default()), timeout=60)
+        except StoreUnavailable as exc:
+            return JSONResponse({"status": "not ready", "detail": exc.detail}, status_code=503)
         except Exception as exc:  # not ready, whatever the cause: say which part
             LOG.warning("not ready: %s", part, exc_info=True)
             detail = f"{part} is not available ({type(exc).__name__}); the replica's log has the details"
@@ -149,6 +181,7 @@ class DlensService:
 
     @api.get("/v1/models", summary="Registered models", response_model=list[ModelInfo])
     async def models(self) -> list[ModelInfo]:
+        default = await self._default()
         return [
             ModelInfo(
                 id=e.model_id,
@@ -157,18 +190,17 @@ class DlensService:
                 created=e.card["created"],
                 periods=e.card["periods"],
                 validation=e.card["validation"],
-                default=e.model_id == self.default_model,
+                default=e.model_id == default,
             )
-            for e in self.catalog.models().values()
+            for e in (await asyncio.to_thread(self.catalog.models)).values()
         ]
 
     @api.get("/v1/runs", summary="Forecast runs in the store", response_model=RunsInfo)
     async def runs(self) -> RunsInfo:
-        reader = self.catalog.reader()
+        reader, entry = await self._reader(), await self._entry(None)
         return RunsInfo(
             runs=[t.astype(datetime) for t in reader.complete_runs()], leads=list(reader.spec.leads),
-            levels=list(reader.spec.levels), species=list(self.catalog.model(self.default_model).species),
-            domain=reader.spec.domain.spec(),
+            levels=list(reader.spec.levels), species=list(entry.species), domain=reader.spec.domain.spec(),
         )  # fmt: skip
 
     @api.post(
@@ -197,15 +229,15 @@ class DlensService:
         lead: Annotated[int | None, Query(ge=0, le=96, description="NetCDF body: lead hours")] = None,
         level: Annotated[int, Query(description="NetCDF body: level in metres")] = 0,
     ) -> Response:
-        entry = self.catalog.model(model or self.default_model)
-        store_domain = self.catalog.reader().spec.domain
+        entry, reader = await self._entry(model), await self._reader()
+        store_domain = reader.spec.domain
         body = await request.body()
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         async with self.parsing:
             got = await asyncio.to_thread(
                 read_body, body, kind, NetcdfQuery(species, run, lead, level), store_domain
             )
-        check_level(got.level, self.catalog.reader().spec.levels)
+        check_level(got.level, reader.spec.levels)
         sample = make_sample(entry, got.species, got.run, got.lead, got.domain, store_domain, got.fields)
         k = entry.species.index(got.species)
         dlens = (await self.predictor.predict(sample))[k]
@@ -235,8 +267,7 @@ class DlensService:
         format: Annotated[Literal["json", "netcdf", "png"], Query()] = "json",
         model: ModelQuery = None,
     ) -> Response:
-        entry = self.catalog.model(model or self.default_model)
-        reader = self.catalog.reader()
+        entry, reader = await self._entry(model), await self._reader()
         check_level(level, reader.spec.levels)
         if species not in entry.species:
             raise unprocessable(f"model {entry.model_id} predicts {', '.join(entry.species)}, not {species}")
@@ -251,7 +282,7 @@ class DlensService:
             )
         crop = domain_or(domain, reader.spec.domain)
         members = await asyncio.to_thread(
-            lambda: np.stack([reader.members(sp, t0, lead)[:, 0] for sp in entry.species])
+            self.catalog.read, lambda: np.stack([reader.members(sp, t0, lead)[:, 0] for sp in entry.species])
         )
         k = entry.species.index(species)
         if not np.isfinite(members[k]).any():

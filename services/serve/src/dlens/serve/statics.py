@@ -20,4 +20,4 @@ class StaticCache:
         self.get = lru_cache(maxsize=size)(self._read)
 
     def _read(self, names: tuple[str, ...], domain: Domain) -> np.ndarray:
-        return static_fields(self.catalog.reader(), names, domain)
+        return self.catalog.read(lambda: static_fields(self.catalog.reader(), names, domain))
