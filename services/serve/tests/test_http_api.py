@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import io
 import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from urllib.parse import urlparse
 
 import httpx
 import numpy as np
@@ -17,13 +20,15 @@ import xarray as xr
 from dlens.common.grid import parse_domain
 from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBERS
+from dlens.common.store import read_file, write_file
 from dlens.model.inference import ensemble
-from dlens.model.registry import load_model, resolve
+from dlens.model.registry import MODELS, load_model, resolve
 from dlens.model.static import static_fields
 from dlens.serve.app import APP_NAME, build_app
 from dlens.serve.args import ServeArgs
 from dlens.serve.service import DlensService
 from dlens.testing.browser import ARTIFACTS, render_page
+from dlens.testing.forwarder import Forwarder
 from dlens.testing.mock_store import build_mock_store
 from dlens.testing.plugin import free_port
 from dlens.train.config import TrainConfig
@@ -280,6 +285,80 @@ def test_a_bundle_is_served_without_the_registry(store, client, server, tmp_path
         assert str(tmp_path) not in ready.text and "bare.zarr" not in ready.text, ready.text
     finally:
         serve.delete("bundle")
+
+
+def _eventually(check, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout_s} s"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_a_store_outage_gets_503_saying_why_and_serve_recovers_by_itself(
+    store, server, s3_endpoint, s3_bucket
+):
+    """A one-run store on S3 with the default model, reached through a forwarder: down when the replica
+    starts (it starts, not ready, 503 saying why), then up (ready by itself), stalled (the request waiting on
+    it gets a 503 within seconds while /healthz answers; the registry and runs read before are served), down
+    (503 at once) and up again (answered)."""
+    from ray import serve
+
+    url, model_id = store
+    s3_store = f"{s3_bucket}/outage.zarr"
+    build_mock_store(s3_store, RUN, days=1, leads=(0,))
+    for name in ("weights.pt", "model.json"):
+        write_file(s3_store, f"{MODELS}/{model_id}/{name}", read_file(url, f"{MODELS}/{model_id}/{name}"))
+    endpoint = urlparse(s3_endpoint)
+    s3 = Forwarder((endpoint.hostname, endpoint.port))  # not started: the store is down
+    args = ServeArgs(
+        store=s3_store, model=model_id, api_token=TOKEN, reader_refresh_s=0, store_timeout_s=1.5,
+        store_attempts=2, store_retry_s=2,
+    )  # fmt: skip
+    env = {"env_vars": {"DLENS_S3_ENDPOINT_URL": s3.endpoint}}
+    app = DlensService.options(ray_actor_options={"num_cpus": 0, "runtime_env": env}).bind(args)
+    serve.run(app, name="outage", route_prefix="/outage", blocking=False)
+    forecast = {"run": RUN.isoformat(), "lead": 0}
+    try:
+        with httpx.Client(base_url=f"{server}/outage", headers=AUTH, timeout=30) as client:
+            ready = client.get("/readyz")
+            assert ready.status_code == 503 and "store is unreachable" in ready.json()["detail"], ready.text
+            refused = client.get("/v1/models")
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "2", refused.text
+            assert "unreachable (EndpointConnectionError since" in refused.json()["detail"], refused.text
+            assert str(s3.port) not in refused.text and "outage.zarr" not in refused.text
+
+            s3.start()
+            _eventually(lambda: client.get("/readyz").status_code == 200, timeout_s=20)
+            assert client.get("/v1/forecast/o3", params=forecast).status_code == 200
+
+            s3.stall()
+            with ThreadPoolExecutor(1) as pool:
+                start = time.monotonic()
+                stalled = pool.submit(client.get, "/v1/forecast/o3", params=forecast)
+                time.sleep(0.3)
+                assert client.get("/healthz").json() == {"status": "ok"} and not stalled.done()
+                answer, took = stalled.result(), time.monotonic() - start
+            assert answer.status_code == 503 and "unreachable (ReadTimeoutError" in answer.text, answer.text
+            assert took < 10, f"a stalled store held the request {took:.1f} s"
+            assert [m["id"] for m in client.get("/v1/models").json()] == [model_id]  # the last registry read
+            assert client.get("/v1/runs").json()["runs"] == [RUN.isoformat()]  # the last run index read
+
+            s3.stop()
+            time.sleep(args.store_retry_s)  # the back-off is over: the store is tried, refused
+            start = time.monotonic()
+            refused = client.get("/v1/forecast/o3", params=forecast)
+            assert refused.status_code == 503 and "EndpointConnectionError" in refused.text, refused.text
+            assert time.monotonic() - start < 5
+
+            s3.start()
+            _eventually(
+                lambda: client.get("/v1/forecast/o3", params=forecast).status_code == 200, timeout_s=10
+            )
+            assert client.get("/readyz").status_code == 200
+    finally:
+        serve.delete("outage")
+        s3.stop()
 
 
 def _bad_requests(url: str) -> list[tuple[str, dict, int, str]]:
