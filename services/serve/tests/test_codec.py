@@ -1,11 +1,13 @@
 """Request bodies besides JSON: NetCDF read in whichever orientation CAMS files come, refused with a
-message when it cannot be used; request checks of member fields; batch-invariant CPU inference."""
+message when it cannot be used or reaches outside itself; request checks of member fields; batch-invariant
+CPU inference."""
 
 from __future__ import annotations
 
 import io
 from datetime import datetime
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -16,7 +18,8 @@ from dlens.common.species import MEMBERS
 from dlens.model.features import channel_names
 from dlens.model.inference import ensemble
 from dlens.model.registry import ModelEntry
-from dlens.serve.codec import read_netcdf, write_netcdf
+from dlens.serve.codec import write_netcdf
+from dlens.serve.netcdf_body import read_netcdf
 from dlens.serve.problems import RequestProblem
 from dlens.serve.samples import make_sample
 
@@ -67,6 +70,36 @@ def test_unusable_netcdf_is_refused_with_a_message(body, status, word):
     with pytest.raises(RequestProblem) as problem:
         read_netcdf(body)
     assert problem.value.status == status and word in problem.value.detail
+
+
+@pytest.mark.parametrize(
+    ("reach", "word"),
+    [("external link", "ExternalLink"), ("external storage", "external files"), ("virtual", "virtual")],
+)
+def test_a_netcdf4_body_reaching_outside_itself_is_refused(reach, word, tmp_path):
+    """o3 as an external link, stored in an external (raw) file or as a virtual dataset of another file:
+    netCDF-C would read that file of the server's. 422 before it opens the body."""
+    outside = tmp_path / "outside.nc"
+    members_dataset().to_netcdf(outside, engine="netcdf4")
+    raw = tmp_path / "outside.raw"
+    members_dataset()["o3"].values.tofile(raw)
+    path = tmp_path / "body.nc"
+    members_dataset().drop_vars("o3").to_netcdf(path, engine="netcdf4")
+    with h5py.File(path, "a") as file:
+        if reach == "external link":
+            file["o3"] = h5py.ExternalLink(str(outside), "/o3")
+        elif reach == "external storage":
+            file.create_dataset("o3", (2, *TINY.shape), "f4", external=[(str(raw), 0, h5py.h5f.UNLIMITED)])
+        else:
+            layout = h5py.VirtualLayout((2, *TINY.shape), "f4")
+            layout[:] = h5py.VirtualSource(str(outside), "o3", (2, *TINY.shape))
+            file.create_virtual_dataset("o3", layout)
+        if reach != "external link":
+            for axis, name in enumerate(("member", "latitude", "longitude")):
+                file["o3"].dims[axis].attach_scale(file[name])
+    with pytest.raises(RequestProblem) as problem:
+        read_netcdf(path.read_bytes())
+    assert problem.value.status == 422 and word in problem.value.detail and "o3" in problem.value.detail
 
 
 def test_netcdf_answer_round_trips():

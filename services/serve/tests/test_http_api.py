@@ -462,6 +462,12 @@ def _bad_requests(url: str) -> list[tuple[str, dict, int, str]]:
             "empty",
         ),
         (
+            "NetCDF-4 variable stored in a file of the server's",
+            post(content=_netcdf4_stored_in("/proc/self/environ"), headers=netcdf, params=params),
+            422,
+            "stored in external files",
+        ),
+        (
             "NetCDF member label not UTF-8",
             post(content=_netcdf(url, members[0], label=b"\xff\xfe"), headers=netcdf, params=params),
             422,
@@ -517,6 +523,16 @@ def _netcdf4_declaring(latitude: int, longitude: int) -> bytes:
         nc.createVariable(name, "f8", (name,))
     nc.createVariable("o3", "f4", ("member", "latitude", "longitude"), chunksizes=(1, 1, min(longitude, 100)))
     return bytes(nc.close())
+
+
+def _netcdf4_stored_in(path: str) -> bytes:
+    """A NetCDF-4 (HDF5) body whose o3 is stored in the file `path` of the server (HDF5 external storage)."""
+    import h5py
+
+    out = io.BytesIO()
+    with h5py.File(out, "w") as file:
+        file.create_dataset("o3", (len(MEMBERS), 16, 24), "f4", external=[(path, 0, h5py.h5f.UNLIMITED)])
+    return out.getvalue()
 
 
 def _dumps(body: dict) -> bytes:

@@ -13,7 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from dlens.common.grid import Domain, parse_domain
-from dlens.serve.codec import NETCDF, read_netcdf
+from dlens.serve.codec import NETCDF
+from dlens.serve.netcdf_body import read_netcdf
 from dlens.serve.problems import RequestProblem, unprocessable
 from dlens.serve.samples import Fields
 from dlens.serve.schemas import EnsembleRequest
