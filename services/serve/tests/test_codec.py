@@ -1,13 +1,18 @@
 """Request bodies besides JSON: NetCDF read in whichever orientation CAMS files come, refused with a
-message when it cannot be used or reaches outside itself; request checks of member fields; batch-invariant
-CPU inference."""
+message when it cannot be used, in a worker process whose memory limit holds, and refused when it reaches
+outside itself; request checks of member fields; batch-invariant CPU inference."""
 
 from __future__ import annotations
 
 import io
+import os
+import signal
+import time
 from datetime import datetime
+from pathlib import Path
 
 import h5py
+import netCDF4
 import numpy as np
 import pytest
 import torch
@@ -18,10 +23,12 @@ from dlens.common.species import MEMBERS
 from dlens.model.features import channel_names
 from dlens.model.inference import ensemble
 from dlens.model.registry import ModelEntry
+from dlens.serve.bodies import read_netcdf_in
 from dlens.serve.codec import write_netcdf
-from dlens.serve.netcdf_body import read_netcdf
+from dlens.serve.netcdf_body import prepare, read_netcdf
 from dlens.serve.problems import RequestProblem
 from dlens.serve.samples import make_sample
+from dlens.serve.workers import WorkerDied, WorkerPool
 
 TINY = parse_domain("tiny")
 
@@ -70,6 +77,66 @@ def test_unusable_netcdf_is_refused_with_a_message(body, status, word):
     with pytest.raises(RequestProblem) as problem:
         read_netcdf(body)
     assert problem.value.status == status and word in problem.value.detail
+
+
+def _bomb() -> bytes:
+    """A 64 KB NetCDF-4 body whose dimensions all pass check_sizes, but whose o3 has two more (700 × 30):
+    123 MiB of fill values, none of its chunks written."""
+    nc = netCDF4.Dataset("bomb", "w", memory=4096, format="NETCDF4")
+    dims = {"member": 2, "latitude": TINY.shape[0], "longitude": TINY.shape[1], "a": 700, "b": 30}
+    for name, size in dims.items():
+        nc.createDimension(name, size)
+    nc.createVariable("member", str, ("member",))[:] = np.array(["chimere", "emep"], dtype=object)
+    for name in ("latitude", "longitude"):
+        nc.createVariable(name, "f8", (name,))[:] = getattr(TINY, name)
+    nc.createVariable("o3", "f4", tuple(dims), chunksizes=(1, *TINY.shape, 700, 1))
+    return bytes(nc.close())
+
+
+def _rss_kib(field: str) -> int:
+    status = Path("/proc/self/status").read_text()
+    return int(status.split(f"{field}:")[1].split()[0])
+
+
+def test_a_netcdf_bomb_is_refused_in_its_worker_and_this_process_does_not_grow():
+    """A worker limited to 64 MiB refuses it (413 naming the limit); this process's peak RSS stays where it
+    was (the body read here would take 123 MiB); the worker then reads a good body."""
+    workers = WorkerPool(1, 64 * 1024**2, setup=prepare)
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # the peak RSS (VmHWM) starts again from the RSS
+        before = _rss_kib("VmRSS")
+        with pytest.raises(RequestProblem) as problem:
+            read_netcdf_in(workers, _bomb())
+        assert problem.value.status == 413 and "64 MiB (max_netcdf_memory_mb)" in problem.value.detail
+        assert _rss_kib("VmHWM") - before < 32 * 1024
+        fields, domain = read_netcdf_in(workers, netcdf(members_dataset()))
+        assert domain.spec() == TINY.spec() and set(fields["o3"]) == {"chimere", "emep"}
+    finally:
+        workers.close()
+
+
+def _zombie(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_the_workers_survive_a_killed_worker():
+    """A worker killed during a call (as the OOM killer would) fails that call only; one killed between
+    calls fails none: a new worker takes the next, and reads a good body. (No setup: the worker starts in a
+    blink, and imports the reader with the body, within a limit that allows it.)"""
+    pool = WorkerPool(1, 4 * 1024**3, setup=int)
+    try:
+        pid = pool.call(os.getpid)
+        with pytest.raises(WorkerDied, match="SIGKILL"):
+            pool.call(os.kill, pid, signal.SIGKILL)
+        idle = pool.call(os.getpid)
+        os.kill(idle, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while not _zombie(idle) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pool.call(os.getpid) not in (pid, idle)
+        assert set(read_netcdf_in(pool, netcdf(members_dataset()))[0]) == {"o3"}
+    finally:
+        pool.close()
 
 
 @pytest.mark.parametrize(

@@ -69,6 +69,12 @@ class ServeArgs(BaseModel):
         description="Request bodies a replica parses at once (JSON takes ~16× its size as Python objects "
         "until its fields are arrays)",
     )
+    max_netcdf_memory_mb: float = Field(
+        1024.0,
+        gt=0,
+        description="Memory a NetCDF body may take as it is read (413 above): each of the max_parsing worker "
+        "processes that read them is limited (RLIMIT_AS, Linux) to this much address space beyond its own",
+    )
     static_cache_size: int = Field(
         16, ge=1, description="Static-field sets (channels × domain) a replica keeps, the most recently used"
     )

@@ -1,7 +1,8 @@
 """A /v1/ensemble body read into the request it holds: JSON or NetCDF, its fields as arrays.
 
 Reading JSON holds ~16× the body as Python objects: the service runs this off its event loop, a few bodies
-at a time, and only the arrays outlive it."""
+at a time, and only the arrays outlive it. A NetCDF body is read in a worker process within a memory limit
+(dlens.serve.workers): its arrays come back pickled."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from dlens.common.grid import Domain, parse_domain
+from dlens.serve.args import ServeArgs
 from dlens.serve.codec import NETCDF
-from dlens.serve.netcdf_body import read_netcdf
+from dlens.serve.netcdf_body import prepare, read_netcdf
 from dlens.serve.problems import RequestProblem, unprocessable
 from dlens.serve.samples import Fields
 from dlens.serve.schemas import EnsembleRequest
+from dlens.serve.workers import WorkerDied, WorkerPool
 
 #: Content types read as NetCDF, and as JSON (no content type: JSON).
 NETCDF_KINDS = (NETCDF, "application/netcdf")
@@ -57,25 +60,50 @@ def domain_or(text: str | None, fallback: Domain) -> Domain:
         raise unprocessable(str(exc)) from None
 
 
-def read_body(body: bytes, kind: str, query: NetcdfQuery, store_domain: Domain) -> EnsembleInput:
-    """The request in a body of content type `kind`; RequestProblem (or a 422 validation error) saying what
-    is wrong with it."""
+def netcdf_workers(args: ServeArgs) -> WorkerPool:
+    """The processes that read NetCDF bodies: max_parsing of them, each within max_netcdf_memory_mb."""
+    limit = int(args.max_netcdf_memory_mb * 1024**2)
+    return WorkerPool(args.max_parsing, limit, setup=prepare)
+
+
+def read_body(
+    body: bytes, kind: str, query: NetcdfQuery, store_domain: Domain, workers: WorkerPool
+) -> EnsembleInput:
+    """The request in a body of content type `kind` (NetCDF read by one of `workers`); RequestProblem (or a
+    422 validation error) saying what is wrong with it."""
     if kind in NETCDF_KINDS:
-        return _netcdf(body, query)
+        return _netcdf(body, query, workers)
     if kind in JSON_KINDS:
         return _json(body, store_domain)
     raise RequestProblem(415, f"content type {kind!r}: send application/json or {NETCDF}")
 
 
-def _netcdf(body: bytes, query: NetcdfQuery) -> EnsembleInput:
+def _netcdf(body: bytes, query: NetcdfQuery, workers: WorkerPool) -> EnsembleInput:
     asked = (("species", query.species), ("run", query.run), ("lead", query.lead))
     missing = [name for name, value in asked if value is None]
     if missing:
         raise unprocessable(f"a NetCDF body needs the query parameters {', '.join(missing)}")
-    fields, domain = read_netcdf(body)
+    fields, domain = read_netcdf_in(workers, body)
     if query.species not in fields:
         raise unprocessable(f"the NetCDF body has no {query.species} variable (it has {', '.join(fields)})")
     return EnsembleInput(query.species, query.run, query.lead, query.level, domain, fields)
+
+
+def read_netcdf_in(workers: WorkerPool, body: bytes) -> tuple[Fields, Domain]:
+    """A NetCDF body's fields and domain, read by one of `workers`: 413 where it takes more memory than their
+    limit, 422 where its worker died reading it."""
+    limit = f"{workers.limit / 1024**2:g} MiB (max_netcdf_memory_mb)"
+    try:
+        return workers.call(read_netcdf, body)
+    except MemoryError:
+        raise RequestProblem(
+            413, f"reading the NetCDF body takes more memory than its limit of {limit}"
+        ) from None
+    except WorkerDied as died:
+        raise unprocessable(
+            f"the process reading the NetCDF body ended ({died}): a malformed body, or one taking more "
+            f"memory than the limit of {limit}"
+        ) from None
 
 
 def _json(body: bytes, store_domain: Domain) -> EnsembleInput:

@@ -1,18 +1,22 @@
 """A NetCDF request body read into member fields, untrusted: its dimensions checked before any data is read,
-a NetCDF-4 (HDF5) body refused when it reaches outside itself, and only the species variables loaded."""
+a NetCDF-4 (HDF5) body refused when it reaches outside itself, and only the species variables loaded.
+
+netCDF-C and HDF5 are not thread-safe and a body can ask for more memory than it holds: the service reads
+bodies in worker processes (dlens.serve.workers), one at a time each, within a memory limit. This module
+imports no torch, so that they stay small."""
 
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import h5py
 import netCDF4
+import numpy as np
 import xarray as xr
 
-from dlens.common.grid import NLAT, NLON, Domain, domain_of, normalise_longitude
+from dlens.common.grid import LAT0, LON0, NLAT, NLON, Domain, domain_of, normalise_longitude
 from dlens.common.species import MEMBERS, SPECIES
 from dlens.serve.problems import RequestProblem, unprocessable
 
@@ -25,8 +29,6 @@ _MAGIC = (b"CDF", b"\x89HD")
 MAX_VARIABLES = 32
 #: HDF5 objects (groups, datasets, named types) a NetCDF-4 body may hold: its variables, dimensions and types.
 MAX_OBJECTS = 4 * MAX_VARIABLES
-#: netCDF-C and HDF5 are not thread-safe, and bodies are read in worker threads: one at a time.
-_NETCDF_LIBRARY = threading.Lock()
 
 
 def read_netcdf(body: bytes) -> tuple[Fields, Domain]:
@@ -34,29 +36,30 @@ def read_netcdf(body: bytes) -> tuple[Fields, Domain]:
 
     One variable per species given, named like the species (`o3`) or as in CAMS files (`o3_conc`), with dims
     (member, latitude, longitude) and a `member` coordinate of member names; a `level` dim of size 1 is
-    allowed. Latitude may run either way and longitude may be in [0, 360). RequestProblem saying what is off.
+    allowed. Latitude may run either way and longitude may be in [0, 360). RequestProblem saying what is off;
+    MemoryError where reading it takes more memory than the process may have.
     """
     if body[:3] not in _MAGIC:
         raise RequestProblem(400, "the body is not NetCDF (neither NetCDF-3 nor NetCDF-4/HDF5)")
     try:
-        with _NETCDF_LIBRARY:
-            if body[:3] == _MAGIC[1]:
-                check_hdf5(body)
-            raw = netCDF4.Dataset("request", memory=body)
-            try:
-                check_sizes({name: len(dim) for name, dim in raw.dimensions.items()}, len(raw.variables))
-            except RequestProblem:
-                raw.close()
-                raise
-            with xr.open_dataset(xr.backends.NetCDF4DataStore(raw)) as opened:  # reads the coordinates
-                found = {
-                    sp: name
-                    for sp in SPECIES
-                    for name in (sp, SPECIES[sp].forecast_variable)
-                    if name in opened.data_vars
-                }
-                ds = opened[list(found.values())].load()  # only what is read, once its size is known
-    except RequestProblem:
+        if body[:3] == _MAGIC[1]:
+            check_hdf5(body)
+        raw = netCDF4.Dataset("request", memory=body)
+        try:
+            check_sizes({name: len(dim) for name, dim in raw.dimensions.items()}, len(raw.variables))
+        except RequestProblem:
+            raw.close()
+            raise
+        # Reads the coordinates; the store engine spares a search of the installed xarray backends.
+        with xr.open_dataset(xr.backends.NetCDF4DataStore(raw), engine="store") as opened:
+            found = {
+                sp: name
+                for sp in SPECIES
+                for name in (sp, SPECIES[sp].forecast_variable)
+                if name in opened.data_vars
+            }
+            ds = opened[list(found.values())].load()  # only what is read, once its size is known
+    except (RequestProblem, MemoryError):
         raise
     except Exception as exc:  # a malformed file fails in the format library, with its own exception types
         raise RequestProblem(400, f"malformed NetCDF: {type(exc).__name__}: {exc}") from None
@@ -138,3 +141,16 @@ def check_hdf5(body: bytes) -> None:
                         raise unprocessable(f"variable {path} of the NetCDF body is stored in external files")
                     if create.get_layout() == h5py.h5d.VIRTUAL:
                         raise unprocessable(f"variable {path} of the NetCDF body is an HDF5 virtual dataset")
+
+
+def prepare() -> None:
+    """Read a one-cell body: what the libraries reserve on first use (pandas' pyarrow allocator: 1 GiB of
+    address space) is then a worker's own, held before its memory limit is set."""
+    nc = netCDF4.Dataset("prepare", "w", memory=4096, format="NETCDF4")
+    for name in ("member", "latitude", "longitude"):
+        nc.createDimension(name, 1)
+    nc.createVariable("member", str, ("member",))[:] = np.array([MEMBERS[0]], dtype=object)
+    nc.createVariable("latitude", "f8", ("latitude",))[:] = LAT0
+    nc.createVariable("longitude", "f8", ("longitude",))[:] = LON0
+    nc.createVariable("o3", "f4", ("member", "latitude", "longitude"))[:] = 1.0
+    read_netcdf(bytes(nc.close()))

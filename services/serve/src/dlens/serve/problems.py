@@ -13,6 +13,9 @@ class RequestProblem(ValueError):
         super().__init__(detail)
         self.status, self.detail, self.headers = status, detail, headers
 
+    def __reduce__(self):  # pickled back from a worker process (dlens.serve.workers), as a RequestProblem
+        return RequestProblem, (self.status, self.detail, self.headers)
+
 
 class StoreUnavailable(RequestProblem):
     """The store does not answer and nothing the replica keeps can answer instead (503, Retry-After)."""

@@ -26,7 +26,7 @@ from dlens.common.store import S3Bounds, bound_s3_requests
 from dlens.common.version import code_version
 from dlens.model.registry import ModelEntry
 from dlens.serve.args import ServeArgs
-from dlens.serve.bodies import JSON_KINDS, NetcdfQuery, domain_or, read_body
+from dlens.serve.bodies import JSON_KINDS, NetcdfQuery, domain_or, netcdf_workers, read_body
 from dlens.serve.catalog import Catalog
 from dlens.serve.codec import NETCDF, PNG, render_png, write_netcdf
 from dlens.serve.limits import Guard, body_limit
@@ -123,6 +123,7 @@ class DlensService:
         except StoreUnavailable as exc:
             LOG.warning("starting without the store: %s", exc.detail)
         self.parsing = asyncio.Semaphore(args.max_parsing)
+        self.netcdf = netcdf_workers(args)
 
         def max_bytes() -> int:  # the store's domain bounds a body once it is known
             reader = self.catalog.last_reader
@@ -235,7 +236,7 @@ class DlensService:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         async with self.parsing:
             got = await asyncio.to_thread(
-                read_body, body, kind, NetcdfQuery(species, run, lead, level), store_domain
+                read_body, body, kind, NetcdfQuery(species, run, lead, level), store_domain, self.netcdf
             )
         check_level(got.level, reader.spec.levels)
         sample = make_sample(entry, got.species, got.run, got.lead, got.domain, store_domain, got.fields)
