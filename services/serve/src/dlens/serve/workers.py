@@ -135,8 +135,11 @@ def serve(fd: int, limit: int) -> None:
     answer the calls it reads until it closes."""
     conn = Connection(fd)
     _receive(conn)()
-    held = os.sysconf("SC_PAGE_SIZE") * int(Path("/proc/self/statm").read_text().split()[0])
-    resource.setrlimit(resource.RLIMIT_AS, (held + limit, held + limit))  # the hard limit too: no way back
+    statm = Path("/proc/self/statm")
+    if statm.exists():  # Linux; elsewhere (macOS) RLIMIT_AS is not enforced: bodies are read unlimited
+        held = os.sysconf("SC_PAGE_SIZE") * int(statm.read_text().split()[0])
+        # the hard limit too: no way back
+        resource.setrlimit(resource.RLIMIT_AS, (held + limit, held + limit))
     while True:
         try:
             fn, args = _receive(conn)
