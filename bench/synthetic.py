@@ -10,7 +10,8 @@ Sections, each computed here from the real files and the generator (nothing hard
   - skill (--domain, daily runs from --start, against the analysis): the median against the best member
     and the others, error growth with lead, which member is best by place and lead, and how much a
     per-gridpoint, per-member de-biasing with inverse-variance weights fitted on 4 weeks removes from the
-    median's RMSE on the 4 weeks after (CAMS-like: 5–20 %);
+    median's RMSE on the 4 weeks after (CAMS-like: 5–20 %); beside each ratio, its sampling interval (the
+    central 90 % over a moving-block bootstrap of the test runs; the verdict is on the ratio itself);
   - stations (the full grid, March 1–7 of the --start year): the median's day-0 forecast at the synthetic
     EEA stations against the real CAMS ENSEMBLE day-0 forecast at the EEA near-real-time stations
     (../shared/data/real-cams, 2024-03-01): RMSE and bias.
@@ -37,6 +38,7 @@ from tqdm import tqdm
 
 from dlens.common.grid import parse_domain
 from dlens.common.species import LEAD_BLOCKS, MEMBERS, lead_block
+from dlens.evaluate.metrics import block_draws
 from dlens.ingest.synthetic import SyntheticGenerator
 from dlens.ingest.synthetic.members import member_median
 from dlens.ingest.synthetic.statistics import circular_hours, combine_years, rmse, series_statistics
@@ -61,10 +63,15 @@ PHASE_SPECIES = ("o3", "no2")  # the species whose real diurnal cycle is clear e
 STATION_SPECIES = ("no2", "o3", "pm10")
 SECTIONS = ("milan", "domain", "skill", "stations")
 STATION_DAYS = 7  # early March, like the real one-day sample
+#: The skill ratios' sampling interval: a moving-block bootstrap of the test runs (blocks of 4 runs: the
+#: forecasts of neighbouring runs overlap in valid time), its central 90 %.
+INTERVAL, RESAMPLES, BLOCK = 0.9, 1000, 4
 
 
-def row(section: str, name: str, real: float | None, synthetic: float, band: tuple) -> dict:
-    """One calibration row and its verdict."""
+def row(
+    section: str, name: str, real: float | None, synthetic: float, band: tuple, interval: tuple | None = None
+) -> dict:
+    """One calibration row and its verdict (on `synthetic`; `interval`, its sampling interval, is shown)."""
     kind = band[0]
     if kind == "ratio":
         ok = real > 0 and synthetic > 0 and 1 / band[1] <= synthetic / real <= band[1]
@@ -83,8 +90,11 @@ def row(section: str, name: str, real: float | None, synthetic: float, band: tup
         text = f"same sign, ×{band[1]}"
     else:
         raise ValueError(kind)
-    return {"section": section, "statistic": name, "real": real, "synthetic": float(synthetic), "band": text,
-            "verdict": "PASS" if ok else "MISS"}  # fmt: skip
+    out = {"section": section, "statistic": name, "real": real, "synthetic": float(synthetic), "band": text,
+           "verdict": "PASS" if ok else "MISS"}  # fmt: skip
+    if interval is not None:
+        out["interval"] = [float(interval[0]), float(interval[1])]
+    return out
 
 
 # --------------------------------------------------------------------------------------- real data
@@ -215,9 +225,11 @@ def skill_rows(seed: int, domain: str, start: datetime, quick: bool) -> list[dic
         member_rmse = np.array([rmse(test_m[:, :, k], test_a) for k in range(len(MEMBERS))])
         median_rmse = rmse(test_med, test_a)
         best = np.nanmin(member_rmse)
-        rows.append(
-            row("skill", f"{sp} median / best member RMSE", None, median_rmse / best, ("range", 0.8, 0.97))
-        )
+        corrected = debiased(m[train], a[train], test_m, test_a)
+        sse = np.stack([*(run_sse(test_m[:, :, k], test_a) for k in range(len(MEMBERS))),
+                        run_sse(test_med, test_a), run_sse(corrected, test_a)])  # fmt: skip
+        rows.append(row("skill", f"{sp} median / best member RMSE", None, median_rmse / best, ("range", 0.8, 0.97),
+                        ratio_interval(sse, lambda r: r[-2] / np.nanmin(r[:-2], axis=0))))  # fmt: skip
         rows.append(row("skill", f"{sp} members the median beats (of 11)", None,
                         float(np.sum(member_rmse > median_rmse)), ("range", 8.0, 11.0)))  # fmt: skip
         day1 = rmse(test_med[:, blocks == "000-024"], test_a[:, blocks == "000-024"])
@@ -233,21 +245,39 @@ def skill_rows(seed: int, domain: str, start: datetime, quick: bool) -> list[dic
                 ]
                 best_members.add(int(np.nanargmin(scores)))
         rows.append(row("skill", f"{sp} de-biased, inverse-variance weighted / median RMSE", None,
-                        debiased(m[train], a[train], m[test], a[test]) / median_rmse, ("range", 0.8, 0.95)))  # fmt: skip
+                        rmse(corrected, test_a) / median_rmse, ("range", 0.8, 0.95),
+                        ratio_interval(sse, lambda r: r[-1] / r[-2])))  # fmt: skip
     rows.append(row("skill", "distinct best members over species × lead block × domain half", None,
                     float(len(best_members)), ("range", 3.0, 11.0)))  # fmt: skip
     return rows
 
 
-def debiased(train_m, train_a, test_m, test_a) -> float:
-    """RMSE on the test runs of the per-gridpoint, per-member, per-lead log de-biasing with inverse-variance
-    weights fitted on the training runs."""
+def run_sse(forecast: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(2, run): the sum of squared errors and the count of finite pairs of each run (the first axis)."""
+    err = (forecast - target).reshape(len(forecast), -1)
+    ok = np.isfinite(err)
+    return np.stack([np.square(np.where(ok, err, 0.0)).sum(axis=1), ok.sum(axis=1)])
+
+
+def ratio_interval(sse: np.ndarray, ratio) -> tuple[float, float]:
+    """The central INTERVAL of `ratio` (a function of the products' RMSEs, (P,)) over a moving-block
+    bootstrap of the runs; `sse` is (P, 2, run) from `run_sse`."""
+    draws = block_draws(sse.shape[-1], RESAMPLES, BLOCK, np.random.default_rng(0))
+    totals = sse[..., draws].sum(axis=-1)  # (P, 2, resamples)
+    values = ratio(np.sqrt(totals[:, 0] / totals[:, 1]))
+    low, high = np.quantile(values, [(1 - INTERVAL) / 2, (1 + INTERVAL) / 2])
+    return float(low), float(high)
+
+
+def debiased(train_m, train_a, test_m, test_a) -> np.ndarray:
+    """The test runs' forecast of the per-gridpoint, per-member, per-lead log de-biasing with
+    inverse-variance weights fitted on the training runs."""
     err = np.log1p(train_m) - np.log1p(train_a)[:, :, None]  # (run, lead, member, y, x)
     bias = np.nanmean(err, axis=0)
     var = np.nanvar(err - bias, axis=0) + 1e-4
     corrected = np.expm1(np.log1p(test_m) - bias)
     weight = np.where(np.isfinite(corrected), 1.0 / var, 0.0)
-    return rmse(np.nansum(np.nan_to_num(corrected) * weight, axis=2) / weight.sum(axis=2), test_a)
+    return np.nansum(np.nan_to_num(corrected) * weight, axis=2) / weight.sum(axis=2)
 
 
 def station_rows(seed: int, year: int, real: dict, quick: bool) -> list[dict]:
@@ -284,9 +314,17 @@ def print_table(rows: list[dict]) -> None:
     print(f"\n{'section':<9} {'statistic':<66} {'real':>9} {'synthetic':>10}  {'band':<16} verdict")
     for r in rows:
         real = "" if r["real"] is None else f"{r['real']:.3g}"
+        interval = f"  (90 %: {r['interval'][0]:.3g}–{r['interval'][1]:.3g})" if "interval" in r else ""
         print(
             f"{r['section']:<9} {r['statistic']:<66} {real:>9} {r['synthetic']:>10.3g}  {r['band']:<16} {r['verdict']}"
+            + interval
         )
+
+
+def cell(r: dict) -> str:
+    """A row's value in a markdown table: its verdict if missed, its sampling interval where it has one."""
+    text = f"{r['synthetic']:.3g}" + ("" if r["verdict"] == "PASS" else " **MISS**")
+    return text + (f" ({r['interval'][0]:.2f}–{r['interval'][1]:.2f})" if "interval" in r else "")
 
 
 def markdown_table(results: list[dict]) -> str:
@@ -299,12 +337,7 @@ def markdown_table(results: list[dict]) -> str:
     by_run = [{(row["section"], row["statistic"]): row for row in r["rows"]} for r in results]
     for key, first in by_run[0].items():
         real = "" if first["real"] is None else f"{first['real']:.3g}"
-        cells = [
-            f"{run[key]['synthetic']:.3g}" + ("" if run[key]["verdict"] == "PASS" else " **MISS**")
-            if key in run
-            else ""
-            for run in by_run
-        ]
+        cells = [cell(run[key]) if key in run else "" for run in by_run]
         lines.append(f"| {key[0]} | {key[1]} | {real} | " + " | ".join(cells) + f" | {first['band']} |")
     passed = [sum(row["verdict"] == "PASS" for row in r["rows"]) for r in results]
     lines.append("")
