@@ -24,6 +24,17 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(
         None, description="S3 endpoint; when unset the standard AWS_ENDPOINT_URL applies"
     )
+    s3_timeout_s: float = Field(
+        10.0, gt=0, description="S3: seconds a request may take to connect, and to each read of its answer"
+    )
+    s3_attempts: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="S3: attempts of each request the endpoint refused, dropped or let time out, the first "
+        "included (botocore's standard retries); then the command stops with `store unreachable` (a Serve "
+        "replica has its own, store_timeout_s and store_attempts)",
+    )
     ray_address: str | None = Field(
         None, description="Ray cluster address; when unset RAY_ADDRESS applies, else a local Ray starts"
     )

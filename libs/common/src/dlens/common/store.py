@@ -5,6 +5,10 @@ S3 endpoint and credentials come from the standard AWS environment (``AWS_ENDPOI
 ``DLENS_S3_ENDPOINT_URL``; they are never logged. fsspec/s3fs objects are not fork-safe: call these
 functions inside each process that needs the store (DataLoader workers, Ray tasks), never pass
 an opened store across processes.
+
+Every S3 request is bounded (`S3Bounds`: the settings' `DLENS_S3_TIMEOUT_S` and `DLENS_S3_ATTEMPTS`, or a
+process's own, `bound_s3_requests`), botocore's standard retries being the only ones, so an endpoint that is
+down fails a command in seconds, never minutes; `unreachable` turns such a failure into one line.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import fsspec
 import s3fs
 import xarray as xr
 import zarr
+from botocore import exceptions as boto
 from botocore.exceptions import BotoCoreError
 from zarr.storage import FsspecStore, LocalStore
 
@@ -40,14 +46,20 @@ class S3Bounds:
     attempts: int
 
 
-#: This process's bounds on S3 requests (`bound_s3_requests`); None: s3fs's and botocore's defaults (5 s to
-#: connect, 15 s between reads, up to 5 attempts by botocore, each read timeout retried 5 times by s3fs).
+#: This process's bounds on S3 requests (`bound_s3_requests`); None: the settings' (`s3_timeout_s`,
+#: `s3_attempts`). Without bounds s3fs and botocore wait 5 s to connect, 15 s between reads, 5 attempts by
+#: botocore, each read timeout retried 5 times by s3fs: minutes on an endpoint that stopped answering.
 _bounds: S3Bounds | None = None
 
 
+class StoreUnreachableError(OSError):
+    """The S3 endpoint refused, dropped or let time out a request, all its attempts."""
+
+
 def bound_s3_requests(bounds: S3Bounds | None) -> None:
-    """Bound every S3 request this process makes from now on: a server that must answer while S3 stalls
-    (`dlens.serve`) fails a request in about `attempts` × `timeout_s` rather than minutes."""
+    """Bound every S3 request this process makes from now on, instead of the settings (None: the settings
+    again): a server that must answer while S3 stalls (`dlens.serve`) fails a request in about
+    `attempts` × `timeout_s`."""
     global _bounds
     _bounds = bounds
 
@@ -62,29 +74,56 @@ def is_s3(url: str) -> bool:
     return url.startswith("s3://")
 
 
+def s3_endpoint() -> str | None:
+    """The configured S3 endpoint URL (None: AWS's own)."""
+    return get_settings().s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+
+
 def s3_storage_options() -> dict:
     """fsspec options for s3fs built from the environment and settings (credentials stay in env), with this
-    process's bounds on each request (`bound_s3_requests`)."""
-    endpoint = get_settings().s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    process's bounds on each request (`bound_s3_requests`, else the settings')."""
+    settings = get_settings()
+    bounds = _bounds or S3Bounds(settings.s3_timeout_s, settings.s3_attempts)
     options: dict = {"asynchronous": True}
-    if endpoint:
+    if endpoint := s3_endpoint():
         options["client_kwargs"] = {"endpoint_url": endpoint}
-    if _bounds is not None:
-        options["config_kwargs"] = {
-            "connect_timeout": _bounds.timeout_s, "read_timeout": _bounds.timeout_s,
-            "retries": {"total_max_attempts": _bounds.attempts, "mode": "standard"},
-        }  # fmt: skip
+    options["config_kwargs"] = {
+        "connect_timeout": bounds.timeout_s, "read_timeout": bounds.timeout_s,
+        "retries": {"total_max_attempts": bounds.attempts, "mode": "standard"},
+    }  # fmt: skip
     return options
 
 
 def _s3(asynchronous: bool) -> s3fs.S3FileSystem:
-    """The S3 filesystem of `s3_storage_options`; under bounds, botocore's attempts are all (s3fs would retry
-    each timed-out attempt 5 times more)."""
+    """The S3 filesystem of `s3_storage_options`; botocore's attempts are all (s3fs would retry each timed-out
+    attempt 5 times more, 25 for a read)."""
     options = s3_storage_options() | {"asynchronous": asynchronous}
     fs = s3fs.S3FileSystem(**options)
-    if _bounds is not None:
-        fs.retries = 1
+    fs.retries = 1
     return fs
+
+
+def unreachable(exc: BaseException) -> StoreUnreachableError | None:
+    """`exc` as a StoreUnreachableError when it, or an exception it arose from, is a failure to reach the
+    S3 endpoint (connection refused or dropped, a connect or read timeout); None otherwise. Of several
+    (a lock not given back after a failed write), the first one raised is named."""
+    chain: list[BaseException] = []
+    error: BaseException | None = exc
+    while error is not None and all(error is not seen for seen in chain):
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    if lost := [e for e in chain if isinstance(e, StoreUnreachableError)]:
+        return lost[-1]
+    network = [e for e in chain if isinstance(e, boto.ConnectionError | boto.HTTPClientError)]
+    if not network:
+        return None
+    endpoint = urlsplit(s3_endpoint() or "https://s3.amazonaws.com")
+    shown = endpoint._replace(netloc=endpoint.netloc.rpartition("@")[2]).geturl()  # never a password
+    detail = str(network[-1]).strip().splitlines()[0]
+    return StoreUnreachableError(
+        f"store unreachable: {shown}: {detail}; what was committed stays committed: run the same command "
+        "again once the endpoint answers"
+    )
 
 
 def absolute_url(url: str) -> str:
