@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -13,8 +14,12 @@ from tqdm import tqdm
 
 from dlens.common.config import get_settings
 from dlens.common.logging import get_logger
+from dlens.common.store import unreachable
 
 log = get_logger(__name__)
+
+#: Seconds `fan_out` waits for the tasks it cancels to end, once the store is unreachable.
+_ABANDON_S = 5.0
 
 
 @dataclass
@@ -71,7 +76,8 @@ def fan_out(units: Sequence[Unit], on_result: Callable[[Any], None], desc: str) 
     """Run each unit as a Ray task; call `on_result` in the driver with its result as each ends.
 
     A unit that raises is reported (not retried: writes are idempotent, a re-run redoes it);
-    a worker that dies is retried by Ray.
+    a worker that dies is retried by Ray. A unit (or its `on_result`) that could not reach the S3 endpoint
+    cancels the rest and raises `StoreUnreachableError`: every other unit would wait out the same retries.
     """
     report = FanOutReport()
     if not units:
@@ -99,8 +105,26 @@ def fan_out(units: Sequence[Unit], on_result: Callable[[Any], None], desc: str) 
             try:
                 on_result(ray.get(ready[0]))
                 report.done += 1
-            except Exception as exc:  # a failed unit must not stop the others
+            except Exception as exc:  # a failed unit must not stop the others, but an unreachable store does
                 cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause else exc
+                if (lost := unreachable(cause)) is not None:
+                    _abandon(list(pending))
+                    if lost is exc:
+                        raise
+                    raise lost from exc
                 report.failed.append(f"{unit.label}: {str(cause).strip().splitlines()[-1]}")
             bar.update()
     return report
+
+
+def _abandon(refs: list) -> None:
+    """Cancel the tasks of `refs` and take the outcome of those that end within `_ABANDON_S`, so that Ray
+    reports none of their errors as unhandled."""
+    if not refs:
+        return
+    for ref in refs:
+        ray.cancel(ref)
+    ended, _ = ray.wait(refs, num_returns=len(refs), timeout=_ABANDON_S)
+    for ref in ended:
+        with contextlib.suppress(Exception):
+            ray.get(ref)
