@@ -1,7 +1,7 @@
 """A TCP forwarder to put in front of a test server (the session's moto S3): stopping it takes the server
 off the network (connections refused, open ones closed) without losing the server's state, stalling it
 makes the server hang (connections accepted, never answered), and starting it again brings the server back
-on the same port."""
+on the same port. `stop_on` stops it at a chosen point of a conversation (the second write of some key)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ class Forwarder:
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._stalled = False
+        self._trigger: tuple[bytes, int] | None = None
+        self.tripped = threading.Event()  # set when `stop_on` stopped it
 
     @property
     def endpoint(self) -> str:
@@ -33,6 +35,12 @@ class Forwarder:
 
     def stall(self) -> None:
         self._listen(stalled=True)
+
+    def stop_on(self, pattern: bytes, count: int = 1) -> None:
+        """Stop by itself when the `count`-th chunk holding `pattern` arrives, which is not passed on."""
+        with self._lock:
+            self._trigger = (pattern, count)
+        self.tripped.clear()
 
     def stop(self) -> None:
         if self._listener is not None:
@@ -76,11 +84,23 @@ class Forwarder:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         with contextlib.suppress(OSError):  # either side closed
             while data := source.recv(65536):
+                if self._trips(data):
+                    self.stop()
+                    self.tripped.set()
+                    break
                 sink.sendall(data)
         with self._lock:
             self._open.difference_update((source, sink))
         _close(source)
         _close(sink)
+
+    def _trips(self, data: bytes) -> bool:
+        with self._lock:
+            if self._trigger is None or self._trigger[0] not in data:
+                return False
+            pattern, count = self._trigger
+            self._trigger = (pattern, count - 1) if count > 1 else None
+            return count == 1
 
 
 def _close(sock: socket.socket) -> None:

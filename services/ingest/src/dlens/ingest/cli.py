@@ -2,7 +2,8 @@
 
 Flags override the ``DLENS_*`` settings; a flag you leave out never overrides them.
 Exit status: 0 all done, 1 some input was rejected or some unit failed (the rest landed),
-2 bad command line, unusable store, or a store another writer holds the lock of.
+2 bad command line, unusable store, a store another writer holds the lock of, or an S3 endpoint that
+stopped answering (``store unreachable``: what was committed stays committed; run the command again).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dlens.common.lock import StoreLockedError, break_lock, store_lock
 from dlens.common.logging import get_logger
 from dlens.common.schema import validate_store
 from dlens.common.species import SPECIES_NAMES, parse_leads, parse_species
+from dlens.common.store import unreachable
 
 log = get_logger(__name__)
 
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         ClientError,
         StoreLockedError,
     ) as exc:  # bad input, missing store, S3/Ray trouble, another writer at work
-        print(f"dlens-ingest: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        print(f"dlens-ingest: {str(unreachable(exc) or exc).strip().splitlines()[0]}", file=sys.stderr)
         return 2
 
 
