@@ -58,3 +58,16 @@ def test_the_line_names_the_first_failure_and_never_a_password(monkeypatch):
     )
     assert "ingest_status" in str(lost)
     assert unreachable(ValueError("not a network failure")) is None
+
+
+def test_a_process_bounds_replace_the_settings(monkeypatch):
+    use(monkeypatch, s3_timeout_s=7.0, s3_attempts=4)
+    config = store.s3_storage_options()["config_kwargs"]
+    assert (config["read_timeout"], config["retries"]["total_max_attempts"]) == (7.0, 4)
+    store.bound_s3_requests(store.S3Bounds(timeout_s=1.5, attempts=2))  # as a Serve replica does
+    try:
+        config = store.s3_storage_options()["config_kwargs"]
+        assert (config["connect_timeout"], config["retries"]["total_max_attempts"]) == (1.5, 2)
+    finally:
+        store.bound_s3_requests(None)
+    assert store.s3_storage_options()["config_kwargs"]["connect_timeout"] == 7.0
