@@ -16,6 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.stats import spearmanr
 
 from dlens.common.layout import Status
+from dlens.common.lock import acquire, read_lock, release
 from dlens.common.reader import StoreReader
 from dlens.common.schema import validate_store
 from dlens.common.species import EARLY_MEMBERS, MEMBERS, SPECIES_NAMES
@@ -283,6 +284,23 @@ def test_invalid_store_is_refused_without_writing(tmp_path, capsys):
     assert not out.exists() and not (store / "products" / "median").exists()
     assert main([*ARGS, "--store", str(tmp_path / "none.zarr"), "--out", str(out)]) == 2
     assert "fails validation: cannot open store" in capsys.readouterr().err
+
+
+def test_a_locked_store_is_refused_in_one_line_and_left_to_its_writer(tmp_path, capsys):
+    store = str(tmp_path / "mock.zarr")
+    build_mock_store(store, START, days=2)
+    holder = acquire(store, "dlens-ingest files --store S (another writer)")
+    out = tmp_path / "report"
+    try:
+        argv = [*ARGS, "--store", store, "--start", "2025-03-01", "--days", "2", "--products", "median"]
+        assert main([*argv, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "is locked by another writer" in err and "(another writer)" in err
+        assert len(err.splitlines()) == 1
+        assert read_lock(store) == holder and not out.exists()
+        assert not (tmp_path / "mock.zarr" / "products" / "median").exists()
+    finally:
+        release(store, holder)
 
 
 def test_console_script_on_s3(s3_bucket, tmp_path, ray_cluster):

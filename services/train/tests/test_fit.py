@@ -20,6 +20,7 @@ import zarr
 from safetensors import safe_open
 
 from dlens.common.layout import FORECASTS, STATUS, Status
+from dlens.common.lock import acquire, read_lock, release
 from dlens.common.reader import StoreReader
 from dlens.common.species import EARLY_MEMBERS, MEMBERS
 from dlens.model.bundle import FILES, read_bundle
@@ -183,6 +184,21 @@ def test_predict_refuses_unknown_members(store, capsys):
     assert exited.value.code == 2 and "unknown members ['nope']" in capsys.readouterr().err
     assert main([*day, "--members", "emep"]) == 2
     assert "needs a product name (--product)" in capsys.readouterr().err
+
+
+def test_predict_refuses_in_one_line_while_another_writer_holds_the_store(store, capsys):
+    holder = acquire(store, "dlens-ingest synthetic --store S (another writer)")
+    try:
+        argv = ["--no-progress", "predict", "--store", store, "--start", "2025-03-07", "--days", "1",
+                "--product", "locked-out"]  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "is locked by another writer" in err and "(another writer)" in err
+        assert len(err.splitlines()) == 1
+        assert read_lock(store) == holder  # left to its owner
+        assert not (Path(store) / "products" / "locked-out").exists()
+    finally:
+        release(store, holder)
 
 
 def test_export_writes_a_bundle_that_loads_without_the_registry(store, ray_cluster, tmp_path, capsys):

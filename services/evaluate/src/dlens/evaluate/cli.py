@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import shlex
 import shutil
 import sys
 import tempfile
@@ -19,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dlens.common.config import cli_settings, get_settings
 from dlens.common.grid import Domain, parse_domain
+from dlens.common.lock import StoreLockedError, store_lock
 from dlens.common.logging import get_logger
 from dlens.common.reader import StoreReader
 from dlens.common.schema import validate_store
@@ -80,12 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.invocation = shlex.join(["dlens-evaluate", *(sys.argv[1:] if argv is None else argv)])
     settings = cli_settings(args.log_level, args.no_progress)
     store = args.store or settings.store
     try:
         plan = make_plan(args, store)
         index = run(plan, args)
-    except UsageError as exc:
+    except (UsageError, StoreLockedError) as exc:  # bad input, another writer at work
         print(f"dlens-evaluate: error: {exc}", file=sys.stderr)
         return 2
     except (EvaluationError, OSError, BotoCoreError, ClientError) as exc:
@@ -145,7 +148,8 @@ def make_plan(args: argparse.Namespace, store: str) -> Plan:
 def run(plan: Plan, args: argparse.Namespace) -> Path:
     """Baselines, scores, report; the report directory is replaced only once it is complete."""
     baselines = [p for p in plan.products if p in BASELINES]
-    done = ensure_baselines(plan.url, plan.runs, baselines, args.weight_days)
+    with store_lock(plan.url, args.invocation):  # baselines go to products/: one writer at a time
+        done = ensure_baselines(plan.url, plan.runs, baselines, args.weight_days)
     if done.failed:
         raise EvaluationError(f"{len(done.failed)} baseline units failed; first: {done.failed[0]}")
     for name, count in done.computed.items():

@@ -6,6 +6,7 @@ Exit status: 0 done; 1 training or prediction failed; 2 bad arguments, config or
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from datetime import date
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dlens.common.config import cli_settings
+from dlens.common.lock import StoreLockedError, store_lock
 from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBER_GROUPS, parse_members
 from dlens.model.registry import entries
@@ -66,13 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.invocation = shlex.join(["dlens-train", *(sys.argv[1:] if argv is None else argv)])  # a lock's owner
     settings = cli_settings(args.log_level, args.no_progress)
     store = args.store or settings.store
     try:
         commands = {"fit": cmd_fit, "tune": cmd_tune, "models": cmd_models, "predict": cmd_predict,
                     "export": cmd_export}  # fmt: skip
         return commands[args.command](args, store)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, StoreLockedError) as exc:  # bad input, another writer at work
         print(f"dlens-train: error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
@@ -126,7 +129,8 @@ def cmd_predict(args: argparse.Namespace, store: str) -> int:
     runs = [r for r in StoreReader(store).complete_runs() if first <= r < last]
     if not runs:
         raise ValueError(f"no forecast run in store {store!r} from {args.start} for {args.days} days")
-    name, done, report = predict(store, args.model, runs, args.members, args.product)
+    with store_lock(store, args.invocation):  # predict writes products/: one writer at a time
+        name, done, report = predict(store, args.model, runs, args.members, args.product)
     if report.failed:
         raise RuntimeError(f"{len(report.failed)} prediction units failed; first: {report.failed[0]}")
     print(f"product: products/{name} ({len(runs)} runs, {len(done)} predicted now, {len(runs) - len(done)} "
