@@ -8,19 +8,9 @@ from datetime import datetime
 
 import pytest
 
-from dlens.common.config import Settings, get_settings
+from dlens.common.config import Settings
 from dlens.serve.cli import check_auth, main
 from dlens.testing.mock_store import build_mock_store
-
-
-@pytest.fixture
-def no_token(monkeypatch):
-    """An environment without DLENS_API_TOKEN or DLENS_ALLOW_ANONYMOUS (the settings read afresh)."""
-    monkeypatch.delenv("DLENS_API_TOKEN", raising=False)
-    monkeypatch.delenv("DLENS_ALLOW_ANONYMOUS", raising=False)
-    get_settings.cache_clear()
-    yield monkeypatch
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from ray.serve.schema import (
     ServeDeploySchema,
 )
 
-from dlens.common.config import Settings, get_settings
+from dlens.common.config import Settings
 from dlens.serve.app import APP_NAME, DEPLOYMENTS, build_app
 from dlens.serve.args import ServeArgs
 from dlens.serve.predictor import USER_CONFIG_KEYS
@@ -78,15 +78,6 @@ def test_build_app_bounds_the_deployment_from_the_args():
     args = ServeArgs(store="s3://dlens/store.zarr", max_ongoing_requests=7, max_queued_requests=9)
     deployment = build_app(args)._bound_deployment
     assert (deployment.max_ongoing_requests, deployment.max_queued_requests) == (7, 9)
-
-
-@pytest.fixture
-def no_token(monkeypatch):
-    monkeypatch.delenv("DLENS_API_TOKEN", raising=False)
-    monkeypatch.delenv("DLENS_ALLOW_ANONYMOUS", raising=False)
-    get_settings.cache_clear()
-    yield monkeypatch
-    get_settings.cache_clear()
 
 
 def test_the_config_needs_a_token_from_the_nodes_or_allow_anonymous(config, no_token):
