@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 from dlens.common.species import SPECIES
 from dlens.common.store import read_file
 from dlens.model.registry import BUNDLE_WEIGHTS as WEIGHTS
-from dlens.model.registry import ModelEntry
+from dlens.model.registry import ModelEntry, read_card
 
 CARD = "model.json"
 VALIDATION = {"val_loss": "loss", "val_ratio": "RMSE / median RMSE"}
@@ -44,7 +44,7 @@ def write_bundle(entry: ModelEntry, state_dict: dict[str, torch.Tensor], out: Pa
 
 def read_bundle(location: str) -> ModelEntry:
     """The entry of the bundle at `location` (a directory or s3:// prefix); its weights load from there."""
-    card = json.loads(read_file(location, CARD))
+    card = read_card(read_file(location, CARD))
     return ModelEntry(card["id"], card, bundle=location)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 import torch
 
+from dlens.serve.problems import StoreUnavailable
 from dlens.serve.samples import Sample
 
 #: A forward pass: DL-ENS (sample, species, H, W) of samples of one model and domain.
@@ -44,6 +45,6 @@ async def _passes(group: list[Sample], forward: Forward) -> list[Outcome]:
     try:
         return list(await forward(group))
     except Exception as exc:
-        if len(group) == 1 or is_device_error(exc):
+        if len(group) == 1 or is_device_error(exc) or isinstance(exc, StoreUnavailable):  # not one sample's
             return [exc] * len(group)
     return [(await _passes([sample], forward))[0] for sample in group]

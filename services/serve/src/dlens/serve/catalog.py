@@ -54,8 +54,9 @@ class Catalog:
         return self.health.read(read)
 
     def ready(self) -> int:
-        """The runs in the store, read now unless the store is backing off; a 503 while it does not answer."""
-        runs = len(self.reader(max_age_s=0).complete_runs())
+        """The runs in the store, read at most every store retry period (a probe does not throw away the
+        requests' reader each time); a 503 while the store does not answer."""
+        runs = len(self.reader(max_age_s=min(self.refresh_s, self.health.retry_s)).complete_runs())
         self.health.check()
         return runs
 
