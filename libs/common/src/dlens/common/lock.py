@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -107,6 +109,11 @@ def _pid_namespace() -> str:
 
 def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def invocation(program: str, argv: list[str] | None = None) -> str:
+    """The command line a lock names as its owner: `program` and its arguments (default: this process's)."""
+    return shlex.join([program, *(sys.argv[1:] if argv is None else argv)])
 
 
 def read_lock(url: str) -> LockInfo | None:

@@ -84,7 +84,7 @@ def s3_storage_options() -> dict:
     process's bounds on each request (`bound_s3_requests`, else the settings')."""
     settings = get_settings()
     bounds = _bounds or S3Bounds(settings.s3_timeout_s, settings.s3_attempts)
-    options: dict = {"asynchronous": True}
+    options: dict = {}
     if endpoint := s3_endpoint():
         options["client_kwargs"] = {"endpoint_url": endpoint}
     options["config_kwargs"] = {
@@ -101,6 +101,11 @@ def _s3(asynchronous: bool) -> s3fs.S3FileSystem:
     fs = s3fs.S3FileSystem(**options)
     fs.retries = 1
     return fs
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line a command prints for `exc`: the store's unreachability when that is what it is."""
+    return str(unreachable(exc) or exc).strip().splitlines()[0]
 
 
 def unreachable(exc: BaseException) -> StoreUnreachableError | None:

@@ -7,8 +7,8 @@ Exit status: 0 report written; 2 bad arguments or an unusable store (one line, n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
-import shlex
 import shutil
 import sys
 import tempfile
@@ -20,12 +20,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dlens.common.config import cli_settings, get_settings
 from dlens.common.grid import Domain, parse_domain
-from dlens.common.lock import StoreLockedError, store_lock
+from dlens.common.lock import StoreLockedError, invocation, store_lock
 from dlens.common.logging import get_logger
 from dlens.common.reader import StoreReader
 from dlens.common.schema import validate_store
 from dlens.common.species import MEMBERS, SPECIES_NAMES, lead_block, parse_species
-from dlens.common.store import put_directory
+from dlens.common.store import error_line, put_directory
 from dlens.common.version import code_version
 from dlens.evaluate.baselines import BASELINES, ensure_baselines
 from dlens.evaluate.evaluation import EvaluationError, Plan, score_period, season_of
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.invocation = shlex.join(["dlens-evaluate", *(sys.argv[1:] if argv is None else argv)])
+    args.invocation = invocation("dlens-evaluate", argv)  # the owner a store lock names
     settings = cli_settings(args.log_level, args.no_progress)
     store = args.store or settings.store
     try:
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dlens-evaluate: error: {exc}", file=sys.stderr)
         return 2
     except (EvaluationError, OSError, BotoCoreError, ClientError) as exc:
-        print(f"dlens-evaluate: error: {exc}", file=sys.stderr)
+        print(f"dlens-evaluate: error: {error_line(exc)}", file=sys.stderr)
         return 1
     print(f"report: {index}")
     return 0
@@ -148,7 +148,8 @@ def make_plan(args: argparse.Namespace, store: str) -> Plan:
 def run(plan: Plan, args: argparse.Namespace) -> Path:
     """Baselines, scores, report; the report directory is replaced only once it is complete."""
     baselines = [p for p in plan.products if p in BASELINES]
-    with store_lock(plan.url, args.invocation):  # baselines go to products/: one writer at a time
+    # the baselines go to products/: one writer at a time (none to compute: nothing written, no lock)
+    with store_lock(plan.url, args.invocation) if baselines else contextlib.nullcontext():
         done = ensure_baselines(plan.url, plan.runs, baselines, args.weight_days)
     if done.failed:
         raise EvaluationError(f"{len(done.failed)} baseline units failed; first: {done.failed[0]}")

@@ -9,7 +9,6 @@ stopped answering (``store unreachable``: what was committed stays committed; ru
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -18,11 +17,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dlens.common.config import cli_settings, get_settings
 from dlens.common.grid import parse_domain
-from dlens.common.lock import StoreLockedError, break_lock, store_lock
+from dlens.common.lock import StoreLockedError, break_lock, invocation, store_lock
 from dlens.common.logging import get_logger
 from dlens.common.schema import validate_store
 from dlens.common.species import SPECIES_NAMES, parse_leads, parse_species
-from dlens.common.store import unreachable
+from dlens.common.store import error_line
 
 log = get_logger(__name__)
 
@@ -153,9 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    args.invocation = shlex.join(["dlens-ingest", *argv])  # the owner a store lock names
+    args.invocation = invocation("dlens-ingest", argv)  # the owner a store lock names
     settings = cli_settings(args.log_level, args.no_progress)
     store = args.store or settings.store
     try:
@@ -167,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         ClientError,
         StoreLockedError,
     ) as exc:  # bad input, missing store, S3/Ray trouble, another writer at work
-        print(f"dlens-ingest: {str(unreachable(exc) or exc).strip().splitlines()[0]}", file=sys.stderr)
+        print(f"dlens-ingest: {error_line(exc)}", file=sys.stderr)
         return 2
 
 

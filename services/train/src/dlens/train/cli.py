@@ -6,7 +6,6 @@ Exit status: 0 done; 1 training or prediction failed; 2 bad arguments, config or
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from datetime import date
 from pathlib import Path
@@ -14,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from dlens.common.config import cli_settings
-from dlens.common.lock import StoreLockedError, store_lock
+from dlens.common.lock import StoreLockedError, invocation, store_lock
 from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBER_GROUPS, parse_members
+from dlens.common.store import error_line
 from dlens.model.registry import entries
 from dlens.train.config import load_config
 from dlens.train.export import export
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.invocation = shlex.join(["dlens-train", *(sys.argv[1:] if argv is None else argv)])  # a lock's owner
+    args.invocation = invocation("dlens-train", argv)  # the owner a store lock names
     settings = cli_settings(args.log_level, args.no_progress)
     store = args.store or settings.store
     try:
@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         return commands[args.command](args, store)
     except (ValueError, FileNotFoundError, StoreLockedError) as exc:  # bad input, another writer at work
         print(f"dlens-train: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the store unreachable, among others
+        print(f"dlens-train: error: {error_line(exc)}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
         print(f"dlens-train: error: {exc}", file=sys.stderr)
