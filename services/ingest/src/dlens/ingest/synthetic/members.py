@@ -65,12 +65,11 @@ MEMBER_SPREAD = {
     "temperature": 0.06, "wind": 0.06, "season": 0.05, "saturation": 0.05, "drift": 0.08,
 }  # fmt: skip
 #: How much of its log error sets each member apart from the others, per species: mean and the share less
-#: in summer (more in winter; PM10's members differ most in summer: their dust and secondary aerosol); the
-#: members' deviations from their mean are scaled by it.
-OWN_ERROR = {"o3": (1.0, 0.0), "no2": (0.9, 0.1), "so2": (0.8, 0.1), "pm10": (1.05, -0.1)}
-#: A member's random error is larger in winter, smaller in summer, by this share, per species (PM10's
-#: is larger in summer: secondary aerosol and dust).
-NOISE_SEASON = {"o3": 0.0, "no2": 0.1, "so2": 0.0, "pm10": -0.2}
+#: in summer (more in winter); the members' deviations from their mean are scaled by it. Calibrated on the
+#: development draws against the median / best member band (docs/synthetic.md, candidate F).
+OWN_ERROR = {"o3": (1.0, 0.0), "no2": (0.75, 0.1), "so2": (0.8, 0.1), "pm10": (1.05, 0.0)}
+#: A member's random error is larger in winter, smaller in summer, by this share, per species.
+NOISE_SEASON = {"o3": 0.0, "no2": 0.1, "so2": 0.0, "pm10": 0.0}
 #: A member's random (log) error at lead 0, and how much it grows by 96 h (at skill 1).
 NOISE = (0.065, 0.16)
 #: The members' random errors differ between winter and summer by up to this share, one way or the other.
