@@ -129,7 +129,7 @@ def test_synthetic_ingest_then_evaluate_ranks_the_median_above_the_members(tmp_p
     rmse = {(r["product"], r["species"]): r["rmse"] for r in rows}
     for species in metrics["meta"]["species"]:
         beaten = [m for m in metrics["meta"]["members"] if rmse[(m, species)] > rmse[("median", species)]]
-        assert len(beaten) >= 9, (species, rmse)
+        assert len(beaten) >= 8, (species, beaten, rmse)  # most members: the band of bench/synthetic.py, 8–11
     assert validate_store(store, deep=True) == []
 
     # At the stations: the median's NO2 RMSE over the stations not withheld and over the withheld ones equals
