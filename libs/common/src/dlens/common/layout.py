@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Literal
 
 from dlens.common.species import LEAD_BLOCKS, MEMBERS, SPECIES_NAMES
 
@@ -22,8 +23,9 @@ SCHEMA_HISTORY = {
 
 FORECASTS, ANALYSIS, METEO, STATIC, PRODUCTS = "forecasts", "analysis", "meteo", "static", "products"
 REANALYSIS_INTERIM, REANALYSIS_VALIDATED = "reanalysis/interim", "reanalysis/validated"
-#: The gridded targets a model can be trained against and a product scored against.
-TARGETS: dict[str, str] = {
+#: The gridded targets a model can be trained against and a product scored against, and their groups.
+Target = Literal["analysis", "interim", "validated"]
+TARGETS: dict[Target, str] = {
     "analysis": ANALYSIS, "interim": REANALYSIS_INTERIM, "validated": REANALYSIS_VALIDATED,
 }  # fmt: skip
 OBSERVATIONS = "observations"

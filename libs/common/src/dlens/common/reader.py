@@ -1,7 +1,9 @@
 """Reading committed fields from the store, one field at a time (evaluate, train and serve share it).
 
 Only committed cells are trusted (DESIGN §3): a member whose ingest status is not COMPLETE reads
-as NaN, an analysis time or a product run that is not COMPLETE reads as None. Open a reader inside
+as NaN, an analysis time or a product run that is not COMPLETE reads as None. The gridded truth is the
+`analysis` group unless a method is given another target (`layout.TARGETS`: analysis, interim, validated),
+which reads its reanalysis group instead. Open a reader inside
 the process that uses it (a Ray task, a DataLoader worker): store handles are not fork-safe.
 """
 
@@ -15,7 +17,15 @@ import numpy as np
 import zarr
 from zarr.core.sync import sync
 
-from dlens.common.layout import ANALYSIS, FORECASTS, OBSERVATIONS, STATUS, Status, axis_group, product_group
+from dlens.common.layout import (
+    FORECASTS,
+    OBSERVATIONS,
+    STATUS,
+    TARGETS,
+    Status,
+    axis_group,
+    product_group,
+)
 from dlens.common.species import SPECIES_NAMES
 from dlens.common.store import open_store
 from dlens.common.writer import StoreSpec, committed_labels
@@ -83,17 +93,16 @@ class StoreReader:
         return data
 
     def sample(
-        self, species: Sequence[str], run: np.datetime64, lead: int
+        self, species: Sequence[str], run: np.datetime64, lead: int, target: str = "analysis"
     ) -> tuple[np.ndarray, list[np.ndarray | None]]:
         """The members of every species at one run and lead (species, member, level, lat, lon; NaN where not
-        COMPLETE) and the analysis of each at the valid time (None where not COMPLETE), read concurrently."""
+        COMPLETE) and the `target` of each at the valid time (None where not COMPLETE), read concurrently."""
         pos, lead_pos = self.axis(FORECASTS)[np.datetime64(run, "h")], self.lead_index[lead]
         valid = np.datetime64(run, "h") + np.timedelta64(lead, "h")
-        truths = [sp for sp in species if self.analysis_complete(sp, valid)]
+        group = target_group(target)
+        truths = [sp for sp in species if self.analysis_complete(sp, valid, target)]
         reads = [self.array(FORECASTS, sp).async_array.getitem((pos, lead_pos)) for sp in species]
-        reads += [
-            self.array(ANALYSIS, sp).async_array.getitem((self.axis(ANALYSIS)[valid],)) for sp in truths
-        ]
+        reads += [self.array(group, sp).async_array.getitem((self.axis(group)[valid],)) for sp in truths]
         fields = sync(_gather(reads))
         members = np.stack([self._committed_members(f, sp, pos) for f, sp in zip(fields, species)])
         analysis = dict(zip(truths, fields[len(species) :]))
@@ -104,17 +113,23 @@ class StoreReader:
         pos = self.axis(FORECASTS)[np.datetime64(run, "h")]
         return self.status(FORECASTS)[pos, :, SPECIES_NAMES.index(species)] == Status.COMPLETE
 
-    def analysis_complete(self, species: str, valid_time: np.datetime64) -> bool:
-        """Whether the analysis of `species` at `valid_time` is committed."""
-        pos = self.axis(ANALYSIS).get(np.datetime64(valid_time, "h"))
-        return pos is not None and self.status(ANALYSIS)[pos, SPECIES_NAMES.index(species)] == Status.COMPLETE
+    def analysis_complete(self, species: str, valid_time: np.datetime64, target: str = "analysis") -> bool:
+        """Whether the `target` (the analysis, or a reanalysis) of `species` at `valid_time` is committed."""
+        group = target_group(target)
+        if not self.has(group):
+            return False
+        pos = self.axis(group).get(np.datetime64(valid_time, "h"))
+        return pos is not None and self.status(group)[pos, SPECIES_NAMES.index(species)] == Status.COMPLETE
 
-    def analysis(self, species: str, valid_time: np.datetime64) -> np.ndarray | None:
-        """(level, lat, lon) analysis at a valid time, or None when it is not COMPLETE."""
-        if not self.analysis_complete(species, valid_time):
+    def analysis(
+        self, species: str, valid_time: np.datetime64, target: str = "analysis"
+    ) -> np.ndarray | None:
+        """(level, lat, lon) `target` (the analysis, or a reanalysis) at a valid time, or None when it is not
+        COMPLETE."""
+        if not self.analysis_complete(species, valid_time, target):
             return None
-        pos = self.axis(ANALYSIS)[np.datetime64(valid_time, "h")]
-        return self.array(ANALYSIS, species)[pos]
+        group = target_group(target)
+        return self.array(group, species)[self.axis(group)[np.datetime64(valid_time, "h")]]
 
     def observations(self, species: str, valid_time: np.datetime64) -> np.ndarray | None:
         """(station,) observations at a valid time (NaN where a station has none), or None when the store
@@ -142,6 +157,14 @@ class StoreReader:
             return None
         path = product_group(name).path
         return self.array(path, species)[self.axis(path)[np.datetime64(run, "h")], self.lead_index[lead]]
+
+
+def target_group(target: str) -> str:
+    """The group of a target name (`layout.TARGETS`); ValueError naming the known ones."""
+    try:
+        return TARGETS[target]
+    except KeyError:
+        raise ValueError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}") from None
 
 
 async def _gather(reads: list) -> list[np.ndarray]:

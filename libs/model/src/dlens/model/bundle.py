@@ -60,17 +60,26 @@ def validation_line(validation: dict) -> str:
     return f"Validation{epoch}: {scores}."
 
 
+#: How the model card names each training target (`data.target`).
+TARGET_NAMES = {
+    "analysis": "CAMS analysis",
+    "interim": "CAMS interim reanalysis",
+    "validated": "CAMS validated reanalysis",
+}
+
+
 def model_card(card: dict) -> str:
     """The bundle's README: a model card for the people who will use it."""
     config, periods, validation = card["config"], card["periods"], card["validation"]
     species = ", ".join(f"{s} ({SPECIES[s].long_name})" for s in config["data"]["species"])
     height, width = card["input_shape"]
+    target = TARGET_NAMES[config["data"].get("target", "analysis")]  # cards before data.target: the analysis
     lines = [
         f"# DL-ENS model `{card['id']}`",
         "",
         f"A Deep Learning ENSEMBLE of the CAMS Regional air-quality forecasts: a {card['architecture']} "
         f"({config['model']['head']} head) that combines the member forecasts of {species} into one field "
-        f"per species, lead and grid point, trained against the CAMS analysis. Created {card['created']} "
+        f"per species, lead and grid point, trained against the {target}. Created {card['created']} "
         f"with dlens-train `{card.get('code_version', '?')}`.",
         "",
         "## Intended use",
@@ -80,7 +89,7 @@ def model_card(card: dict) -> str:
         "trained on, run by run as the members arrive: it was trained with member dropout "
         f"(p = {config['data']['member_dropout']}) and takes any subset of members, more members giving "
         "better fields. Not for other species, levels above the surface, other grids or resolutions, "
-        "or as an analysis: it forecasts what the CAMS analysis will say, with its errors.",
+        f"or as an analysis: it forecasts what the {target} will say, with its errors.",
         "",
         "## Data",
         "",

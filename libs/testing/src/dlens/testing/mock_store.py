@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from dlens.common.grid import parse_domain
-from dlens.common.layout import ANALYSIS, FORECASTS, Status
+from dlens.common.layout import ANALYSIS, FORECASTS, TARGETS, Status
 from dlens.common.species import MEMBERS, SPECIES_NAMES
 from dlens.common.writer import FieldWriter, StoreCoordinator, StoreSpec, field_stats, merge_stats
 
@@ -45,8 +45,11 @@ def build_mock_store(
     leads: Sequence[int] = (0, 12, 24, 36, 48, 60, 72, 84, 96),
     skill: MockSkill = MockSkill(),
     seed: int = 0,
+    reanalyses: dict[str, float] | None = None,
 ) -> StoreSpec:
-    """Write analysis (hourly, every valid time) and members for `days` runs into a new store."""
+    """Write analysis (hourly, every valid time) and members for `days` runs into a new store; `reanalyses`:
+    the reanalyses to write too (interim, validated), each the analysis times its factor, so that a test
+    tells which target was read."""
     spec = StoreSpec(parse_domain(domain), tuple(leads), (0,))
     coordinator = StoreCoordinator(url, spec)
     writer = FieldWriter(url)
@@ -62,11 +65,12 @@ def build_mock_store(
 
     runs = [start + timedelta(days=d) for d in range(days)]
     times = [start + timedelta(hours=h) for h in range((days - 1) * 24 + max(leads) + 1)]
-    t_pos = coordinator.ensure_axis(ANALYSIS, times)
-    for species in SPECIES_NAMES:
-        for t, pos in zip(times, t_pos):
-            writer.write(ANALYSIS, species, (pos, 0), truth(species, t))
-    coordinator.mark(ANALYSIS, t_pos, Status.COMPLETE)
+    for group, factor in [(ANALYSIS, 1.0), *((TARGETS[k], f) for k, f in (reanalyses or {}).items())]:
+        t_pos = coordinator.ensure_axis(group, times)
+        for species in SPECIES_NAMES:
+            for t, pos in zip(times, t_pos):
+                writer.write(group, species, (pos, 0), factor * truth(species, t))
+        coordinator.mark(group, t_pos, Status.COMPLETE)
     r_pos = coordinator.ensure_axis(FORECASTS, runs)
     noise = np.array(skill.noise)[:, None, None]
     bias = np.array(skill.bias)[:, None, None]

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from dlens.common.layout import check_name
+from dlens.common.layout import Target, check_name
 from dlens.common.species import SPECIES_NAMES
 from dlens.model.head import Head
 from dlens.train.objective import Loss
@@ -44,7 +44,7 @@ class Period(_Strict):
 
 
 class DataConfig(_Strict):
-    """What the model sees: species, leads, periods split by date, member dropout."""
+    """What the model sees: species, leads, periods split by date, member dropout, and what it learns."""
 
     species: tuple[str, ...] = Field(
         SPECIES_NAMES, description="species the model corrects, all read together"
@@ -53,6 +53,11 @@ class DataConfig(_Strict):
     train: Period = Field(description="runs the model learns from")
     validation: Period = Field(description="runs that pick the best epoch")
     test: Period = Field(description="runs held out for the evaluation (dlens-train predict, dlens-evaluate)")
+    target: Target = Field(
+        "analysis",
+        description="what the model learns to forecast (training and validation): the CAMS analysis, or the "
+        "interim or validated reanalysis (store groups analysis, reanalysis/interim, reanalysis/validated)",
+    )
     member_dropout: float = Field(0.15, ge=0.0, lt=1.0, description="probability of dropping each member")
     static: bool = Field(
         True, description="land-sea mask, orography, latitude and longitude as input channels"

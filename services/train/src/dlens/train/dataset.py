@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dlens.common.layout import AXIS_GROUPS, FORECASTS, STATS
+from dlens.common.layout import AXIS_GROUPS, FORECASTS, STATS, TARGETS
 from dlens.common.reader import StoreReader
 from dlens.common.writer import normalisation
 from dlens.model.features import Normaliser, normalise_members, time_values
@@ -64,7 +64,8 @@ def drop_members(members: np.ndarray, rate: float, rng: np.random.Generator, kee
 
 
 class StoreDataset(Dataset):
-    """Samples of one split: normalised members, static fields, time encodings, normalised target, mask."""
+    """Samples of one split: normalised members, static fields, time encodings, normalised target (the
+    config's `data.target`: the analysis or a reanalysis), mask."""
 
     def __init__(
         self, url: str, config: DataConfig, split: Split, normaliser: Normaliser, training: bool = False
@@ -83,7 +84,10 @@ class StoreDataset(Dataset):
         self.samples = self._index(reader)
         if not self.samples:
             period = getattr(config, split)
-            raise ValueError(f"no {split} sample in store {url!r} from {period.start} to {period.end}")
+            raise ValueError(
+                f"no {split} sample in store {url!r} from {period.start} to {period.end}: no run there has "
+                f"its target, the {config.target} (group {TARGETS[config.target]}), at the valid times"
+            )
 
     def _index(self, reader: StoreReader) -> list[tuple[np.datetime64, int]]:
         period = getattr(self.config, self.split)
@@ -95,7 +99,8 @@ class StoreDataset(Dataset):
             for run in sorted(r for r in runs if first <= r <= last)
             for lead in self.leads
             if all(
-                reader.analysis_complete(sp, run + np.timedelta64(lead, "h")) for sp in self.config.species
+                reader.analysis_complete(sp, run + np.timedelta64(lead, "h"), self.config.target)
+                for sp in self.config.species
             )
         ]
 
@@ -130,7 +135,7 @@ class StoreDataset(Dataset):
         normalised target and its mask; `features.assemble_inputs` makes the model inputs of a batch."""
         run, lead = self.samples[index]
         species = self.config.species
-        members, analysis = self.reader.sample(species, run, lead)
+        members, analysis = self.reader.sample(species, run, lead, self.config.target)
         members = members[:, :, 0]
         if self.training and self.config.member_dropout > 0:
             members = drop_members(members, self.config.member_dropout, self.rng)

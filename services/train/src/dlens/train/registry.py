@@ -1,7 +1,8 @@
 """Publishing a trained model to the store's registry (`dlens.model.registry` reads it back).
 
-The card (`model.json`) holds the validated training config, the normalisation, the data periods, the
-input channels and shape, the code version, the validation scores and the MLflow run id.
+The card (`model.json`) holds the validated training config, the target it learnt (`data.target`), the
+normalisation, the data periods, the input channels and shape, the code version, the validation scores and
+the MLflow run id.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def publish(
         "id": model_id,
         "created": created.isoformat(timespec="seconds"),
         "architecture": config.model.architecture,
+        "target": config.data.target,
         "config": config.model_dump(mode="json"),
         "normaliser": {"log1p_mean": normaliser.log1p_mean, "log1p_std": normaliser.log1p_std},
         "input_channels": input_channels(config),

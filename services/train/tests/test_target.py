@@ -1,0 +1,88 @@
+"""`data.target`: a model learns the analysis, the interim or the validated reanalysis, as configured."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from dlens.common.reader import StoreReader
+from dlens.model.bundle import model_card
+from dlens.model.registry import resolve
+from dlens.testing.mock_store import build_mock_store
+from dlens.train.config import DataConfig, Period, TrainConfig
+from dlens.train.dataset import StoreDataset, store_normaliser
+from dlens.train.loop import make_model
+from dlens.train.registry import publish
+
+#: The interim reanalysis is the analysis times 1.5: a sample says which of the two it holds.
+INTERIM = 1.5
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    """Analysis and interim reanalysis, no validated reanalysis."""
+    url = str(tmp_path_factory.mktemp("target") / "mock.zarr")
+    build_mock_store(url, datetime(2025, 3, 1), days=6, leads=(0, 24), reanalyses={"interim": INTERIM})
+    return url
+
+
+def data_config(**changes) -> DataConfig:
+    periods = {
+        "train": Period(start=date(2025, 3, 1), end=date(2025, 3, 3)),
+        "validation": Period(start=date(2025, 3, 4), end=date(2025, 3, 4)),
+        "test": Period(start=date(2025, 3, 5), end=date(2025, 3, 6)),
+    }
+    return DataConfig(**{**periods, "species": ("o3", "no2"), "static": False, **changes})
+
+
+def test_target_defaults_to_the_analysis_and_refuses_unknown_names():
+    assert data_config().target == "analysis"
+    with pytest.raises(ValidationError, match="interim"):
+        data_config(target="reanalysis")
+
+
+@pytest.mark.parametrize("split", ["train", "validation"])
+def test_interim_target_reads_the_interim_group(store, split):
+    """Training and validation samples hold the interim reanalysis, never the analysis it differs from."""
+    norm = store_normaliser(store)
+    reader = StoreReader(store)
+    interim = StoreDataset(store, data_config(target="interim"), split, norm)
+    analysis = StoreDataset(store, data_config(), split, norm)
+    assert interim.samples == analysis.samples
+    for index in (0, len(interim) - 1):
+        run, lead = interim.samples[index]
+        valid = run + np.timedelta64(lead, "h")
+        for k, sp in enumerate(("o3", "no2")):
+            field = reader.analysis(sp, valid, "interim")[0]
+            np.testing.assert_allclose(field, INTERIM * reader.analysis(sp, valid)[0], rtol=1e-6)
+            want = torch.from_numpy(norm.forward(sp, field).astype(np.float32))
+            torch.testing.assert_close(interim[index]["target"][k], want)
+            assert not torch.allclose(analysis[index]["target"][k], want)
+
+
+def test_absent_target_is_a_clear_error(store):
+    with pytest.raises(ValueError) as caught:
+        StoreDataset(store, data_config(target="validated"), "train", store_normaliser(store))
+    message = str(caught.value)
+    assert "2025-03-01 to 2025-03-03" in message and "validated (group reanalysis/validated)" in message
+
+
+def test_card_and_bundle_readme_record_the_target(store):
+    config = TrainConfig.model_validate(
+        {
+            "name": "interim",
+            "data": data_config(target="interim").model_dump(mode="json"),
+            "model": {"architecture": "HalfUNet", "settings": {"num_filters": 4}},
+        }
+    )
+    shape = (16, 24)
+    model = make_model(config, shape)
+    model_id = publish(store, config, store_normaliser(store), model.state_dict(), shape, {"val_loss": 1.0})
+    card = resolve(store, model_id).card
+    assert card["target"] == "interim" and card["config"]["data"]["target"] == "interim"
+    readme = model_card({**card, "test_scores": []})
+    assert "trained against the CAMS interim reanalysis" in readme and "CAMS analysis" not in readme
