@@ -11,7 +11,14 @@ import netCDF4
 import numpy as np
 import pytest
 
-from dlens.common.layout import ANALYSIS, CAMS_ENSEMBLE_PRODUCT, FORECASTS, Status
+from dlens.common.layout import (
+    ANALYSIS,
+    CAMS_ENSEMBLE_PRODUCT,
+    FORECASTS,
+    REANALYSIS_INTERIM,
+    REANALYSIS_VALIDATED,
+    Status,
+)
 from dlens.common.schema import validate_store
 from dlens.common.species import MEMBERS
 from dlens.common.store import open_dataset
@@ -142,11 +149,21 @@ def test_bad_files_are_refused_one_line_each_and_leave_the_store_unchanged(
 
 
 def test_real_reanalysis_series_lands_in_a_one_cell_store(tmp_path, ray_cluster, cams_samples):
+    """The real validated reanalysis of Milan 2020 lands in reanalysis/validated, not in the analysis; an interim
+    reanalysis file of the same cell (the factory's, as the real interim sample is off the grid) lands in
+    reanalysis/interim."""
     store = tmp_path / "milan.zarr"
     milan = cams_samples / MILAN_2020
-    assert main(["--no-progress", "files", "--store", str(store), str(milan)]) == 0
+    interim = F.write_reanalysis(
+        tmp_path / "interim.nc", month="2021-02", hours=range(24), lat=np.array([45.45]), lon=np.array([9.15])
+    )
+    assert main(["--no-progress", "files", "--store", str(store), str(milan), str(interim)]) == 0
     assert validate_store(str(store), deep=True) == []
-    an = open_dataset(str(store), ANALYSIS)
+    assert open_dataset(str(store), ANALYSIS).sizes["time"] == 0
+    got = open_dataset(str(store), REANALYSIS_INTERIM)
+    assert got.sizes["time"] == 24 and (got["ingest_status"].values == Status.COMPLETE).all()
+    np.testing.assert_array_equal(got["o3"].values[:, 0], F.expected("o3", 24, (0,), [45.45], [9.15])[:, 0])
+    an = open_dataset(str(store), REANALYSIS_VALIDATED)
     assert an.sizes == {"time": 8784, "level": 1, "latitude": 1, "longitude": 1, "species": 4, "stat": 7}
     with netCDF4.Dataset(milan) as nc:
         for sp in ("o3", "no2", "so2", "pm10"):

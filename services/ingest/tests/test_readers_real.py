@@ -37,6 +37,7 @@ def test_milan_series_equal_raw_netcdf4(year, tmp_path):
     path = MILAN / f"cams_Eur_AQ_reanalysis_{year}.nc"
     cf = _one(path, tmp_path)
     assert cf.kind == "reanalysis" and cf.member == "ensemble" and cf.run is None and cf.leads == ()
+    assert cf.target == {2018: "validated", 2021: "interim"}[year]  # from the Title (SOURCES.md)
     assert cf.species == ("o3", "no2", "so2", "pm10") and cf.levels == (0,)
     assert len(cf.times) == 8760 and cf.times[0].year == year and cf.times[-1].hour == 23
     ds = open_normalised(cf)
@@ -61,7 +62,7 @@ def test_milan_2018_cell_is_off_the_grid_but_readable(tmp_path):
 
 def test_milan_2020_leap_year_on_grid(tmp_path):
     cf = _one(MILAN / "cams_Eur_AQ_reanalysis_2020.nc", tmp_path)
-    assert len(cf.times) == 8784 and cf.on_grid
+    assert len(cf.times) == 8784 and cf.on_grid and cf.target == "validated"
     check_on_grid(cf)
     assert cf.latitude.tolist() == [45.45] and cf.longitude.tolist() == [9.15]
     ds = open_normalised(cf)

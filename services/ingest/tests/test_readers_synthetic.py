@@ -105,10 +105,23 @@ def test_cf_time_variant(tmp_path):
 
 def test_reanalysis_round_trip(tmp_path):
     (cf,) = _ok([F.write_reanalysis(tmp_path / "r.nc")], tmp_path)
-    assert cf.kind == "reanalysis" and cf.member == "ensemble" and cf.levels == (0,)
+    assert (
+        cf.kind == "reanalysis" and cf.member == "ensemble" and cf.levels == (0,) and cf.target == "interim"
+    )
     assert cf.times[0] == datetime(2020, 3, 1) and len(cf.times) == 48
     ds = open_normalised(cf)
     np.testing.assert_array_equal(ds.pm10.values, F.expected("pm10", 48, (0,)))
+
+
+@pytest.mark.parametrize("stream", ["interim", "validated"])
+def test_reanalysis_stream_is_its_target(tmp_path, stream):
+    (cf,) = _ok([F.write_reanalysis(tmp_path / "r.nc", stream=stream)], tmp_path)
+    assert cf.target == stream
+
+
+def test_reanalysis_that_names_no_stream_is_refused(tmp_path):
+    path = F.write_reanalysis(tmp_path / "r.nc", stream="ensemble")
+    _refused(path, tmp_path, "cannot tell an interim from a validated reanalysis")
 
 
 def test_kg_m3_converted(tmp_path):

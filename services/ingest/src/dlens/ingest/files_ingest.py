@@ -5,7 +5,8 @@
 2. The coordinator checks the good files against the store (grid, leads, levels, duplicates),
    grows the axes and plans one unit per (run, species) for member forecasts (all members of a
    run share a chunk, so one unit owns it), one per (run, species) for the CAMS ensemble product,
-   and one per (file, species) for the analysis.
+   and one per (file, species) for the analysis, or for the interim or validated reanalysis, each to its
+   own group (`layout.TARGETS`).
 3. The cells the units will rewrite are first reset to PENDING (a re-ingest over COMPLETE cells), then
    units write lead by lead (a few fields in memory) and the coordinator commits each on return.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from dlens.common.grid import Domain, domain_of
-from dlens.common.layout import ANALYSIS, CAMS_ENSEMBLE_PRODUCT, FORECASTS, Status
+from dlens.common.layout import CAMS_ENSEMBLE_PRODUCT, FORECASTS, TARGETS, Status
 from dlens.common.parallel import Unit, fan_out
 from dlens.common.species import ENSEMBLE_MEMBER, MEMBERS, SPECIES_NAMES
 from dlens.common.writer import (
@@ -88,7 +89,9 @@ def forecast_unit(store: str, spec: StoreSpec, path: str, position: int, species
 
 
 def analysis_unit(store: str, spec: StoreSpec, cf: CamsFile, species: str, positions: list[int]) -> dict:
-    """Write one species of an analysis/reanalysis file, in blocks of consecutive hours."""
+    """Write one species of an analysis/reanalysis file into its target's group, in blocks of consecutive
+    hours."""
+    group = TARGETS[cf.target]
     writer = FieldWriter(store)
     variable = open_normalised(cf)[species].sel(level=list(spec.levels))
     rows, cols = _window(cf, spec.domain)
@@ -97,9 +100,9 @@ def analysis_unit(store: str, spec: StoreSpec, cf: CamsFile, species: str, posit
     for first, length in contiguous_blocks(positions, per_write):
         block = variable.isel(time=slice(first, first + length)).values[..., rows, cols]
         p0 = positions[first]
-        writer.write(ANALYSIS, species, slice(p0, p0 + length), block)
+        writer.write(group, species, slice(p0, p0 + length), block)
         stats += [field_stats(frame) for frame in block]
-    return {"kind": ANALYSIS, "species": species, "positions": positions, "stats": stats}
+    return {"kind": group, "species": species, "positions": positions, "stats": stats}
 
 
 # ---------------------------------------------------------------------------- coordinator
@@ -163,7 +166,7 @@ def _accept(spec: StoreSpec, files: list[CamsFile], errors: list[str]) -> list[C
             keys = (
                 {(cf.run, cf.member, sp) for sp in cf.species}
                 if cf.kind == "forecast"
-                else {(t, sp) for t in cf.times for sp in cf.species}
+                else {(cf.target, t, sp) for t in cf.times for sp in cf.species}
             )
             if clash := keys & claimed:
                 raise ValueError(
@@ -211,16 +214,17 @@ def _write(coord: StoreCoordinator, files: list[CamsFile], report: FilesReport) 
             (p, SPECIES_NAMES.index(sp)) for cf, p in zip(ensemble, positions) for sp in cf.species
         ]
     for cf in analyses:
-        positions = coord.ensure_axis(ANALYSIS, list(cf.times))
+        group = TARGETS[cf.target]
+        positions = coord.ensure_axis(group, list(cf.times))
         units += [Unit(cf.source, analysis_unit, (store, spec, cf, sp, positions)) for sp in cf.species]
-        cells[ANALYSIS] += [(p, SPECIES_NAMES.index(sp)) for p in positions for sp in cf.species]
+        cells[group] += [(p, SPECIES_NAMES.index(sp)) for p in positions for sp in cf.species]
     _reset(coord, cells)
 
     def commit(result: dict) -> None:
         k = SPECIES_NAMES.index(result["species"])
-        if result["kind"] == ANALYSIS:
-            coord.write_stats(ANALYSIS, result["positions"], result["species"], result["stats"])
-            coord.mark(ANALYSIS, result["positions"], Status.COMPLETE, (k,))
+        if result["kind"] in TARGETS.values():
+            coord.write_stats(result["kind"], result["positions"], result["species"], result["stats"])
+            coord.mark(result["kind"], result["positions"], Status.COMPLETE, (k,))
             return
         if result["kind"] == FORECASTS:
             for m in result["members"]:

@@ -65,6 +65,7 @@ def _inspect_one(path: Path, source: str) -> CamsFile:
         levels=tuple(int(v) for v in layout.levels),
         latitude=layout.latitude.copy(),
         longitude=layout.longitude.copy(),
+        target={"forecast": None, "analysis": "analysis"}.get(layout.kind, layout.stream),  # type: ignore[arg-type]
     )
 
 

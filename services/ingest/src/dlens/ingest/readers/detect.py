@@ -16,7 +16,8 @@ Format facts relied on (see also `names.py`):
 - ``cams-europe-air-quality-reanalyses``: monthly ``cams.eaq.{vra,ira}.ENSa.<sp>.l<level>.YYYY-MM.nc``
   with dims ``time``/``lat``/``lon``; variables ``o3``/``no2``/``so2``/``pm10`` in "µg/m3" with ``source``
   "… at 0 meters above the surface from Ensemble median"; global ``Title`` "CAMS European air quality
-  interim|validated reanalysis" (HARMONIA_AQ samples, SOURCES.md).
+  interim|validated reanalysis" (HARMONIA_AQ samples, SOURCES.md): which of the two (`detect_stream`)
+  decides the store group the file goes to (`reanalysis/interim` or `reanalysis/validated`).
 """
 
 from __future__ import annotations
@@ -73,6 +74,19 @@ def detect_kind(ds: xr.Dataset) -> str:
         "cannot tell forecast, analysis or reanalysis: no FORECAST/ANALYSIS attribute, no title, "
         "history or time long_name naming one"
     )
+
+
+def detect_stream(ds: xr.Dataset) -> str:
+    """interim / validated for a reanalysis, from the title (or history, summary) that names it."""
+    a = _attrs(ds)
+    text = " ".join(a.get(k, "") for k in ("title", "history", "summary"))
+    found = {w.lower() for w in re.findall(r"\b(interim|validated)\b", text, re.I)}
+    if len(found) != 1:
+        named = "both" if found else "neither"
+        raise Problem(
+            f"cannot tell an interim from a validated reanalysis: the title, history and summary name {named}"
+        )
+    return found.pop()
 
 
 def find_species(ds: xr.Dataset) -> dict[str, str]:
@@ -208,7 +222,8 @@ def describe(ds: xr.Dataset) -> Layout:
             Axis(lon_dim, ilon),
         ]
         sources[sp] = SpeciesSource(var, factor, name, axes)
-    return Layout(kind, member, run, leads, stamps, levels[ilev], lat, lon, sources)
+    stream = detect_stream(ds) if kind == "reanalysis" else None
+    return Layout(kind, member, run, leads, stamps, levels[ilev], lat, lon, sources, stream)
 
 
 def _time_axis(ds: xr.Dataset, kind: str, tvar: xr.DataArray):

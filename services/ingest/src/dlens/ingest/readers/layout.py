@@ -34,6 +34,7 @@ class Layout:
     latitude: np.ndarray  # ascending
     longitude: np.ndarray  # ascending in [-180, 180)
     species: dict[str, SpeciesSource]
+    stream: str | None = None  # interim / validated (a reanalysis)
 
     @property
     def time_dim(self) -> str:

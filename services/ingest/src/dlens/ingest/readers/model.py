@@ -10,6 +10,7 @@ from typing import Literal
 import numpy as np
 
 from dlens.common import grid
+from dlens.common.layout import Target
 
 from .errors import IngestError
 
@@ -32,6 +33,8 @@ class CamsFile:
     levels: tuple[int, ...]
     latitude: np.ndarray
     longitude: np.ndarray
+    #: The target an analysis or reanalysis file feeds (analysis, interim, validated); None for a forecast.
+    target: Target | None = None
 
     @property
     def on_grid(self) -> bool:
