@@ -52,6 +52,9 @@ MEMBER_BASELINES: tuple[str, ...] = (*COMBINERS, *WEIGHTED_COMBINERS)
 LEARNED: tuple[str, ...] = ("mos", "emos")
 BASELINES: tuple[str, ...] = (*MEMBER_BASELINES, *LEARNED, *REFERENCES)
 SKILL_WEIGHTED: tuple[str, ...] = tuple(WEIGHTED_COMBINERS)
+#: Baselines that learn from the target (trailing skill, fitted coefficients, the target's own past): each
+#: is fitted on the target it is scored against, and stored per target (`stored_name`).
+TARGET_FITTED: tuple[str, ...] = (*SKILL_WEIGHTED, *LEARNED, *REFERENCES)
 WEIGHT_DIMS = ("run", "species", "lead_block", "member")
 CELL_WEIGHT_DIMS = ("run", "species", "lead_block", "member", "level", "latitude", "longitude")
 DESCRIPTIONS = {
@@ -80,9 +83,15 @@ class BaselineReport:
     failed: list[str] = field(default_factory=list)
 
 
+def stored_name(name: str, target: str) -> str:
+    """The product a baseline is stored as: `name`, or `<name>.<target>` for a baseline fitted on a reanalysis
+    target (`TARGET_FITTED`), so that each target's fit has its own products/ group."""
+    return f"{name}.{target}" if target != "analysis" and name in TARGET_FITTED else name
+
+
 # ---------------------------------------------------------------------------- worker tasks
-def member_skill_unit(url: str, run: str, region: np.ndarray, regions: int) -> dict:
-    """Squared-error sums (species, block, member) of every member of one run against the analysis, and
+def member_skill_unit(url: str, run: str, region: np.ndarray, regions: int, target: str = "analysis") -> dict:
+    """Squared-error sums (species, block, member) of every member of one run against the `target`, and
     per region (species, block, region, member); region: (cell,) index into the `regions` regions."""
     reader = StoreReader(url)
     t0 = np.datetime64(run, "h")
@@ -95,7 +104,7 @@ def member_skill_unit(url: str, run: str, region: np.ndarray, regions: int) -> d
         if not reader.member_presence(species, t0).any():
             continue
         for lead in reader.spec.leads:
-            truth = reader.analysis(species, t0 + np.timedelta64(lead, "h"))
+            truth = reader.analysis(species, t0 + np.timedelta64(lead, "h"), target)
             if truth is None:
                 continue
             err = (reader.members(species, t0, lead) - truth[None]).reshape(len(MEMBERS), -1)
@@ -119,12 +128,15 @@ def product_unit(
     region: np.ndarray,
     fitted: dict[str, dict[str, MosCoefficients | EmosCoefficients]],
     reference_days: int,
+    target: str = "analysis",
 ) -> dict:
-    """Write the products `names` of one run for every species; return the status per (name, species).
+    """Write the products `names` of one run for every species (as `stored_name(name, target)`); return the
+    status per (name, species).
 
     weights: species -> weights over the domain (block, member) and per region (block, region, member)
     for the skill-weighted products; region: (cell,) region index of each cell; fitted: learned baseline
-    -> species -> its coefficients for this run; reference_days: the climatology's trailing window.
+    -> species -> its coefficients for this run; reference_days: the climatology's trailing window;
+    target: what the references read (the analysis, or a reanalysis).
     """
     reader = StoreReader(url)
     writer = FieldWriter(url)
@@ -153,25 +165,29 @@ def product_unit(
                     field = WEIGHTED_COMBINERS[name](members, w)
                 else:
                     field = COMBINERS[name](members[subsets[name]])
-                writer.write(f"products/{name}", species, (positions[name], li), field)
+                writer.write(f"products/{stored_name(name, target)}", species, (positions[name], li), field)
         for name in combined:
             status[(name, species)] = int(Status.COMPLETE if present[name] else Status.ABSENT)
         for name in (n for n in names if n in REFERENCES):
-            fields = hourly_fields(reader, name, species, t0, reference_days)
+            fields = hourly_fields(reader, name, species, t0, reference_days, target)
             for li, lead in enumerate(reader.spec.leads if fields is not None else ()):
-                writer.write(f"products/{name}", species, (positions[name], li), fields[lead % 24])
+                writer.write(
+                    f"products/{stored_name(name, target)}", species, (positions[name], li), fields[lead % 24]
+                )
             status[(name, species)] = int(Status.COMPLETE if fields is not None else Status.ABSENT)
     return {"run": run, "status": status}
 
 
-def missing_runs(reader: StoreReader, name: str, runs: Sequence[np.datetime64]) -> list[np.datetime64]:
-    """Runs where product `name` is still PENDING for some species: one with members for a member
-    baseline, any for a reference (it needs no member)."""
+def missing_runs(
+    reader: StoreReader, name: str, runs: Sequence[np.datetime64], target: str = "analysis"
+) -> list[np.datetime64]:
+    """Runs where baseline `name` (fitted on `target`) is still PENDING for some species: one with members
+    for a member baseline, any for a reference (it needs no member)."""
     return [
         run
         for run in runs
         if any(
-            reader.product_status(name, sp, run) == Status.PENDING
+            reader.product_status(stored_name(name, target), sp, run) == Status.PENDING
             and (name in REFERENCES or reader.member_presence(sp, run).any())
             for sp in SPECIES_NAMES
         )
@@ -185,13 +201,15 @@ def ensure_baselines(
     names: Sequence[str],
     window_days: int,
     reference_days: int | None = None,
+    target: str = "analysis",
 ) -> BaselineReport:
     """Compute and write the baselines `names` for `runs` where the store lacks them; `window_days`: the
-    weighted ENSEMBLE's trailing window, `reference_days` the climatology's (default: the settings')."""
+    weighted ENSEMBLE's trailing window, `reference_days` the climatology's (default: the settings');
+    `target`: what the `TARGET_FITTED` baselines learn from, stored as `stored_name(name, target)`."""
     reference_days = reference_days or get_settings().reference_window_days
     report = BaselineReport()
     reader = StoreReader(url)
-    todo = {name: missing_runs(reader, name, runs) for name in names}
+    todo = {name: missing_runs(reader, name, runs, target) for name in names}
     todo = {name: r for name, r in todo.items() if r}
     if not todo:
         return report
@@ -199,14 +217,16 @@ def ensure_baselines(
     all_runs = sorted({r for rs in todo.values() for r in rs})
     weights = {}
     if any(name in SKILL_WEIGHTED for name in todo):
-        weights = _trailing_weights(url, reader, all_runs, window_days, report)
+        weights = _trailing_weights(url, reader, all_runs, window_days, report, target)
     learned = [name for name in todo if name in LEARNED]
-    fitted = _fit_learned(url, reader, todo, learned, reference_days, report) if learned else {}
+    fitted = _fit_learned(url, reader, todo, learned, reference_days, report, target) if learned else {}
     region, _ = _cell_regions(reader)
     positions = {}
     for name in todo:
-        path = coordinator.ensure_product(name)
+        path = coordinator.ensure_product(stored_name(name, target))
         coordinator.update_attrs(path, description=DESCRIPTIONS[name], units="µg/m3")
+        if name in TARGET_FITTED:
+            coordinator.update_attrs(path, target=target)
         positions[name] = dict(zip(all_runs, coordinator.ensure_axis(path, [_dt(r) for r in all_runs])))
         if name in SKILL_WEIGHTED:
             _store_weights(coordinator, path, name, weights, positions[name], window_days, reader)
@@ -221,7 +241,8 @@ def ensure_baselines(
     def commit(result: dict) -> None:
         run = np.datetime64(result["run"], "h")
         for (name, species), code in result["status"].items():
-            coordinator.mark(f"products/{name}", positions[name][run], code, (SPECIES_NAMES.index(species),))
+            path = f"products/{stored_name(name, target)}"
+            coordinator.mark(path, positions[name][run], code, (SPECIES_NAMES.index(species),))
             committed.setdefault(name, set()).add(run)
 
     units = []
@@ -241,6 +262,7 @@ def ensure_baselines(
                     region,
                     {n: fitted[n][run] for n in names_for_run if n in LEARNED},
                     reference_days,
+                    target,
                 ),
             )
         )
@@ -251,13 +273,18 @@ def ensure_baselines(
 
 
 def _trailing_weights(
-    url: str, reader: StoreReader, runs: list[np.datetime64], window_days: int, report: BaselineReport
+    url: str,
+    reader: StoreReader,
+    runs: list[np.datetime64],
+    window_days: int,
+    report: BaselineReport,
+    target: str,
 ) -> dict[np.datetime64, dict[str, tuple[np.ndarray, ...]]]:
     """run -> species -> (weights (block, member), trailing RMSE (block, member), weights per region (block,
-    region, member))."""
+    region, member)), the members' skill measured against `target`."""
     history = _past_runs(reader, runs, window_days)
     region, names = _cell_regions(reader)
-    args = (region, len(names))
+    args = (region, len(names), target)
     results: list[dict] = []
     fan = fan_out(
         [Unit(f"skill {_day(r)}", member_skill_unit, (url, str(r), *args)) for r in history],
@@ -316,13 +343,18 @@ def _fit_learned(
     names: list[str],
     days: int,
     report: BaselineReport,
+    target: str,
 ) -> dict[str, dict[np.datetime64, dict[str, MosCoefficients | EmosCoefficients]]]:
-    """name -> run -> species -> coefficients of the learned baselines, from the trailing windows' runs."""
+    """name -> run -> species -> coefficients of the learned baselines, fitted on the `target` of the
+    trailing windows' runs."""
     past = _past_runs(reader, sorted({run for name in names for run in todo[name]}), days)
     region, regions = _cell_regions(reader)
     histories: list[RunHistory] = []
     fan = fan_out(
-        [Unit(f"history {_day(r)}", run_history_unit, (url, str(r), region, len(regions))) for r in past],
+        [
+            Unit(f"history {_day(r)}", run_history_unit, (url, str(r), region, len(regions), target))
+            for r in past
+        ],
         histories.append,
         desc="baseline history",
     )

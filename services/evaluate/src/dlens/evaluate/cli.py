@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dlens.common.config import cli_settings, get_settings
 from dlens.common.grid import Domain, parse_domain
+from dlens.common.layout import TARGETS
 from dlens.common.lock import StoreLockedError, invocation, store_lock
 from dlens.common.logging import get_logger
 from dlens.common.reader import StoreReader
@@ -37,6 +38,8 @@ from dlens.evaluate.stations import STATION_SETS
 log = get_logger(__name__)
 REFERENCE = "median"
 DEFAULT_PRODUCTS = "median,mean,weighted,best-member"
+#: How the report's title names each target.
+TARGET_TITLES = {"analysis": "analysis", "interim": "interim reanalysis", "validated": "validated reanalysis"}
 
 
 class UsageError(ValueError):
@@ -63,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma list of scored products that every other non-member product is also tested against "
         "(bootstrap rows with that `reference`, e.g. mos,emos for the strongest baseline); the median "
         "always is",
+    )  # fmt: skip
+    parser.add_argument(
+        "--target", default="analysis", choices=list(TARGETS),
+        help="what every product is scored against: the CAMS analysis, the interim or the validated "
+        "reanalysis (store groups analysis, reanalysis/interim, reanalysis/validated); the baselines that "
+        "learn from it (weighted, best-member, mos, emos, persistence, climatology) are fitted on it; the "
+        "stations are scored too (default: analysis)",
     )  # fmt: skip
     parser.add_argument("--species", default=",".join(SPECIES_NAMES), help="comma list (default: all four)")
     parser.add_argument("--domain", help="evaluate a crop of the store's domain (named or S,N,W,E)")
@@ -130,18 +140,19 @@ def make_plan(args: argparse.Namespace, store: str) -> Plan:
             f"{args.start + timedelta(days=args.days - 1)} in store {store!r}"
         )
     if not any(
-        reader.analysis_complete(sp, r + np.timedelta64(lead, "h"))
+        reader.analysis_complete(sp, r + np.timedelta64(lead, "h"), args.target)
         for r in runs for sp in species for lead in reader.spec.leads
     ):  # fmt: skip
         raise UsageError(
-            f"no analysis in store {store!r} for any valid time of the {len(runs)} runs asked for"
+            f"no {args.target} (group {TARGETS[args.target]}) in store {store!r} for any valid time of the "
+            f"{len(runs)} runs asked for"
         )
     domain, window = _crop(reader.spec.domain, args.domain)
     return Plan(
         url=store, runs=runs, species=species, products=products, reference=REFERENCE,
         leads=reader.spec.leads, levels=reader.spec.levels, domain=domain, window=window,
         regions=regions_for(domain), resamples=args.resamples, block_runs=get_settings().bootstrap_block_runs,
-        comparisons=tuple(c for c in comparisons if c != REFERENCE),
+        comparisons=tuple(c for c in comparisons if c != REFERENCE), target=args.target,
     )  # fmt: skip
 
 
@@ -150,7 +161,7 @@ def run(plan: Plan, args: argparse.Namespace) -> Path:
     baselines = [p for p in plan.products if p in BASELINES]
     # the baselines go to products/: one writer at a time (none to compute: nothing written, no lock)
     with store_lock(plan.url, args.invocation) if baselines else contextlib.nullcontext():
-        done = ensure_baselines(plan.url, plan.runs, baselines, args.weight_days)
+        done = ensure_baselines(plan.url, plan.runs, baselines, args.weight_days, target=plan.target)
     if done.failed:
         raise EvaluationError(f"{len(done.failed)} baseline units failed; first: {done.failed[0]}")
     for name, count in done.computed.items():
@@ -215,7 +226,12 @@ def _crop(store_domain: Domain, text: str | None) -> tuple[Domain, Window]:
 
 def _meta(plan: Plan, args: argparse.Namespace, created: datetime) -> dict:
     return {
-        "title": "DL-ENS verification against the analysis",
+        "title": f"DL-ENS verification against the {TARGET_TITLES[plan.target]}",
+        "target": {
+            "name": plan.target,
+            "group": TARGETS[plan.target],
+            "stored_as": dict(zip(plan.products, plan.sources)),
+        },
         "store": plan.url,
         "created": created.isoformat(timespec="seconds"),
         "code_version": code_version("dlens-evaluate"),

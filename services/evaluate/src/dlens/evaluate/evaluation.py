@@ -15,6 +15,7 @@ from dlens.common.grid import Domain
 from dlens.common.parallel import Unit, fan_out
 from dlens.common.reader import StoreReader
 from dlens.common.species import LEAD_BLOCKS, MEMBERS, lead_block
+from dlens.evaluate.baselines import stored_name
 from dlens.evaluate.metrics import (
     CONTINGENCY,
     FRACTIONS,
@@ -66,6 +67,13 @@ class Plan:
     block_runs: int = 1
     #: Products that every other non-member product is also tested against, besides `reference`.
     comparisons: tuple[str, ...] = ()
+    #: What every product is scored against (`layout.TARGETS`); the stations are scored as well.
+    target: str = "analysis"
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The products/ group of each product: the baselines that learn from the target, fitted on it."""
+        return tuple(stored_name(name, self.target) for name in self.products)
 
 
 @dataclass(frozen=True)
@@ -115,14 +123,14 @@ def score_period(plan: Plan) -> Scores:
 
     units = [
         Unit(f"score {np.datetime64(run, 'D')} {sp}", score_unit,
-             (plan.url, str(run), sp, plan.products, plan.domain, plan.window))
+             (plan.url, str(run), sp, plan.products, plan.domain, plan.window, plan.target, plan.sources))
         for run in plan.runs for sp in plan.species
     ]  # fmt: skip
     report = fan_out(units, add, desc="scoring")
     if report.failed:
         raise EvaluationError(f"{len(report.failed)} scoring units failed; first: {report.failed[0]}")
     if stats[..., STATISTICS.index("n")].sum() == 0:
-        raise EvaluationError("no product field could be paired with an analysis in the period")
+        raise EvaluationError(f"no product field could be paired with the {plan.target} in the period")
     return Scores(
         continuous=_continuous(plan, np.stack([stats, top], axis=-2)),
         exceedance=_exceedance(plan, counts, fractions),

@@ -70,8 +70,11 @@ class RunHistory:
     emos: dict[str, list[EmosSums]]  # species -> one per lead block
 
 
-def run_history_unit(url: str, run: str, region: np.ndarray, regions: int) -> RunHistory:
-    """Read one run's members and the analyses verifying it (a Ray task); region: (cell,) index."""
+def run_history_unit(
+    url: str, run: str, region: np.ndarray, regions: int, target: str = "analysis"
+) -> RunHistory:
+    """Read one run's members and the `target` fields verifying it (a Ray task; the analysis, or a
+    reanalysis: `analysis_log` holds what the baselines fit on); region: (cell,) index."""
     reader = StoreReader(url)
     t0 = np.datetime64(run, "h")
     history = RunHistory(t0, {}, {}, {})
@@ -84,7 +87,7 @@ def run_history_unit(url: str, run: str, region: np.ndarray, regions: int) -> Ru
         analysis_log = median_log.copy()
         sums = [EmosSums.zeros(regions, region.size) for _ in blocks]
         for li, lead in enumerate(leads):
-            truth = reader.analysis(species, t0 + np.timedelta64(lead, "h"))
+            truth = reader.analysis(species, t0 + np.timedelta64(lead, "h"), target)
             if truth is None:
                 continue
             members = reader.members(species, t0, lead)

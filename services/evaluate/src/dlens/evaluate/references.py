@@ -27,15 +27,20 @@ def days_back(name: str, window_days: int) -> range:
 
 
 def hourly_fields(
-    reader: StoreReader, name: str, species: str, run: np.datetime64, window_days: int
+    reader: StoreReader,
+    name: str,
+    species: str,
+    run: np.datetime64,
+    window_days: int,
+    target: str = "analysis",
 ) -> list[np.ndarray] | None:
-    """The reference's 24 fields, by hour after the run (lead mod 24), float32; None when some hour has
-    no analysis in its window."""
+    """The reference's 24 fields, by hour after the run (lead mod 24), float32, from the `target` (the
+    analysis, or a reanalysis); None when some hour has none in its window."""
     out = []
     for hour in range(24):
         total, count = None, 0
         for day in days_back(name, window_days):
-            field = reader.analysis(species, run - np.timedelta64(24 * day - hour, "h"))
+            field = reader.analysis(species, run - np.timedelta64(24 * day - hour, "h"), target)
             if field is not None:
                 total = field.astype(np.float64) if total is None else total + field
                 count += 1

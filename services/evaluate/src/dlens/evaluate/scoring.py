@@ -1,4 +1,5 @@
-"""Scoring products against the analysis, one (run, species) per Ray task, one lead in memory at a time.
+"""Scoring products against a target (the analysis, or a reanalysis), one (run, species) per Ray task, one
+lead in memory at a time.
 
 Each task returns additive sums only (metric statistics per product, lead, level and region, over all
 pairs and over the run's top 5 % of analysed values; O3 MDA8 statistics; exceedance counts and fractions
@@ -106,9 +107,18 @@ def _top_values(truths: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def score_unit(
-    url: str, run: str, species: str, products: Sequence[str], domain: Domain, window: Window
+    url: str,
+    run: str,
+    species: str,
+    products: Sequence[str],
+    domain: Domain,
+    window: Window,
+    target: str = "analysis",
+    sources: Sequence[str] | None = None,
 ) -> dict:
-    """Sums for one run and species.
+    """Sums for one run and species, against `target` (the analysis or a reanalysis: "analysis" below); the
+    stations are their own truth, scored at the leads the target verifies. `sources`: the products/ group
+    each product is read from (default: its name; a baseline fitted on a reanalysis has its own).
 
     `stats` and `top` (product, lead, level, region, statistic): every pair, and the pairs whose analysis
     is in the run's top 5 %; `mda8` (product, block, level, region, statistic) of the maximum daily
@@ -145,7 +155,7 @@ def score_unit(
     blocks = list(LEAD_BLOCKS)
     truths = {}
     for lead in leads:
-        truth = reader.analysis(species, t0 + np.timedelta64(lead, "h"))
+        truth = reader.analysis(species, t0 + np.timedelta64(lead, "h"), target)
         if truth is not None:
             truths[lead] = truth[..., window.rows, window.cols]
     top_value = _top_values(list(truths.values()))
@@ -157,7 +167,7 @@ def score_unit(
         if daily:
             o_sum[b] += np.nan_to_num(truth)
             o_n[b] += np.isfinite(truth)
-        fields = _fields(reader, products, species, t0, lead, window)
+        fields = _fields(reader, sources or products, species, t0, lead, window)
         observed = None if not n_st else reader.observations(species, t0 + np.timedelta64(lead, "h"))
         if observed is not None:
             observed = sampler.observed(observed)

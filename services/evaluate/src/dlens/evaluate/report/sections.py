@@ -23,7 +23,7 @@ class FigureRef:
 
 
 def header_html(ctx: Context) -> str:
-    """The page header: title, period, domain, store, created, code version, products."""
+    """The page header: title, target, period, domain, store, created, code version, products."""
     meta = ctx.meta
     period = meta.get("period") or {}
     domain = meta.get("domain") or {}
@@ -56,7 +56,9 @@ def header_html(ctx: Context) -> str:
         if boot
         else "not given"
     )
+    target = meta.get("target") or {"name": "analysis", "group": "analysis"}  # reports before --target
     items = [
+        ("Target", f"{esc(target['name'])} (store group <code>{esc(target['group'])}</code>)"),
         (
             "Period",
             f"from {esc(period.get('start', '?'))}, {esc(period.get('days', '?'))} days ({esc(run_text)})",
