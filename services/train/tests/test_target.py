@@ -15,6 +15,7 @@ from dlens.model.registry import resolve
 from dlens.testing.mock_store import build_mock_store
 from dlens.train.config import DataConfig, Period, TrainConfig
 from dlens.train.dataset import StoreDataset, store_normaliser
+from dlens.train.fit import fit
 from dlens.train.loop import make_model
 from dlens.train.registry import publish
 
@@ -86,3 +87,21 @@ def test_card_and_bundle_readme_record_the_target(store):
     assert card["target"] == "interim" and card["config"]["data"]["target"] == "interim"
     readme = model_card({**card, "test_scores": []})
     assert "trained against the CAMS interim reanalysis" in readme and "CAMS analysis" not in readme
+
+
+@pytest.mark.slow  # one epoch of seconds, behind a minute of Ray Train start-up
+def test_fit_on_the_interim_reanalysis_publishes_a_card_that_says_so(store, tmp_path, ray_cluster):
+    """A one-epoch Ray Train fit against the interim: its card records it; asked for the validated
+    reanalysis the store lacks, the fit stops before any worker starts."""
+    raw = {
+        "name": "interim-fit",
+        "data": {**data_config(target="interim").model_dump(mode="json"), "loader_workers": 0},
+        "model": {"architecture": "HalfUNet", "settings": {"num_filters": 4}},
+        "optim": {"epochs": 1, "batch_size": 4},
+    }
+    model_id = fit(store, TrainConfig.model_validate(raw), storage=str(tmp_path / "ray"))
+    card = resolve(store, model_id).card
+    assert card["target"] == "interim" and card["config"]["data"]["target"] == "interim"
+    raw["data"]["target"] = "validated"
+    with pytest.raises(ValueError, match="the validated"):
+        fit(store, TrainConfig.model_validate(raw), storage=str(tmp_path / "ray"))
