@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 
 import numpy as np
@@ -15,6 +16,7 @@ from dlens.model.registry import resolve
 from dlens.testing.mock_store import build_mock_store
 from dlens.train.config import DataConfig, Period, TrainConfig
 from dlens.train.dataset import StoreDataset, store_normaliser
+from dlens.train.export import report_scores
 from dlens.train.fit import fit
 from dlens.train.loop import make_model
 from dlens.train.registry import publish
@@ -87,6 +89,26 @@ def test_card_and_bundle_readme_record_the_target(store):
     assert card["target"] == "interim" and card["config"]["data"]["target"] == "interim"
     readme = model_card({**card, "test_scores": []})
     assert "trained against the CAMS interim reanalysis" in readme and "CAMS analysis" not in readme
+
+
+def test_a_bundle_takes_its_test_scores_from_a_report_against_its_target(tmp_path):
+    """The newest report scored the model against the analysis; the interim model's bundle takes the older
+    report against the interim reanalysis."""
+    for name, target, created, rmse in [("old", "interim", "2026-12-01T00:00:00", 3.0),
+                                         ("new", "analysis", "2026-12-02T00:00:00", 2.0)]:  # fmt: skip
+        meta = {"created": created, "period": {"start": "2025-03-05", "days": 2}, "target": {"name": target}}
+        row = {"product": "dlens-m", "species": "o3", "rmse": rmse, "lead_block": "all", "region": "domain",
+               "season": "all", "lead": None}  # fmt: skip
+        (tmp_path / "reports" / name).mkdir(parents=True)
+        (tmp_path / "reports" / name / "metrics.json").write_text(
+            json.dumps({"meta": meta, "continuous": [row]})
+        )
+    ((interim,), (analysis,)) = (
+        report_scores(str(tmp_path), "m", "interim"),
+        report_scores(str(tmp_path), "m"),
+    )
+    assert (interim["dlens"], interim["report"]) == (3.0, "reports/old") and analysis["dlens"] == 2.0
+    assert report_scores(str(tmp_path), "m", "validated") == []
 
 
 @pytest.mark.slow  # one epoch of seconds, behind a minute of Ray Train start-up

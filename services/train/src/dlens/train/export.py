@@ -1,5 +1,5 @@
 """`dlens-train export`: a registered model as a self-contained bundle (dlens.model.bundle), its
-test scores taken from the newest verification report in the store that scored it."""
+test scores taken from the newest verification report in the store that scored it against its own target."""
 
 from __future__ import annotations
 
@@ -13,14 +13,17 @@ from dlens.model.registry import load_model, resolve
 REPORTS = "reports"
 
 
-def report_scores(url: str, model_id: str) -> list[dict]:
+def report_scores(url: str, model_id: str, target: str = "analysis") -> list[dict]:
     """Per species: RMSE of dlens-<id>, the median and the weighted ENSEMBLE over the domain and every lead,
-    from the newest report under `reports/` that scored the model; empty when none did."""
+    from the newest report under `reports/` that scored the model against `target` (the one it was trained
+    on; a report from before `--target` scored against the analysis); empty when none did."""
     product, found = f"dlens-{model_id}", []
     for report in list_directory(url, REPORTS):
         try:
             metrics = json.loads(read_file(url, f"{REPORTS}/{report}/metrics.json"))
         except FileNotFoundError:
+            continue
+        if metrics["meta"].get("target", {"name": "analysis"})["name"] != target:
             continue
         overall = {"lead_block": "all", "region": "domain", "season": "all", "lead": None}
         rmse = {
@@ -47,5 +50,6 @@ def export(url: str, model_id: str, out: Path) -> tuple[str, Path]:
         raise ValueError(f"{out} exists: give a new directory")
     entry = resolve(url, model_id)
     network = load_model(url, entry)
-    write_bundle(entry, network.state_dict(), out, report_scores(url, entry.model_id))
+    scores = report_scores(url, entry.model_id, entry.card.get("target", "analysis"))
+    write_bundle(entry, network.state_dict(), out, scores)
     return entry.model_id, out
