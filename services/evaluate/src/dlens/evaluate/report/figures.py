@@ -58,6 +58,7 @@ def lead_figure(ctx: Context, species: str) -> Figure | None:
     fig = Figure(figsize=(12, 4.2), dpi=100, layout="constrained")
     axes = fig.subplots(1, 2)
     leads = np.sort(rows["lead"].unique())
+    truth = (ctx.meta.get("target") or {}).get("name", "analysis")
     for ax, score in zip(axes, ("rmse", "bias")):
         table = rows.pivot_table(index="lead", columns="product", values=score, aggfunc="mean", dropna=False)
         for product in ctx.products:
@@ -68,7 +69,7 @@ def lead_figure(ctx: Context, species: str) -> Figure | None:
             ax.axhline(0, color="0.3", lw=0.8, zorder=0)
         ax.set_xlabel("lead time (h)")
         ax.set_ylabel(f"{score.upper() if score == 'rmse' else 'bias'} ({ctx.units})")
-        ax.set_title(f"{plain(species)}: {'RMSE' if score == 'rmse' else 'bias (forecast − analysis)'}")
+        ax.set_title(f"{plain(species)}: {'RMSE' if score == 'rmse' else f'bias (forecast − {truth})'}")
         ax.grid(alpha=0.3)
     handles = []
     for product in ctx.products:
