@@ -77,7 +77,7 @@ def _overall(metrics: dict, product: str) -> dict:
 def _rmse(reader: StoreReader, product: str, target: str) -> float:
     errors = [
         reader.product(product, "o3", run, lead)[0]
-        - reader.analysis("o3", run + np.timedelta64(lead, "h"), target)[0]
+        - reader.analysis("o3", run + np.timedelta64(lead, "h"), target=target)[0]
         for run in RUNS
         for lead in LEADS
     ]
@@ -105,7 +105,7 @@ def test_validated_target_scores_every_product_against_the_validated_group(store
     run, lead = RUNS[1], 12
     np.testing.assert_array_equal(
         reader.product("persistence.validated", "o3", run, lead),
-        reader.analysis("o3", run - np.timedelta64(24 - lead, "h"), "validated"),
+        reader.analysis("o3", run - np.timedelta64(24 - lead, "h"), target="validated"),
     )
     assert zarr.open_group(store, mode="r")["products/persistence.validated"].attrs["target"] == "validated"
     assert _overall(validated, "persistence")["rmse"] == pytest.approx(

@@ -60,7 +60,7 @@ def test_interim_target_reads_the_interim_group(store, split):
         run, lead = interim.samples[index]
         valid = run + np.timedelta64(lead, "h")
         for k, sp in enumerate(("o3", "no2")):
-            field = reader.analysis(sp, valid, "interim")[0]
+            field = reader.analysis(sp, valid, target="interim")[0]
             np.testing.assert_allclose(field, INTERIM * reader.analysis(sp, valid)[0], rtol=1e-6)
             want = torch.from_numpy(norm.forward(sp, field).astype(np.float32))
             torch.testing.assert_close(interim[index]["target"][k], want)

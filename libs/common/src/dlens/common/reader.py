@@ -93,14 +93,14 @@ class StoreReader:
         return data
 
     def sample(
-        self, species: Sequence[str], run: np.datetime64, lead: int, target: str = "analysis"
+        self, species: Sequence[str], run: np.datetime64, lead: int, *, target: str = "analysis"
     ) -> tuple[np.ndarray, list[np.ndarray | None]]:
         """The members of every species at one run and lead (species, member, level, lat, lon; NaN where not
         COMPLETE) and the `target` of each at the valid time (None where not COMPLETE), read concurrently."""
         pos, lead_pos = self.axis(FORECASTS)[np.datetime64(run, "h")], self.lead_index[lead]
         valid = np.datetime64(run, "h") + np.timedelta64(lead, "h")
         group = target_group(target)
-        truths = [sp for sp in species if self.analysis_complete(sp, valid, target)]
+        truths = [sp for sp in species if self.analysis_complete(sp, valid, target=target)]
         reads = [self.array(FORECASTS, sp).async_array.getitem((pos, lead_pos)) for sp in species]
         reads += [self.array(group, sp).async_array.getitem((self.axis(group)[valid],)) for sp in truths]
         fields = sync(_gather(reads))
@@ -113,7 +113,7 @@ class StoreReader:
         pos = self.axis(FORECASTS)[np.datetime64(run, "h")]
         return self.status(FORECASTS)[pos, :, SPECIES_NAMES.index(species)] == Status.COMPLETE
 
-    def analysis_complete(self, species: str, valid_time: np.datetime64, target: str = "analysis") -> bool:
+    def analysis_complete(self, species: str, valid_time: np.datetime64, *, target: str = "analysis") -> bool:
         """Whether the `target` (the analysis, or a reanalysis) of `species` at `valid_time` is committed."""
         group = target_group(target)
         if not self.has(group):
@@ -122,11 +122,11 @@ class StoreReader:
         return pos is not None and self.status(group)[pos, SPECIES_NAMES.index(species)] == Status.COMPLETE
 
     def analysis(
-        self, species: str, valid_time: np.datetime64, target: str = "analysis"
+        self, species: str, valid_time: np.datetime64, *, target: str = "analysis"
     ) -> np.ndarray | None:
         """(level, lat, lon) `target` (the analysis, or a reanalysis) at a valid time, or None when it is not
         COMPLETE."""
-        if not self.analysis_complete(species, valid_time, target):
+        if not self.analysis_complete(species, valid_time, target=target):
             return None
         group = target_group(target)
         return self.array(group, species)[self.axis(group)[np.datetime64(valid_time, "h")]]

@@ -27,6 +27,12 @@ from dlens.model.registry import ModelEntry, read_card
 CARD = "model.json"
 VALIDATION = {"val_loss": "loss", "val_ratio": "RMSE / median RMSE"}
 FILES = (WEIGHTS, CARD, "config.yaml", "normalisation.json", "README.md")
+#: How the model card names each training target (`data.target`).
+TARGET_NAMES = {
+    "analysis": "CAMS analysis",
+    "interim": "CAMS interim reanalysis",
+    "validated": "CAMS validated reanalysis",
+}
 
 
 def write_bundle(entry: ModelEntry, state_dict: dict[str, torch.Tensor], out: Path, test: list[dict]) -> Path:
@@ -58,14 +64,6 @@ def validation_line(validation: dict) -> str:
     epoch = f" (the best epoch, {validation['epoch']})" if "epoch" in validation else ""
     scores = ", ".join(f"{label} {validation[k]:.4f}" for k, label in VALIDATION.items() if k in validation)
     return f"Validation{epoch}: {scores}."
-
-
-#: How the model card names each training target (`data.target`).
-TARGET_NAMES = {
-    "analysis": "CAMS analysis",
-    "interim": "CAMS interim reanalysis",
-    "validated": "CAMS validated reanalysis",
-}
 
 
 def model_card(card: dict) -> str:

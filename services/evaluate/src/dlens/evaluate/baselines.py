@@ -104,7 +104,7 @@ def member_skill_unit(url: str, run: str, region: np.ndarray, regions: int, targ
         if not reader.member_presence(species, t0).any():
             continue
         for lead in reader.spec.leads:
-            truth = reader.analysis(species, t0 + np.timedelta64(lead, "h"), target)
+            truth = reader.analysis(species, t0 + np.timedelta64(lead, "h"), target=target)
             if truth is None:
                 continue
             err = (reader.members(species, t0, lead) - truth[None]).reshape(len(MEMBERS), -1)

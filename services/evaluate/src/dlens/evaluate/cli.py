@@ -140,7 +140,7 @@ def make_plan(args: argparse.Namespace, store: str) -> Plan:
             f"{args.start + timedelta(days=args.days - 1)} in store {store!r}"
         )
     if not any(
-        reader.analysis_complete(sp, r + np.timedelta64(lead, "h"), args.target)
+        reader.analysis_complete(sp, r + np.timedelta64(lead, "h"), target=args.target)
         for r in runs for sp in species for lead in reader.spec.leads
     ):  # fmt: skip
         raise UsageError(

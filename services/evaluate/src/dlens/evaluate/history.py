@@ -87,7 +87,7 @@ def run_history_unit(
         analysis_log = median_log.copy()
         sums = [EmosSums.zeros(regions, region.size) for _ in blocks]
         for li, lead in enumerate(leads):
-            truth = reader.analysis(species, t0 + np.timedelta64(lead, "h"), target)
+            truth = reader.analysis(species, t0 + np.timedelta64(lead, "h"), target=target)
             if truth is None:
                 continue
             members = reader.members(species, t0, lead)

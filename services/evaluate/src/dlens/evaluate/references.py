@@ -40,7 +40,7 @@ def hourly_fields(
     for hour in range(24):
         total, count = None, 0
         for day in days_back(name, window_days):
-            field = reader.analysis(species, run - np.timedelta64(24 * day - hour, "h"), target)
+            field = reader.analysis(species, run - np.timedelta64(24 * day - hour, "h"), target=target)
             if field is not None:
                 total = field.astype(np.float64) if total is None else total + field
                 count += 1

@@ -155,7 +155,7 @@ def score_unit(
     blocks = list(LEAD_BLOCKS)
     truths = {}
     for lead in leads:
-        truth = reader.analysis(species, t0 + np.timedelta64(lead, "h"), target)
+        truth = reader.analysis(species, t0 + np.timedelta64(lead, "h"), target=target)
         if truth is not None:
             truths[lead] = truth[..., window.rows, window.cols]
     top_value = _top_values(list(truths.values()))

@@ -44,7 +44,7 @@ class Period(_Strict):
 
 
 class DataConfig(_Strict):
-    """What the model sees: species, leads, periods split by date, member dropout, and what it learns."""
+    """What the model sees: species, leads, periods split by date, member dropout."""
 
     species: tuple[str, ...] = Field(
         SPECIES_NAMES, description="species the model corrects, all read together"

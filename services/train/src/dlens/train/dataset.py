@@ -64,8 +64,7 @@ def drop_members(members: np.ndarray, rate: float, rng: np.random.Generator, kee
 
 
 class StoreDataset(Dataset):
-    """Samples of one split: normalised members, static fields, time encodings, normalised target (the
-    config's `data.target`: the analysis or a reanalysis), mask."""
+    """Samples of one split: normalised members, static fields, time encodings, normalised target, mask."""
 
     def __init__(
         self, url: str, config: DataConfig, split: Split, normaliser: Normaliser, training: bool = False
@@ -99,7 +98,7 @@ class StoreDataset(Dataset):
             for run in sorted(r for r in runs if first <= r <= last)
             for lead in self.leads
             if all(
-                reader.analysis_complete(sp, run + np.timedelta64(lead, "h"), self.config.target)
+                reader.analysis_complete(sp, run + np.timedelta64(lead, "h"), target=self.config.target)
                 for sp in self.config.species
             )
         ]
@@ -135,7 +134,7 @@ class StoreDataset(Dataset):
         normalised target and its mask; `features.assemble_inputs` makes the model inputs of a batch."""
         run, lead = self.samples[index]
         species = self.config.species
-        members, analysis = self.reader.sample(species, run, lead, self.config.target)
+        members, analysis = self.reader.sample(species, run, lead, target=self.config.target)
         members = members[:, :, 0]
         if self.training and self.config.member_dropout > 0:
             members = drop_members(members, self.config.member_dropout, self.rng)

@@ -1,8 +1,7 @@
 """Publishing a trained model to the store's registry (`dlens.model.registry` reads it back).
 
-The card (`model.json`) holds the validated training config, the target it learnt (`data.target`), the
-normalisation, the data periods, the input channels and shape, the code version, the validation scores and
-the MLflow run id.
+The card (`model.json`) holds the validated training config, the normalisation, the data periods, the
+input channels and shape, the code version, the validation scores and the MLflow run id.
 """
 
 from __future__ import annotations
