@@ -15,7 +15,17 @@ import numpy as np
 import zarr
 from zarr.core.sync import sync
 
-from dlens.common.layout import ANALYSIS, FORECASTS, OBSERVATIONS, STATUS, Status, axis_group, product_group
+from dlens.common.layout import (
+    ANALYSIS,
+    FORECASTS,
+    METEO,
+    METEO_VARIABLES,
+    OBSERVATIONS,
+    STATUS,
+    Status,
+    axis_group,
+    product_group,
+)
 from dlens.common.species import SPECIES_NAMES
 from dlens.common.store import open_store
 from dlens.common.writer import StoreSpec, committed_labels
@@ -115,6 +125,18 @@ class StoreReader:
             return None
         pos = self.axis(ANALYSIS)[np.datetime64(valid_time, "h")]
         return self.array(ANALYSIS, species)[pos]
+
+    def meteo_complete(self, variable: str, run: np.datetime64) -> bool:
+        """Whether the meteo predictor `variable` of `run` is committed."""
+        pos = self.axis(METEO).get(np.datetime64(run, "h")) if self.has(METEO) else None
+        variable_index = list(METEO_VARIABLES).index(variable)
+        return pos is not None and self.status(METEO)[pos, variable_index] == Status.COMPLETE
+
+    def meteo(self, variable: str, run: np.datetime64, lead: int) -> np.ndarray | None:
+        """(lat, lon) meteo predictor of a run at one lead, or None when it is not COMPLETE."""
+        if not self.meteo_complete(variable, run):
+            return None
+        return self.array(METEO, variable)[self.axis(METEO)[np.datetime64(run, "h")], self.lead_index[lead]]
 
     def observations(self, species: str, valid_time: np.datetime64) -> np.ndarray | None:
         """(station,) observations at a valid time (NaN where a station has none), or None when the store

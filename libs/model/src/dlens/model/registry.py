@@ -3,8 +3,10 @@ entries can also come from bundles (`dlens.model.bundle`: safetensors weights be
 
 `weights.pt` is a plain state_dict, loaded with `weights_only=True` (no code runs on load); `model.json`
 (the model card) holds the training config, the normalisation, the data periods, the input channels and
-shape, the code version and the validation scores. It is written last and marks the entry complete: an
-entry without it is not listed. Train writes entries; predict and serve read them by id or `latest`.
+shape, the code version and the validation scores, and `predictors` the phase-two predictors on, their
+channels and their normalisation (an entry from before them has none: it reads none). It is written last
+and marks the entry complete: an entry without it is not listed. Train writes entries; predict and serve
+read them by id or `latest`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dlens.common.store import list_directory, read_file, write_file
 from dlens.model.architectures import FIXED_SHAPE, SpatialNorm, build_ensemble_model, spatial_norm
 from dlens.model.features import Normaliser
 from dlens.model.head import EnsembleModel
+from dlens.model.predictors import PredictorEncoder, Predictors, Standardisation
 
 LOG = logging.getLogger(__name__)
 MODELS = "models"
@@ -44,6 +47,17 @@ class ModelEntry:
     @property
     def normaliser(self) -> Normaliser:
         return Normaliser(**self.card["normaliser"])
+
+    @property
+    def predictors(self) -> Predictors:
+        """The phase-two predictors the model reads (all off for an entry from before them)."""
+        return Predictors.model_validate(self.card["config"]["data"].get("predictors", {}))
+
+    @property
+    def encoder(self) -> PredictorEncoder:
+        """What turns the model's raw predictors into its input channels."""
+        recorded = self.card.get("predictors", {}).get("normalisation")
+        return PredictorEncoder(self.predictors, self.species, Standardisation.from_dict(recorded))
 
     @property
     def static_names(self) -> tuple[str, ...]:
