@@ -53,7 +53,9 @@ class Predictors(BaseModel):
     analysis_delay_h: int = Field(
         1, ge=0, le=72, description="hours after an analysis time until it is available: the last one read"
     )
-    analysis_window_h: int = Field(24, ge=1, le=96, description="hours of analysis before the delay")
+    analysis_window_h: int = Field(
+        24, ge=1, le=96, description="hours of analysis read, back from the last one"
+    )
     analysis_step_h: int = Field(3, ge=1, le=24, description="hours between the analysis times read")
     zenith: bool = Field(False, description="the cosine of the solar zenith angle at the valid time")
     statistics: bool = Field(False, description="min, max and the quantiles of the members present")

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from dlens.common.grid import parse_domain
-from dlens.common.layout import ANALYSIS, FORECASTS, Status
+from dlens.common.layout import ANALYSIS, FORECASTS, METEO, METEO_VARIABLES, Status
 from dlens.common.species import MEMBERS, SPECIES_NAMES
 from dlens.common.writer import FieldWriter, StoreCoordinator, StoreSpec, field_stats, merge_stats
 
@@ -45,8 +45,10 @@ def build_mock_store(
     leads: Sequence[int] = (0, 12, 24, 36, 48, 60, 72, 84, 96),
     skill: MockSkill = MockSkill(),
     seed: int = 0,
+    meteo: bool = False,
 ) -> StoreSpec:
-    """Write analysis (hourly, every valid time) and members for `days` runs into a new store."""
+    """Write analysis (hourly, every valid time) and members for `days` runs into a new store, and with
+    `meteo` the meteo predictors of every run (`mock_meteo`)."""
     spec = StoreSpec(parse_domain(domain), tuple(leads), (0,))
     coordinator = StoreCoordinator(url, spec)
     writer = FieldWriter(url)
@@ -87,5 +89,21 @@ def build_mock_store(
             status[absent] = Status.ABSENT
             coordinator.write_stats(FORECASTS, pos, species, stats)
             coordinator.mark(FORECASTS, pos, status, (slice(None), SPECIES_NAMES.index(species)))
+    if meteo:
+        m_pos = coordinator.ensure_axis(METEO, runs)
+        for run, pos in zip(runs, m_pos):
+            for index, variable in enumerate(METEO_VARIABLES):
+                for li, lead in enumerate(leads):
+                    field = mock_meteo(index, run + timedelta(hours=lead), pattern)
+                    writer.write(METEO, variable, (pos, li), field)
+        coordinator.mark(METEO, m_pos, Status.COMPLETE)
     coordinator.refresh_normalisation()
     return spec
+
+
+def mock_meteo(index: int, valid: datetime, pattern: np.ndarray) -> np.ndarray:
+    """Meteo variable number `index` (of METEO_VARIABLES) at a valid time: a smooth field that changes with
+    the hour and the day, of the variable's order of magnitude."""
+    scale = (280.0, 800.0, 5.0, 5.0, 300.0)[index]
+    phase = 2 * np.pi * (valid.hour / 24 + valid.toordinal() * 0.37 + index / 5)
+    return (scale * (1.0 + 0.1 * np.sin(phase) * pattern)).astype(np.float32)

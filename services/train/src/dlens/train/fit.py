@@ -17,6 +17,7 @@ from dlens.model.features import Normaliser
 from dlens.train.config import TrainConfig
 from dlens.train.dataset import StoreDataset, store_normaliser
 from dlens.train.loop import CHECKPOINT_FILE, train_loop
+from dlens.train.predictor_stats import store_standardisation
 from dlens.train.progress import epoch_progress, epoch_queue
 from dlens.train.registry import publish
 from dlens.train.tracking import tracked_fit
@@ -46,6 +47,7 @@ def make_trainer(
         "progress": progress,
         "config": config.model_dump(mode="json"),
         "normaliser": {"log1p_mean": normaliser.log1p_mean, "log1p_std": normaliser.log1p_std},
+        "standardisation": store_standardisation(url, config.data.train, config.data.predictors).to_dict(),
     }
     return TorchTrainer(
         train_loop,

@@ -22,7 +22,9 @@ from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBER_GROUPS, MEMBERS, SPECIES_NAMES
 from dlens.common.writer import FieldWriter, StoreCoordinator
 from dlens.model.inference import ensemble
-from dlens.model.registry import load_model, resolve
+from dlens.model.predictor_store import read_predictors
+from dlens.model.predictors import MissingPredictor
+from dlens.model.registry import ModelEntry, load_model, resolve
 from dlens.model.static import static_fields
 
 #: Leads predicted in one forward pass.
@@ -65,14 +67,30 @@ def predict_unit(
         )
         for k, sp in enumerate(species):
             inputs[:, k, ~used[sp]] = np.nan
-        fields = ensemble(
-            model, entry, inputs, static, batch, [t0 + np.timedelta64(lead, "h") for lead in batch]
-        )
+        valid = [t0 + np.timedelta64(lead, "h") for lead in batch]
+        encoded = np.stack([store_predictors(reader, entry, t0, lead) for lead in batch])
+        fields = ensemble(model, entry, inputs, static, batch, valid, encoded)
         for b, lead_pos in enumerate(range(start, start + len(batch))):
             for k, sp in enumerate(species):
                 if used[sp].any():
                     writer.write(f"products/{product}", sp, (position, lead_pos, 0), fields[b, k])
     return {"run": run, "used": {sp: used[sp].tolist() for sp in species}}
+
+
+def store_predictors(reader: StoreReader, entry: ModelEntry, run: np.datetime64, lead: int) -> np.ndarray:
+    """The model's encoded predictors of (run, lead) from the store; ValueError naming the run and the
+    predictor the store lacks (a model trained with predictor dropout runs without it)."""
+    domain = reader.spec.domain
+    raw = read_predictors(reader, entry.predictors, entry.species, run, lead)
+    try:
+        return entry.encoder.encode(
+            raw, entry.normaliser.forward, run + np.timedelta64(lead, "h"), domain.latitude, domain.longitude
+        )
+    except MissingPredictor as exc:
+        raise ValueError(
+            f"run {run}, lead {lead} h: model {entry.model_id} needs {exc.described}, which store "
+            f"{reader.url!r} lacks"
+        ) from None
 
 
 def stale_runs(

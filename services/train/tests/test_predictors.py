@@ -1,0 +1,180 @@
+"""The phase-two predictors in training and prediction: each predictor's channels equal a hand computation
+from the store, the recent analysis reads nothing valid after the run's availability time, a store lacking a
+predictor is named, and a model with every predictor fits, registers and predicts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlens.common.layout import METEO_VARIABLES
+from dlens.common.reader import StoreReader
+from dlens.model.features import channel_names
+from dlens.model.inference import ensemble
+from dlens.model.predictors import Predictors
+from dlens.model.registry import load_model, resolve
+from dlens.model.static import static_fields
+from dlens.testing.mock_store import build_mock_store, mock_meteo
+from dlens.train.config import DataConfig, Period, TrainConfig
+from dlens.train.dataset import StoreDataset, store_normaliser
+from dlens.train.fit import fit
+from dlens.train.loop import make_model
+from dlens.train.predict import predict, store_predictors
+from dlens.train.predictor_stats import store_standardisation
+from dlens.train.registry import publish
+
+START = datetime(2025, 3, 1)
+LEADS = (0, 12, 24)
+SPECIES = ("o3", "no2")
+PERIODS = {
+    "train": {"start": "2025-03-01", "end": "2025-03-03"},
+    "validation": {"start": "2025-03-04", "end": "2025-03-04"},
+    "test": {"start": "2025-03-05", "end": "2025-03-06"},
+}
+ALL = {"meteo": True, "meteo_change": True, "recent_analysis": True, "zenith": True, "statistics": True}
+PHASE2 = {
+    "name": "phase2-tiny",
+    "data": {"species": list(SPECIES), **PERIODS, "static": False, "loader_workers": 0, "predictors": ALL},
+    "model": {"architecture": "HalfUNet", "settings": {"num_filters": 8}},
+    "optim": {"epochs": 1, "batch_size": 4},
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    url = str(tmp_path_factory.mktemp("predictors") / "mock.zarr")
+    build_mock_store(url, START, days=6, leads=LEADS, meteo=True)
+    return url
+
+
+@pytest.fixture(scope="module")
+def without_meteo(tmp_path_factory) -> str:
+    url = str(tmp_path_factory.mktemp("predictors") / "no-meteo.zarr")
+    build_mock_store(url, START, days=6, leads=LEADS)
+    return url
+
+
+def data_config(**predictors) -> DataConfig:
+    periods = {k: Period.model_validate(v) for k, v in PERIODS.items()}
+    return DataConfig(species=SPECIES, **periods, static=False, predictors=Predictors(**predictors))
+
+
+class RecordingReader(StoreReader):
+    """A store reader that records the valid times of the analysis fields it reads one by one."""
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.analysis_times: list[np.datetime64] = []
+
+    def analysis(self, species: str, valid_time: np.datetime64) -> np.ndarray | None:
+        self.analysis_times.append(np.datetime64(valid_time, "h"))
+        return super().analysis(species, valid_time)
+
+
+@pytest.mark.parametrize("delay", [0, 5])
+def test_recent_analysis_is_the_analysis_before_the_run_as_available_then(store, delay):
+    data = StoreDataset(
+        store, data_config(recent_analysis=True, analysis_delay_h=delay), "train", store_normaliser(store)
+    )
+    data._reader = RecordingReader(store)
+    hours = data.config.predictors.analysis_hours
+    assert max(hours) == delay + 21 and min(hours) == delay  # every 3 h over 24 h, the last `delay` h back
+    for index, (run, _) in enumerate(data.samples):
+        data._reader.analysis_times.clear()
+        channels = data[index]["predictors"].numpy()
+        # nothing valid after the run's availability time is read (the target is read apart, by `sample`)
+        assert max(data._reader.analysis_times) == run - np.timedelta64(delay, "h")
+        names = [f"analysis:{sp}:-{h}h" for sp in SPECIES for h in hours]
+        assert channels.shape == (len(names), 16, 24)
+        channel = dict(zip(names, channels))
+        for sp in SPECIES:
+            for h in hours:
+                analysis = data.reader.analysis(sp, run - np.timedelta64(h, "h"))[0]
+                expected = data.normaliser.forward(sp, analysis)
+                np.testing.assert_allclose(channel[f"analysis:{sp}:-{h}h"], expected, atol=1e-5)
+    # the runs whose oldest analysis hour precedes the store's first analysis are not indexed
+    first = min(run for run, _ in data.samples)
+    assert first == np.datetime64("2025-03-02T00" if delay + 21 <= 24 else "2025-03-03T00")
+
+
+def test_meteo_channels_are_standardised_over_the_training_runs(store):
+    config = data_config(meteo=True, meteo_change=True, zenith=True)
+    data = StoreDataset(store, config, "train", store_normaliser(store))
+    # by hand: the mock store's meteo over the training runs (every run: it has meteo from the first day)
+    yy, xx = np.meshgrid(np.linspace(0, 1, 16), np.linspace(0, 1, 24), indexing="ij")
+    pattern = 1.0 + 0.5 * np.sin(3 * xx + 1.0) * np.cos(2 * yy)
+    runs = [START + timedelta(days=d) for d in range(3)]
+    run, lead = data.samples[-1]
+    names = channel_names(SPECIES, (), config.predictors)[-11:]  # meteo, its change, zenith
+    channel = dict(zip(names, data[len(data) - 1]["predictors"]))
+    valid = run.astype(datetime) + timedelta(hours=lead)
+    for index, name in enumerate(METEO_VARIABLES):
+        at = {
+            (r, h): mock_meteo(index, r + timedelta(hours=h), pattern).astype(np.float64)
+            for r in runs
+            for h in LEADS
+        }
+        values = np.stack(list(at.values()))
+        changes = np.stack([at[r, h] - at[r, 0] for r, h in at])
+        field = mock_meteo(index, valid, pattern).astype(np.float64)
+        expected = (field - values.mean()) / values.std()
+        np.testing.assert_allclose(channel[f"meteo:{name}"].numpy(), expected, rtol=1e-4, atol=1e-4)
+        change = field - mock_meteo(index, run.astype(datetime), pattern)
+        expected = (change - changes.mean()) / changes.std()
+        np.testing.assert_allclose(channel[f"meteo_change:{name}"].numpy(), expected, rtol=1e-4, atol=1e-4)
+    assert channel["zenith:cos"].shape == (16, 24)
+
+
+def test_training_on_a_store_without_meteo_says_so(without_meteo):
+    with pytest.raises(ValueError, match="no meteo for the training runs"):
+        StoreDataset(without_meteo, data_config(meteo=True), "train", store_normaliser(without_meteo))
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_predict_names_a_predictor_the_store_lacks_or_runs_without_it(without_meteo, store, dropout):
+    predictors = ALL | {"dropout": dropout}
+    config = TrainConfig.model_validate(PHASE2 | {"data": PHASE2["data"] | {"predictors": predictors}})
+    # the meteo statistics from the store that has them, the model published in the one that has none
+    standardisation = store_standardisation(store, config.data.train, config.data.predictors)
+    weights, normaliser = make_model(config, (16, 24)).state_dict(), store_normaliser(without_meteo)
+    model_id = publish(without_meteo, config, normaliser, weights, (16, 24), {}, None, standardisation)
+    entry = resolve(without_meteo, model_id)
+    reader = StoreReader(without_meteo)
+    run = np.datetime64("2025-03-05T00")
+    if dropout == 0:
+        with pytest.raises(ValueError, match=r"needs predictor 'meteo'.*which store .* lacks"):
+            store_predictors(reader, entry, run, 12)
+        return
+    encoded = store_predictors(reader, entry, run, 12)
+    channels = dict(zip(entry.card["predictors"]["channels"][-3:], encoded[-3:]))
+    assert (channels["present:meteo"] == 0).all() and (channels["present:meteo_change"] == 0).all()
+    assert (channels["present:recent_analysis"] == 1).all()
+
+
+def test_a_model_with_every_predictor_fits_registers_and_predicts(store, ray_cluster, monkeypatch):
+    monkeypatch.chdir(Path(store).parent)
+    config = TrainConfig.model_validate(PHASE2)
+    model_id = fit(store, config, workers=1, storage="ray-results")
+    entry = resolve(store, model_id)
+    card = entry.card
+    assert entry.predictors == config.data.predictors
+    assert card["input_channels"] == channel_names(SPECIES, (), config.data.predictors)
+    assert card["predictors"]["enabled"] == list(ALL)
+    assert card["predictors"]["analysis_hours_before_run"] == [22, 19, 16, 13, 10, 7, 4, 1]
+    assert set(card["predictors"]["normalisation"]["meteo"]) == set(METEO_VARIABLES)
+    run = np.datetime64("2025-03-05T00")
+    name, done, report = predict(store, model_id, [run])
+    assert [np.datetime64(r, "h") for r in done] == [run] and not report.failed
+    # the product is the model's prediction from the store's members and predictors, in this process
+    reader = StoreReader(store)
+    members = np.stack([np.stack([reader.members(sp, run, lead)[:, 0] for sp in SPECIES]) for lead in LEADS])
+    encoded = np.stack([store_predictors(reader, entry, run, lead) for lead in LEADS])
+    valid = [run + np.timedelta64(lead, "h") for lead in LEADS]
+    static = static_fields(reader, entry.static_names)
+    expected = ensemble(load_model(store, entry), entry, members, static, list(LEADS), valid, encoded)
+    for k, sp in enumerate(SPECIES):
+        for li, lead in enumerate(LEADS):
+            np.testing.assert_allclose(reader.product(name, sp, run, lead)[0], expected[li, k], rtol=1e-5)
