@@ -24,6 +24,7 @@ from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBERS, SpeciesName
 from dlens.common.store import S3Bounds, bound_s3_requests
 from dlens.common.version import code_version
+from dlens.model.predictor_store import read_predictors
 from dlens.model.registry import ModelEntry
 from dlens.serve.args import ServeArgs
 from dlens.serve.bodies import JSON_KINDS, NetcdfQuery, domain_or, netcdf_workers, read_body
@@ -192,6 +193,11 @@ class DlensService:
                 periods=e.card["periods"],
                 validation=e.card["validation"],
                 default=e.model_id == default,
+                predictors=[
+                    name for name, on in e.predictors.model_dump().items() if on is True and name != "dropout"
+                ],
+                optional_predictors=list(e.predictors.optional) if e.predictors.dropout > 0 else [],
+                analysis_hours=list(e.predictors.analysis_hours) if e.predictors.recent_analysis else [],
             )
             for e in (await asyncio.to_thread(self.catalog.models)).values()
         ]
@@ -239,7 +245,10 @@ class DlensService:
                 read_body, body, kind, NetcdfQuery(species, run, lead, level), store_domain, self.netcdf
             )
         check_level(got.level, reader.spec.levels)
-        sample = make_sample(entry, got.species, got.run, got.lead, got.domain, store_domain, got.fields)
+        sample = make_sample(
+            entry, got.species, got.run, got.lead, got.domain, store_domain, got.fields,
+            got.predictors.raw(entry, got.domain),
+        )  # fmt: skip
         k = entry.species.index(got.species)
         dlens = (await self.predictor.predict(sample))[k]
         used = sample.members_used(k)
@@ -292,7 +301,13 @@ class DlensService:
             sp: {m: field if np.isfinite(field).any() else None for m, field in zip(MEMBERS, members[i])}
             for i, sp in enumerate(entry.species)
         }
-        sample = make_sample(entry, species, run, lead, reader.spec.domain, reader.spec.domain, fields)
+        predictors = await asyncio.to_thread(
+            self.catalog.read, lambda: read_predictors(reader, entry.predictors, entry.species, t0, lead)
+        )
+        sample = make_sample(
+            entry, species, run, lead, reader.spec.domain, reader.spec.domain, fields, predictors,
+            f"which the store lacks for run {t0}",
+        )  # fmt: skip
         rows, cols = _crop(reader.spec.domain, crop)
         dlens = (await self.predictor.predict(sample))[k][rows, cols]
         median = _median(members[k])[rows, cols]

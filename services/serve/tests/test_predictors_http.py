@@ -1,0 +1,169 @@
+"""Models with the phase-two predictors over real HTTP: the forecast endpoint reads them from the store and
+equals predict, the ensemble endpoint takes them in the body, and a request lacking one gets a 422 naming
+it unless the model was trained with predictor dropout."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import httpx
+import numpy as np
+import pytest
+import torch
+
+from dlens.common.layout import METEO_VARIABLES
+from dlens.common.reader import StoreReader
+from dlens.common.species import MEMBERS
+from dlens.serve.app import APP_NAME, build_app
+from dlens.serve.args import ServeArgs
+from dlens.testing.mock_store import build_mock_store
+from dlens.testing.plugin import free_port
+from dlens.train.config import TrainConfig
+from dlens.train.dataset import store_normaliser
+from dlens.train.loop import make_model
+from dlens.train.predict import predict
+from dlens.train.registry import publish
+
+TOKEN = "test-token"
+RUN = datetime(2025, 3, 4)
+T0 = np.datetime64(RUN, "h")
+SPECIES = ["o3", "no2"]
+HOURS = [12, 6]  # the recent analysis 12 and 6 h before the run
+PREDICTORS = {
+    "meteo": True, "meteo_change": True, "recent_analysis": True, "analysis_delay_h": 6, "analysis_window_h": 12,
+    "analysis_step_h": 6, "zenith": True, "statistics": True,
+}  # fmt: skip
+CONFIG = {
+    "name": "needs",
+    "data": {
+        "species": SPECIES,
+        "train": {"start": "2025-03-01", "end": "2025-03-02"},
+        "validation": {"start": "2025-03-03", "end": "2025-03-03"},
+        "test": {"start": "2025-03-04", "end": "2025-03-05"},
+        "predictors": PREDICTORS,
+    },
+    "model": {"architecture": "HalfUNet", "settings": {"num_filters": 8}},
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, ray_cluster) -> tuple[str, dict[str, str]]:
+    """A mock store with meteo, two (randomly initialised) models with every predictor, one trained with
+    predictor dropout, and the product of the first (the default) for RUN written by predict."""
+    url = str(tmp_path_factory.mktemp("serve-predictors") / "mock.zarr")
+    spec = build_mock_store(url, datetime(2025, 3, 1), days=5, leads=(0, 6, 12), meteo=True)
+    normaliser = store_normaliser(url)
+    ids = {}
+    for seed, (name, dropout) in enumerate((("needs", 0.0), ("dropout", 0.3))):
+        data = CONFIG["data"] | {"predictors": PREDICTORS | {"dropout": dropout}}
+        config = TrainConfig.model_validate(CONFIG | {"name": name, "data": data})
+        torch.manual_seed(seed)
+        weights = make_model(config, spec.domain.shape).state_dict()
+        ids[name] = publish(url, config, normaliser, weights, spec.domain.shape, {"val_ratio": 1.0})
+    predict(url, ids["needs"], [T0])
+    return url, ids
+
+
+@pytest.fixture(scope="module")
+def client(store) -> httpx.Client:
+    from ray import serve
+
+    url, ids = store
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(
+        build_app(ServeArgs(store=url, model=ids["needs"], api_token=TOKEN)), name=APP_NAME, route_prefix="/"
+    )
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as client:
+        yield client
+    serve.delete(APP_NAME)
+    serve.shutdown()
+
+
+def body(url: str, lead: int, species: str = "o3", **leave_out: bool) -> dict:
+    """A JSON request with the members and every predictor from the store, less those in `leave_out`."""
+    reader = StoreReader(url)
+
+    def fields(sp: str) -> dict:
+        return {
+            m: f.tolist() for m, f in zip(MEMBERS, reader.members(sp, T0, lead)[:, 0]) if np.isfinite(f).all()
+        }
+
+    def meteo(at: int) -> dict:
+        return {v: reader.meteo(v, T0, at).tolist() for v in METEO_VARIABLES}
+
+    recent = {
+        sp: [reader.analysis(sp, T0 - np.timedelta64(h, "h"))[0].tolist() for h in HOURS] for sp in SPECIES
+    }
+    out = {
+        "species": species, "run": RUN.isoformat(), "lead": lead, "members": fields(species),
+        "context": {sp: fields(sp) for sp in SPECIES if sp != species},
+        "meteo": meteo(lead), "meteo_at_run": meteo(0), "recent_analysis": recent,
+    }  # fmt: skip
+    return {k: v for k, v in out.items() if not leave_out.get(k)}
+
+
+def test_models_list_their_predictors(store, client):
+    listed = {m["id"]: m for m in client.get("/v1/models").json()}
+    needs, dropout = listed[store[1]["needs"]], listed[store[1]["dropout"]]
+    assert needs["predictors"] == ["meteo", "meteo_change", "recent_analysis", "zenith", "statistics"]
+    assert needs["analysis_hours"] == HOURS and needs["optional_predictors"] == []
+    assert dropout["optional_predictors"] == ["meteo", "meteo_change", "recent_analysis"]
+
+
+@pytest.mark.parametrize("lead", [0, 12])
+def test_forecast_and_ensemble_with_the_predictors_equal_predict(store, client, lead):
+    url, ids = store
+    product = StoreReader(url).product(f"dlens-{ids['needs']}", "no2", T0, lead)[0]
+    forecast = client.get("/v1/forecast/no2", params={"run": RUN.isoformat(), "lead": lead})
+    assert forecast.status_code == 200, forecast.text
+    assert np.abs(np.array(forecast.json()["dlens"]) - product).max() <= 1e-4
+    posted = client.post("/v1/ensemble", json=body(url, lead, "no2"))
+    assert posted.status_code == 200, posted.text
+    assert np.abs(np.array(posted.json()["dlens"]) - product).max() <= 1e-4
+
+
+@pytest.mark.parametrize(
+    ("leave_out", "named"),
+    [("meteo", "meteo"), ("meteo_at_run", "meteo_change"), ("recent_analysis", "recent_analysis")],
+)
+def test_a_request_lacking_a_predictor_is_refused_naming_it(store, client, leave_out, named):
+    url, ids = store
+    answer = client.post("/v1/ensemble", json=body(url, 6, **{leave_out: True}))
+    assert answer.status_code == 422, answer.text
+    assert f"model {ids['needs']} needs predictor '{named}'" in answer.json()["detail"]
+    assert "which the request lacks" in answer.json()["detail"]
+
+
+def test_a_model_trained_with_predictor_dropout_runs_without_them(store, client):
+    url, ids = store
+    lacking = body(url, 6, meteo=True, meteo_at_run=True, recent_analysis=True)
+    answer = client.post("/v1/ensemble", json=lacking, params={"model": ids["dropout"]})
+    assert answer.status_code == 200, answer.text
+    full = client.post("/v1/ensemble", json=body(url, 6), params={"model": ids["dropout"]})
+    assert np.isfinite(answer.json()["dlens"]).all()
+    assert np.abs(np.array(full.json()["dlens"]) - np.array(answer.json()["dlens"])).max() > 0
+
+
+def test_predictor_fields_that_do_not_fit_are_refused(store, client):
+    url, _ = store
+    wrong_hours = body(url, 6)
+    wrong_hours["recent_analysis"]["o3"] = wrong_hours["recent_analysis"]["o3"][:1]
+    answer = client.post("/v1/ensemble", json=wrong_hours)
+    assert answer.status_code == 422 and "the analysis 12, 6 h before the run" in answer.json()["detail"]
+    partial = body(url, 6)
+    del partial["meteo"]["blh"]
+    answer = client.post("/v1/ensemble", json=partial)
+    assert answer.status_code == 422 and "meteo lacks blh" in answer.json()["detail"]
+
+
+def test_forecast_names_a_predictor_the_store_lacks(store, client):
+    # the store's analysis starts with its first run: nothing before it for the recent analysis
+    answer = client.get("/v1/forecast/o3", params={"run": "2025-03-01T00:00", "lead": 6})
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert (
+        "needs predictor 'recent_analysis'" in detail
+        and "which the store lacks for run 2025-03-01T00" in detail
+    )
