@@ -14,8 +14,10 @@ import torch
 from dlens.common.layout import METEO_VARIABLES
 from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBERS
+from dlens.model.registry import resolve
 from dlens.serve.app import APP_NAME, build_app
 from dlens.serve.args import ServeArgs
+from dlens.serve.limits import JSON_BYTES_PER_VALUE, body_limit
 from dlens.testing.mock_store import build_mock_store
 from dlens.testing.plugin import free_port
 from dlens.train.config import TrainConfig
@@ -167,3 +169,15 @@ def test_forecast_names_a_predictor_the_store_lacks(store, client):
         "needs predictor 'recent_analysis'" in detail
         and "which the store lacks for run 2025-03-01T00" in detail
     )
+
+
+def test_the_body_bound_makes_room_for_the_predictor_fields(store):
+    url, ids = store
+    entry = resolve(url, ids["needs"])
+    given = body(url, 6)
+    fields = (
+        len(given["meteo"]) + len(given["meteo_at_run"]) + sum(map(len, given["recent_analysis"].values()))
+    )
+    assert entry.predictors.request_fields(len(entry.species)) == fields == 14
+    grown = body_limit(2**40, (16, 24), fields) - body_limit(2**40, (16, 24))
+    assert grown == fields * 16 * 24 * JSON_BYTES_PER_VALUE

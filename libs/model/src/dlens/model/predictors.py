@@ -85,6 +85,16 @@ class Predictors(BaseModel):
         return tuple(name for name in OPTIONAL if getattr(self, name))
 
     @property
+    def enabled(self) -> tuple[str, ...]:
+        """The predictors switched on, in channel-family order."""
+        return tuple(name for name in (*OPTIONAL, "zenith", "statistics") if getattr(self, name))
+
+    def request_fields(self, species: int) -> int:
+        """How many fields (H, W) a request carries for these predictors, for a model of `species` species."""
+        meteo = len(METEO_NAMES) * ((self.meteo or self.meteo_change) + self.meteo_change)
+        return meteo + species * len(self.analysis_hours) * self.recent_analysis
+
+    @property
     def analysis_hours(self) -> tuple[int, ...]:
         """Hours before the run of the analysis times read, oldest first (all ≥ analysis_delay_h)."""
         steps = range(self.analysis_window_h // self.analysis_step_h)

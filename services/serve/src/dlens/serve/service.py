@@ -126,11 +126,15 @@ class DlensService:
         self.parsing = asyncio.Semaphore(args.max_parsing)
         self.netcdf = netcdf_workers(args)
 
-        def max_bytes() -> int:  # the store's domain bounds a body once it is known
+        def max_bytes() -> int:  # the store's domain (and the models' predictors) bound a body once known
             reader = self.catalog.last_reader
-            return (
-                body_limit(args.max_body_bytes, reader.spec.domain.shape) if reader else args.max_body_bytes
+            if reader is None:
+                return args.max_body_bytes
+            fields = max(
+                (e.predictors.request_fields(len(e.species)) for e in self.catalog.last_models.values()),
+                default=0,
             )
+            return body_limit(args.max_body_bytes, reader.spec.domain.shape, fields)
 
         api.add_middleware(Guard, max_bytes=max_bytes, token=token.get_secret_value() if token else None)
 
@@ -193,9 +197,7 @@ class DlensService:
                 periods=e.card["periods"],
                 validation=e.card["validation"],
                 default=e.model_id == default,
-                predictors=[
-                    name for name, on in e.predictors.model_dump().items() if on is True and name != "dropout"
-                ],
+                predictors=list(e.predictors.enabled),
                 optional_predictors=list(e.predictors.optional) if e.predictors.dropout > 0 else [],
                 analysis_hours=list(e.predictors.analysis_hours) if e.predictors.recent_analysis else [],
             )

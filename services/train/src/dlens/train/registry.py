@@ -62,11 +62,9 @@ def publish(
 def predictors_card(config: TrainConfig, standardisation: Standardisation) -> dict:
     """The card's record of the phase-two predictors: those on, their channels and normalisation."""
     predictors: Predictors = config.data.predictors
-    on = [name for name in ("meteo", "meteo_change", "recent_analysis", "zenith", "statistics")
-          if getattr(predictors, name)]  # fmt: skip
     species = config.data.species
     return {
-        "enabled": on,
+        "enabled": list(predictors.enabled),
         "channels": statistics_names(species, predictors) + encoded_names(species, predictors),
         "analysis_hours_before_run": list(predictors.analysis_hours) if predictors.recent_analysis else [],
         "dropout": predictors.dropout,
