@@ -12,6 +12,7 @@ import pytest
 
 from dlens.common.layout import METEO_VARIABLES
 from dlens.common.reader import StoreReader
+from dlens.model.bundle import read_bundle
 from dlens.model.features import channel_names
 from dlens.model.inference import ensemble
 from dlens.model.predictors import Predictors
@@ -20,6 +21,7 @@ from dlens.model.static import static_fields
 from dlens.testing.mock_store import build_mock_store, mock_meteo
 from dlens.train.config import DataConfig, Period, TrainConfig
 from dlens.train.dataset import StoreDataset, store_normaliser
+from dlens.train.export import export
 from dlens.train.fit import fit
 from dlens.train.loop import make_model
 from dlens.train.predict import predict, store_predictors
@@ -154,7 +156,7 @@ def test_predict_names_a_predictor_the_store_lacks_or_runs_without_it(without_me
     assert (channels["present:recent_analysis"] == 1).all()
 
 
-def test_a_model_with_every_predictor_fits_registers_and_predicts(store, ray_cluster, monkeypatch):
+def test_a_model_with_every_predictor_fits_registers_and_predicts(store, ray_cluster, monkeypatch, tmp_path):
     monkeypatch.chdir(Path(store).parent)
     config = TrainConfig.model_validate(PHASE2)
     model_id = fit(store, config, workers=1, storage="ray-results")
@@ -178,3 +180,10 @@ def test_a_model_with_every_predictor_fits_registers_and_predicts(store, ray_clu
     for k, sp in enumerate(SPECIES):
         for li, lead in enumerate(LEADS):
             np.testing.assert_allclose(reader.product(name, sp, run, lead)[0], expected[li, k], rtol=1e-5)
+    # its bundle carries the predictors: the same encoder, and the model card says which
+    _, bundle = export(store, model_id, tmp_path / "bundle")
+    assert read_bundle(str(bundle)).encoder == entry.encoder
+    assert (
+        "Phase-two predictors: meteo, meteo_change, recent_analysis, zenith, statistics"
+        in (bundle / "README.md").read_text()
+    )
