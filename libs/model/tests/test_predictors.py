@@ -5,10 +5,9 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
 from dlens.model.features import Normaliser, channel_names
-from dlens.model.inference import model_inputs
+from dlens.model.inference import ensemble, model_inputs
 from dlens.model.predictors import (
     METEO_NAMES,
     MissingPredictor,
@@ -18,7 +17,7 @@ from dlens.model.predictors import (
     Standardisation,
     encoded_names,
 )
-from dlens.model.registry import ModelEntry
+from dlens.model.registry import ModelEntry, entries, load_model, write_entry
 from dlens.model.solar import cos_zenith
 
 SPECIES = ("o3", "no2")
@@ -136,16 +135,27 @@ def test_predictors_config_checks_its_window_and_quantiles():
     assert Predictors(analysis_delay_h=6, analysis_window_h=12, analysis_step_h=6).analysis_hours == (12, 6)
 
 
-def test_an_entry_from_before_the_predictors_reads_none():
+def test_an_entry_from_before_the_predictors_reads_none_and_predicts(tmp_path):
     card = {
         "id": "old", "created": "2025-01-01T00:00:00+00:00", "architecture": "HalfUNet",
-        "config": {"data": {"species": list(SPECIES), "static": True}, "model": {"architecture": "HalfUNet"}},
+        "config": {
+            "data": {"species": list(SPECIES), "static": True},
+            "model": {"architecture": "HalfUNet", "settings": {"num_filters": 8}, "head": "mixture"},
+        },
         "normaliser": {"log1p_mean": NORM.log1p_mean, "log1p_std": NORM.log1p_std},
         "input_channels": channel_names(SPECIES, ()), "input_shape": [6, 8],
     }  # fmt: skip
-    entry = ModelEntry("old", card)
+    url = str(tmp_path / "store")
+    write_entry(url, "old", card, ModelEntry("old", card).build().state_dict())  # the card as it was written
+    (entry,) = entries(url)
     assert entry.predictors == Predictors() and not entry.predictors.optional
     assert channel_names(SPECIES, (), entry.predictors) == card["input_channels"]
     encoded = entry.encoder.encode(RawPredictors(), NORM.forward, VALID, LAT, LON)
     assert encoded.shape == (0, 6, 8)
-    assert torch.equal(torch.from_numpy(encoded), torch.zeros(0, 6, 8))
+    members = np.random.default_rng(3).gamma(4.0, 10.0, size=(1, 2, 11, 6, 8)).astype(np.float32)
+    model, static = load_model(url, entry), np.zeros((0, 6, 8))
+    before = ensemble(model, entry, members, static, [12], [VALID])  # as predict and serve called it
+    np.testing.assert_array_equal(
+        ensemble(model, entry, members, static, [12], [VALID], encoded[None]), before
+    )
+    assert before.shape == (1, 2, 6, 8) and np.isfinite(before).all()
