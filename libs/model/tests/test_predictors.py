@@ -132,6 +132,8 @@ def test_predictors_config_checks_its_window_and_quantiles():
         Predictors(analysis_window_h=24, analysis_step_h=5)
     with pytest.raises(ValueError, match="quantiles"):
         Predictors(quantiles=(0.9, 0.1))
+    with pytest.raises(ValueError, match="analysis_delay_h"):
+        Predictors(analysis_delay_h=0)  # the analysis at the run is the target at lead 0
     assert Predictors(analysis_delay_h=6, analysis_window_h=12, analysis_step_h=6).analysis_hours == (12, 6)
 
 

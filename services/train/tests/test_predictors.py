@@ -76,7 +76,7 @@ class RecordingReader(StoreReader):
         return super().analysis(species, valid_time)
 
 
-@pytest.mark.parametrize("delay", [0, 5])
+@pytest.mark.parametrize("delay", [1, 5])
 def test_recent_analysis_is_the_analysis_before_the_run_as_available_then(store, delay):
     data = StoreDataset(
         store, data_config(recent_analysis=True, analysis_delay_h=delay), "train", store_normaliser(store)

@@ -51,7 +51,11 @@ class Predictors(BaseModel):
         False, description="the analysis of the hours before the run, as available at run time"
     )
     analysis_delay_h: int = Field(
-        1, ge=0, le=72, description="hours after an analysis time until it is available: the last one read"
+        1,
+        ge=1,
+        le=72,
+        description="hours after an analysis time until it is available: the last one read (the analysis at "
+        "the run itself is the lead-0 target)",
     )
     analysis_window_h: int = Field(
         24, ge=1, le=96, description="hours of analysis read, back from the last one"
