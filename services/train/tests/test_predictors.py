@@ -4,18 +4,20 @@ predictor is named, and a model with every predictor fits, registers and predict
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dlens.common.layout import METEO_VARIABLES
+from dlens.common.layout import METEO, METEO_VARIABLES
 from dlens.common.reader import StoreReader
+from dlens.common.writer import FieldWriter
 from dlens.model.bundle import read_bundle
 from dlens.model.features import channel_names
 from dlens.model.inference import ensemble
-from dlens.model.predictors import Predictors
+from dlens.model.predictors import Predictors, encoded_names
 from dlens.model.registry import load_model, resolve
 from dlens.model.static import static_fields
 from dlens.testing.mock_store import build_mock_store, mock_meteo
@@ -128,6 +130,25 @@ def test_meteo_channels_are_standardised_over_the_training_runs(store):
         expected = (change - changes.mean()) / changes.std()
         np.testing.assert_allclose(channel[f"meteo_change:{name}"].numpy(), expected, rtol=1e-4, atol=1e-4)
     assert channel["zenith:cos"].shape == (16, 24)
+
+
+def test_nan_in_the_store_meteo_is_zero_filled_after_standardising(store, tmp_path):
+    # a gap in a committed meteo field: its channels are 0 there (the training mean), not NaN
+    url = str(tmp_path / "gap.zarr")
+    shutil.copytree(store, url)
+    reader = StoreReader(url)
+    config = data_config(meteo=True, meteo_change=True)
+    data = StoreDataset(url, config, "train", store_normaliser(url))
+    index = len(data) - 1
+    run, lead = data.samples[index]
+    gap = reader.meteo("t2m", run, lead).copy()
+    gap[3, 4] = np.nan
+    FieldWriter(url).write(METEO, "t2m", (reader.axis(METEO)[run], reader.lead_index[lead]), gap)
+    names = encoded_names(SPECIES, config.predictors)
+    channel = dict(zip(names, data[index]["predictors"].numpy()))
+    assert all(np.isfinite(c).all() for c in channel.values())
+    assert channel["meteo:t2m"][3, 4] == 0 and channel["meteo_change:t2m"][3, 4] == 0
+    assert channel["meteo:t2m"][3, 5] != 0
 
 
 def test_training_on_a_store_without_meteo_says_so(without_meteo):

@@ -172,10 +172,12 @@ class Standardisation:
         return cls(value.get("meteo", {}), value.get("meteo_change", {}))
 
     def apply(self, name: str, fields: np.ndarray) -> np.ndarray:
+        """(fields − mean) / std of predictor `name` (meteo or meteo_change), per variable; a NaN value (a gap
+        in the store's meteo) becomes 0, the training mean, as a missing analysis value does."""
         stats = getattr(self, name)
         mean = np.array([stats[v]["mean"] for v in METEO_NAMES])[:, None, None]
         std = np.array([max(stats[v]["std"], 1e-6) for v in METEO_NAMES])[:, None, None]
-        return (fields - mean) / std
+        return np.nan_to_num((fields - mean) / std, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 @dataclass(frozen=True)
