@@ -24,6 +24,7 @@ from dlens.train.config import TrainConfig
 from dlens.train.dataset import store_normaliser
 from dlens.train.loop import make_model
 from dlens.train.predict import predict
+from dlens.train.predictor_stats import store_standardisation
 from dlens.train.registry import publish
 
 TOKEN = "test-token"
@@ -56,12 +57,16 @@ def store(tmp_path_factory, ray_cluster) -> tuple[str, dict[str, str]]:
     spec = build_mock_store(url, datetime(2025, 3, 1), days=5, leads=(0, 6, 12), meteo=True)
     normaliser = store_normaliser(url)
     ids = {}
+    train = TrainConfig.model_validate(CONFIG).data.train
     for seed, (name, dropout) in enumerate((("needs", 0.0), ("dropout", 0.3))):
         data = CONFIG["data"] | {"predictors": PREDICTORS | {"dropout": dropout}}
         config = TrainConfig.model_validate(CONFIG | {"name": name, "data": data})
         torch.manual_seed(seed)
         weights = make_model(config, spec.domain.shape).state_dict()
-        ids[name] = publish(url, config, normaliser, weights, spec.domain.shape, {"val_ratio": 1.0})
+        standardisation = store_standardisation(url, train, config.data.predictors)
+        ids[name] = publish(
+            url, config, normaliser, standardisation, weights, spec.domain.shape, {"val_ratio": 1.0}
+        )
     predict(url, ids["needs"], [T0])
     return url, ids
 

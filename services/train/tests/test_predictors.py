@@ -17,7 +17,7 @@ from dlens.common.writer import FieldWriter
 from dlens.model.bundle import read_bundle
 from dlens.model.features import channel_names
 from dlens.model.inference import ensemble
-from dlens.model.predictors import Predictors, encoded_names
+from dlens.model.predictors import Predictors, Standardisation, encoded_names
 from dlens.model.registry import load_model, resolve
 from dlens.model.static import static_fields
 from dlens.testing.mock_store import build_mock_store, mock_meteo
@@ -61,9 +61,16 @@ def without_meteo(tmp_path_factory) -> str:
     return url
 
 
+NO_METEO = Standardisation({}, {})
+
+
 def data_config(**predictors) -> DataConfig:
     periods = {k: Period.model_validate(v) for k, v in PERIODS.items()}
     return DataConfig(species=SPECIES, **periods, static=False, predictors=Predictors(**predictors))
+
+
+def standardisation(url: str, config: DataConfig) -> Standardisation:
+    return store_standardisation(url, config.train, config.predictors)
 
 
 class RecordingReader(StoreReader):
@@ -81,7 +88,11 @@ class RecordingReader(StoreReader):
 @pytest.mark.parametrize("delay", [1, 5])
 def test_recent_analysis_is_the_analysis_before_the_run_as_available_then(store, delay):
     data = StoreDataset(
-        store, data_config(recent_analysis=True, analysis_delay_h=delay), "train", store_normaliser(store)
+        store,
+        data_config(recent_analysis=True, analysis_delay_h=delay),
+        "train",
+        store_normaliser(store),
+        NO_METEO,
     )
     data._reader = RecordingReader(store)
     hours = data.config.predictors.analysis_hours
@@ -106,7 +117,7 @@ def test_recent_analysis_is_the_analysis_before_the_run_as_available_then(store,
 
 def test_meteo_channels_are_standardised_over_the_training_runs(store):
     config = data_config(meteo=True, meteo_change=True, zenith=True)
-    data = StoreDataset(store, config, "train", store_normaliser(store))
+    data = StoreDataset(store, config, "train", store_normaliser(store), standardisation(store, config))
     # by hand: the mock store's meteo over the training runs (every run: it has meteo from the first day)
     yy, xx = np.meshgrid(np.linspace(0, 1, 16), np.linspace(0, 1, 24), indexing="ij")
     pattern = 1.0 + 0.5 * np.sin(3 * xx + 1.0) * np.cos(2 * yy)
@@ -138,7 +149,7 @@ def test_nan_in_the_store_meteo_is_zero_filled_after_standardising(store, tmp_pa
     shutil.copytree(store, url)
     reader = StoreReader(url)
     config = data_config(meteo=True, meteo_change=True)
-    data = StoreDataset(url, config, "train", store_normaliser(url))
+    data = StoreDataset(url, config, "train", store_normaliser(url), standardisation(url, config))
     index = len(data) - 1
     run, lead = data.samples[index]
     gap = reader.meteo("t2m", run, lead).copy()
@@ -153,7 +164,7 @@ def test_nan_in_the_store_meteo_is_zero_filled_after_standardising(store, tmp_pa
 
 def test_training_on_a_store_without_meteo_says_so(without_meteo):
     with pytest.raises(ValueError, match="no meteo for the training runs"):
-        StoreDataset(without_meteo, data_config(meteo=True), "train", store_normaliser(without_meteo))
+        standardisation(without_meteo, data_config(meteo=True))
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
@@ -161,9 +172,9 @@ def test_predict_names_a_predictor_the_store_lacks_or_runs_without_it(without_me
     predictors = ALL | {"dropout": dropout}
     config = TrainConfig.model_validate(PHASE2 | {"data": PHASE2["data"] | {"predictors": predictors}})
     # the meteo statistics from the store that has them, the model published in the one that has none
-    standardisation = store_standardisation(store, config.data.train, config.data.predictors)
+    stats = store_standardisation(store, config.data.train, config.data.predictors)
     weights, normaliser = make_model(config, (16, 24)).state_dict(), store_normaliser(without_meteo)
-    model_id = publish(without_meteo, config, normaliser, weights, (16, 24), {}, None, standardisation)
+    model_id = publish(without_meteo, config, normaliser, stats, weights, (16, 24), {})
     entry = resolve(without_meteo, model_id)
     reader = StoreReader(without_meteo)
     run = np.datetime64("2025-03-05T00")
@@ -180,9 +191,20 @@ def test_predict_names_a_predictor_the_store_lacks_or_runs_without_it(without_me
 def test_a_model_with_every_predictor_fits_registers_and_predicts(store, ray_cluster, monkeypatch, tmp_path):
     monkeypatch.chdir(Path(store).parent)
     config = TrainConfig.model_validate(PHASE2)
+    computed = []
+
+    def shifted(*args) -> Standardisation:  # the store's statistics, recognisably moved
+        stats = store_standardisation(*args)
+        meteo = {v: {"mean": s["mean"] + 1.0, "std": s["std"]} for v, s in stats.meteo.items()}
+        computed.append(Standardisation(meteo, stats.meteo_change))
+        return computed[-1]
+
+    monkeypatch.setattr("dlens.train.fit.store_standardisation", shifted)
     model_id = fit(store, config, workers=1, storage="ray-results")
     entry = resolve(store, model_id)
     card = entry.card
+    # computed once, and the card records the statistics the workers trained with
+    assert len(computed) == 1 and entry.encoder.standardisation == computed[0]
     assert entry.predictors == config.data.predictors
     assert card["input_channels"] == channel_names(SPECIES, (), config.data.predictors)
     assert card["predictors"]["enabled"] == list(ALL)

@@ -24,7 +24,6 @@ from dlens.model.predictor_store import missing_predictors, read_predictors
 from dlens.model.predictors import PredictorEncoder, Standardisation
 from dlens.model.static import STATIC_FIELDS, static_fields
 from dlens.train.config import DataConfig, Period
-from dlens.train.predictor_stats import store_standardisation
 
 Split = Literal["train", "validation", "test"]
 
@@ -70,7 +69,8 @@ def drop_members(members: np.ndarray, rate: float, rng: np.random.Generator, kee
 
 class StoreDataset(Dataset):
     """Samples of one split: normalised members, static fields, time encodings, encoded predictors,
-    normalised target, mask. `standardisation`: the meteo predictors' (default: from the training period)."""
+    normalised target, mask. `standardisation`: the meteo predictors' (`store_standardisation` of the
+    training period, computed once by the caller and recorded in the model card)."""
 
     def __init__(
         self,
@@ -78,13 +78,11 @@ class StoreDataset(Dataset):
         config: DataConfig,
         split: Split,
         normaliser: Normaliser,
+        standardisation: Standardisation,
         training: bool = False,
-        standardisation: Standardisation | None = None,
     ):
         self.url, self.config, self.split = url, config, split
         self.normaliser, self.training = normaliser, training
-        if standardisation is None:
-            standardisation = store_standardisation(url, config.train, config.predictors)
         self.encoder = PredictorEncoder(config.predictors, config.species, standardisation)
         self._reader: StoreReader | None = None
         self._static: np.ndarray | None = None

@@ -66,10 +66,10 @@ def train_loop(params: dict) -> None:
     meteo predictors'), progress (queue or None)."""
     config = TrainConfig.model_validate(params["config"])
     normaliser = Normaliser(**params["normaliser"])
-    standardisation = Standardisation.from_dict(params.get("standardisation"))
+    standardisation = Standardisation.from_dict(params["standardisation"])
     torch.manual_seed(config.seed + ray.train.get_context().get_world_rank())
-    train_set = StoreDataset(params["store"], config.data, "train", normaliser, True, standardisation)
-    val_set = StoreDataset(params["store"], config.data, "validation", normaliser, False, standardisation)
+    train_set = StoreDataset(params["store"], config.data, "train", normaliser, standardisation, True)
+    val_set = StoreDataset(params["store"], config.data, "validation", normaliser, standardisation)
     batch = config.optim.batch_size
     options = loader_options(config.data.loader_workers)
     train_loader = ray.train.torch.prepare_data_loader(DataLoader(train_set, batch, shuffle=True, **options))

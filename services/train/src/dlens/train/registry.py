@@ -15,7 +15,6 @@ from dlens.model.predictors import Predictors, Standardisation, encoded_names, s
 from dlens.model.registry import write_entry
 from dlens.train.config import TrainConfig
 from dlens.train.loop import input_channels
-from dlens.train.predictor_stats import store_standardisation
 
 
 def new_model_id(config: TrainConfig, created: datetime) -> str:
@@ -27,14 +26,14 @@ def publish(
     url: str,
     config: TrainConfig,
     normaliser: Normaliser,
+    standardisation: Standardisation,
     state_dict: dict,
     shape: tuple[int, int],
     scores: dict,
     tracking_run: str | None = None,
-    standardisation: Standardisation | None = None,
 ) -> str:
-    """Write a model to the registry; return its id. `tracking_run`: the MLflow run that trained it;
-    `standardisation`: the meteo predictors' (default: from the store's training period)."""
+    """Write a model to the registry; return its id. `standardisation`: the meteo predictors' the model
+    trained with; `tracking_run`: the MLflow run that trained it."""
     created = datetime.now(UTC)
     model_id = new_model_id(config, created)
     card = {
@@ -51,9 +50,7 @@ def publish(
         "code_version": code_version("dlens-train"),
         "validation": scores,
         "mlflow_run_id": tracking_run,
-        "predictors": predictors_card(
-            config, standardisation or store_standardisation(url, config.data.train, config.data.predictors)
-        ),
+        "predictors": predictors_card(config, standardisation),
     }
     write_entry(url, model_id, card, state_dict)
     return model_id
