@@ -125,19 +125,17 @@ def test_meteo_channels_are_standardised_over_the_training_runs(store):
     run, lead = data.samples[-1]
     names = channel_names(SPECIES, (), config.predictors)[-11:]  # meteo, its change, zenith
     channel = dict(zip(names, data[len(data) - 1]["predictors"]))
-    valid = run.astype(datetime) + timedelta(hours=lead)
     for index, name in enumerate(METEO_VARIABLES):
-        at = {
-            (r, h): mock_meteo(index, r + timedelta(hours=h), pattern).astype(np.float64)
-            for r in runs
-            for h in LEADS
-        }
+        at = {(r, h): mock_meteo(index, r, h, pattern).astype(np.float64) for r in runs for h in LEADS}
         values = np.stack(list(at.values()))
         changes = np.stack([at[r, h] - at[r, 0] for r, h in at])
-        field = mock_meteo(index, valid, pattern).astype(np.float64)
+        field = mock_meteo(index, run.astype(datetime), lead, pattern).astype(np.float64)
+        # the run before forecasts the same valid time otherwise: reading its meteo would fail below
+        earlier = mock_meteo(index, run.astype(datetime) - timedelta(days=1), lead + 24, pattern)
+        assert np.abs(earlier - field).max() > 1e-3 * np.abs(field).max()
         expected = (field - values.mean()) / values.std()
         np.testing.assert_allclose(channel[f"meteo:{name}"].numpy(), expected, rtol=1e-4, atol=1e-4)
-        change = field - mock_meteo(index, run.astype(datetime), pattern)
+        change = field - mock_meteo(index, run.astype(datetime), 0, pattern)
         expected = (change - changes.mean()) / changes.std()
         np.testing.assert_allclose(channel[f"meteo_change:{name}"].numpy(), expected, rtol=1e-4, atol=1e-4)
     assert channel["zenith:cos"].shape == (16, 24)

@@ -94,16 +94,20 @@ def build_mock_store(
         for run, pos in zip(runs, m_pos):
             for index, variable in enumerate(METEO_VARIABLES):
                 for li, lead in enumerate(leads):
-                    field = mock_meteo(index, run + timedelta(hours=lead), pattern)
+                    field = mock_meteo(index, run, lead, pattern)
                     writer.write(METEO, variable, (pos, li), field)
         coordinator.mark(METEO, m_pos, Status.COMPLETE)
     coordinator.refresh_normalisation()
     return spec
 
 
-def mock_meteo(index: int, valid: datetime, pattern: np.ndarray) -> np.ndarray:
-    """Meteo variable number `index` (of METEO_VARIABLES) at a valid time: a smooth field that changes with
-    the hour and the day, of the variable's order of magnitude."""
+def mock_meteo(index: int, run: datetime, lead: int, pattern: np.ndarray) -> np.ndarray:
+    """Meteo variable number `index` (of METEO_VARIABLES) forecast by `run` at `lead`: a smooth field of the
+    variable's order of magnitude that changes with the hour and the day of the valid time, plus a forecast
+    error that depends on the run and grows with the lead (0 at lead 0), so that two runs disagree about
+    the same valid time and reading another run's meteo shows."""
     scale = (280.0, 800.0, 5.0, 5.0, 300.0)[index]
+    valid = run + timedelta(hours=lead)
     phase = 2 * np.pi * (valid.hour / 24 + valid.toordinal() * 0.37 + index / 5)
-    return (scale * (1.0 + 0.1 * np.sin(phase) * pattern)).astype(np.float32)
+    error = 0.05 * lead / 24 * np.cos(2 * np.pi * (run.toordinal() * 0.29 + index / 5) + 2 * pattern)
+    return (scale * (1.0 + 0.1 * np.sin(phase) * pattern + error)).astype(np.float32)
