@@ -161,3 +161,54 @@ def test_an_entry_from_before_the_predictors_reads_none_and_predicts(tmp_path):
         ensemble(model, entry, members, static, [12], [VALID], encoded[None]), before
     )
     assert before.shape == (1, 2, 6, 8) and np.isfinite(before).all()
+
+
+def meteo_card(recorded: tuple[str, ...]) -> dict:
+    """The card of a model with the meteo predictors that recorded the meteo variables `recorded`."""
+    predictors = Predictors(meteo=True, meteo_change=True)
+    channels = encoded_names(SPECIES, predictors, recorded)
+    stats = {name: {v: {"mean": 1.0, "std": 2.0} for v in recorded} for name in ("meteo", "meteo_change")}
+    return {
+        "id": "met", "created": "2025-01-01T00:00:00+00:00", "architecture": "HalfUNet",
+        "config": {
+            "data": {"species": list(SPECIES), "static": False, "predictors": predictors.model_dump(mode="json")},
+            "model": {"architecture": "HalfUNet", "settings": {"num_filters": 8}, "head": "mixture"},
+        },
+        "normaliser": {"log1p_mean": NORM.log1p_mean, "log1p_std": NORM.log1p_std},
+        "input_channels": channel_names(SPECIES, (), predictors, recorded), "input_shape": [6, 8],
+        "predictors": {"channels": channels, "normalisation": stats},
+    }  # fmt: skip
+
+
+def test_a_model_reads_the_meteo_variables_its_card_recorded(tmp_path):
+    # a model trained when the layout had two meteo variables reads those two, whatever the layout has now
+    recorded = ("blh", "t2m")
+    card = meteo_card(recorded)
+    url = str(tmp_path / "store")
+    write_entry(url, "met", card, ModelEntry("met", card).build().state_dict())
+    (entry,) = entries(url)
+    assert entry.meteo_names == recorded and entry.encoder.names == card["predictors"]["channels"]
+    rng = np.random.default_rng(4)
+    meteo = rng.normal(size=(2, 6, 8))
+    encoded = entry.encoder.encode(RawPredictors(meteo, meteo - 1.0), NORM.forward, VALID, LAT, LON)
+    assert encoded.shape == (4, 6, 8)
+    np.testing.assert_allclose(encoded[0], (meteo[0] - 1.0) / 2.0, rtol=1e-6)  # blh, as recorded first
+    model = load_model(url, entry)  # the card's channels rebuild
+    members = rng.gamma(4.0, 10.0, size=(1, 2, 11, 6, 8)).astype(np.float32)
+    out = ensemble(model, entry, members, np.zeros((0, 6, 8)), [12], [VALID], encoded[None])
+    assert out.shape == (1, 2, 6, 8) and np.isfinite(out).all()
+    # inputs without the predictor channels, or with other ones, are refused before the model runs
+    for wrong in (None, encoded[None, :3], np.zeros((1, 2 * len(METEO_NAMES), 6, 8))):
+        with pytest.raises(ValueError, match="reads 4 encoded predictor channels"):
+            ensemble(model, entry, members, np.zeros((0, 6, 8)), [12], [VALID], wrong)
+
+
+def test_a_card_whose_channels_do_not_rebuild_is_refused_on_load(tmp_path):
+    card = meteo_card(("t2m", "blh"))
+    weights = ModelEntry("met", card).build().state_dict()
+    card["input_channels"][-1] = "meteo_change:ssrd"  # not what its predictors make
+    url = str(tmp_path / "store")
+    write_entry(url, "met", card, weights)
+    (entry,) = entries(url)
+    with pytest.raises(ValueError, match=r"model met: the .* input channels rebuilt from its card differ"):
+        load_model(url, entry)

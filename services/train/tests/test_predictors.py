@@ -80,9 +80,11 @@ class RecordingReader(StoreReader):
         super().__init__(url)
         self.analysis_times: list[np.datetime64] = []
 
-    def analysis(self, species: str, valid_time: np.datetime64) -> np.ndarray | None:
+    def analysis(
+        self, species: str, valid_time: np.datetime64, level: int | None = None
+    ) -> np.ndarray | None:
         self.analysis_times.append(np.datetime64(valid_time, "h"))
-        return super().analysis(species, valid_time)
+        return super().analysis(species, valid_time, level)
 
 
 @pytest.mark.parametrize("delay", [1, 5])

@@ -119,12 +119,16 @@ class StoreReader:
         pos = self.axis(ANALYSIS).get(np.datetime64(valid_time, "h"))
         return pos is not None and self.status(ANALYSIS)[pos, SPECIES_NAMES.index(species)] == Status.COMPLETE
 
-    def analysis(self, species: str, valid_time: np.datetime64) -> np.ndarray | None:
-        """(level, lat, lon) analysis at a valid time, or None when it is not COMPLETE."""
+    def analysis(
+        self, species: str, valid_time: np.datetime64, level: int | None = None
+    ) -> np.ndarray | None:
+        """(level, lat, lon) analysis at a valid time (with `level`, the (lat, lon) field of that level index
+        alone), or None when it is not COMPLETE."""
         if not self.analysis_complete(species, valid_time):
             return None
         pos = self.axis(ANALYSIS)[np.datetime64(valid_time, "h")]
-        return self.array(ANALYSIS, species)[pos]
+        array = self.array(ANALYSIS, species)
+        return array[pos] if level is None else array[pos, level]
 
     def meteo_complete(self, variable: str, run: np.datetime64) -> bool:
         """Whether the meteo predictor `variable` of `run` is committed."""

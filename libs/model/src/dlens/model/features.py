@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from dlens.common.species import MEMBERS
-from dlens.model.predictors import Predictors, encoded_names, statistics_names
+from dlens.model.predictors import METEO_NAMES, Predictors, encoded_names, statistics_names
 
 #: Time encodings appended after the per-species channels.
 TIME_CHANNELS = ("lead", "hour_sin", "hour_cos", "doy_sin", "doy_cos")
@@ -47,16 +47,19 @@ class Normaliser:
 
 
 def channel_names(
-    species: tuple[str, ...], static: tuple[str, ...], predictors: Predictors | None = None
+    species: tuple[str, ...],
+    static: tuple[str, ...],
+    predictors: Predictors | None = None,
+    meteo_names: tuple[str, ...] = METEO_NAMES,
 ) -> list[str]:
-    """The input channels, in order."""
+    """The input channels, in order (`meteo_names`: the meteo variables of the model's meteo predictors)."""
     names = []
     for sp in species:
         names += [f"{sp}:{m}" for m in MEMBERS] + [f"{sp}:present:{m}" for m in MEMBERS]
         names += [f"{sp}:median", f"{sp}:spread"]
     names += [f"static:{s}" for s in static] + [f"time:{t}" for t in TIME_CHANNELS]
     if predictors is not None:
-        names += statistics_names(species, predictors) + encoded_names(species, predictors)
+        names += statistics_names(species, predictors) + encoded_names(species, predictors, meteo_names)
     return names
 
 

@@ -53,9 +53,14 @@ def ensemble(
     kernels change with the batch size (1.8e-4 µg/m³ on the demo model), so that a field does not depend on
     which other requests shared its batch (at about twice the CPU time).
     """
+    expected = len(entry.encoder.names)
+    if (encoded is None and expected) or (encoded is not None and encoded.shape[1] != expected):
+        got = "none" if encoded is None else f"{encoded.shape[1]}"
+        raise ValueError(
+            f"model {entry.model_id} reads {expected} encoded predictor channels (entry.encoder), got {got}"
+        )
     device = next(model.parameters()).device
-    predictors = entry.predictors
-    quantiles = predictors.quantiles if predictors.statistics else None
+    quantiles = entry.predictors.statistics_quantiles
     inputs, _ = model_inputs(
         members, entry.species, entry.normaliser, static, leads, valid_times, device, encoded, quantiles
     )

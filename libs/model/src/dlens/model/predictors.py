@@ -27,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from dlens.common.layout import METEO_VARIABLES
 from dlens.model.solar import cos_zenith
 
-#: The `meteo` variables a model reads, in channel order.
+#: The `meteo` variables a new model reads, in channel order (the store layout's); a registered model reads
+#: those its card records (`ModelEntry.meteo_names`), whatever the layout holds today.
 METEO_NAMES: tuple[str, ...] = tuple(METEO_VARIABLES)
 #: The predictors an input may lack (the others derive from the members and the valid time).
 OPTIONAL = ("meteo", "meteo_change", "recent_analysis")
@@ -45,7 +46,9 @@ class Predictors(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    meteo: bool = Field(False, description="the meteo variables (t2m, blh, u10, v10, ssrd) at the valid time")
+    meteo: bool = Field(
+        False, description=f"the meteo variables ({', '.join(METEO_NAMES)}) at the valid time"
+    )
     meteo_change: bool = Field(False, description="the change of the meteo variables since the run (lead 0)")
     recent_analysis: bool = Field(
         False, description="the analysis of the hours before the run, as available at run time"
@@ -93,9 +96,15 @@ class Predictors(BaseModel):
         """The predictors switched on, in channel-family order."""
         return tuple(name for name in (*OPTIONAL, "zenith", "statistics") if getattr(self, name))
 
-    def request_fields(self, species: int) -> int:
-        """How many fields (H, W) a request carries for these predictors, for a model of `species` species."""
-        meteo = len(METEO_NAMES) * ((self.meteo or self.meteo_change) + self.meteo_change)
+    @property
+    def statistics_quantiles(self) -> tuple[float, ...] | None:
+        """The quantiles of the member statistics channels; None without them."""
+        return self.quantiles if self.statistics else None
+
+    def request_fields(self, species: int, variables: int = len(METEO_NAMES)) -> int:
+        """How many fields (H, W) a request carries for these predictors, for a model of `species` species
+        reading `variables` meteo variables."""
+        meteo = variables * ((self.meteo or self.meteo_change) + self.meteo_change)
         return meteo + species * len(self.analysis_hours) * self.recent_analysis
 
     @property
@@ -112,13 +121,15 @@ def statistics_names(species: tuple[str, ...], predictors: Predictors) -> list[s
     return [f"{sp}:{s}" for sp in species for s in ("min", "max", *(f"q{q:g}" for q in predictors.quantiles))]
 
 
-def encoded_names(species: tuple[str, ...], predictors: Predictors) -> list[str]:
-    """The channels `PredictorEncoder.encode` delivers, in order."""
+def encoded_names(
+    species: tuple[str, ...], predictors: Predictors, meteo_names: tuple[str, ...] = METEO_NAMES
+) -> list[str]:
+    """The channels `PredictorEncoder.encode` delivers, in order, for a model reading `meteo_names`."""
     names = []
     if predictors.meteo:
-        names += [f"meteo:{v}" for v in METEO_NAMES]
+        names += [f"meteo:{v}" for v in meteo_names]
     if predictors.meteo_change:
-        names += [f"meteo_change:{v}" for v in METEO_NAMES]
+        names += [f"meteo_change:{v}" for v in meteo_names]
     if predictors.recent_analysis:
         names += [f"analysis:{sp}:-{h}h" for sp in species for h in predictors.analysis_hours]
     if predictors.zenith:
@@ -140,8 +151,8 @@ class MissingPredictor(ValueError):
 @dataclass(frozen=True)
 class RawPredictors:
     """The optional predictors of one sample as read or received, None where absent: `meteo` and
-    `meteo_at_run` (variable, H, W) in METEO_NAMES order, `recent_analysis` (species, hour, H, W) in µg/m³ at
-    the `analysis_hours` of the model."""
+    `meteo_at_run` (variable, H, W) in the model's meteo order (`PredictorEncoder.meteo_names`),
+    `recent_analysis` (species, hour, H, W) in µg/m³ at the `analysis_hours` of the model."""
 
     meteo: np.ndarray | None = None
     meteo_at_run: np.ndarray | None = None
@@ -171,22 +182,31 @@ class Standardisation:
         value = value or {}
         return cls(value.get("meteo", {}), value.get("meteo_change", {}))
 
-    def apply(self, name: str, fields: np.ndarray) -> np.ndarray:
-        """(fields − mean) / std of predictor `name` (meteo or meteo_change), per variable; a NaN value (a gap
-        in the store's meteo) becomes 0, the training mean, as a missing analysis value does."""
+    def apply(self, name: str, fields: np.ndarray, variables: tuple[str, ...]) -> np.ndarray:
+        """(fields − mean) / std of predictor `name` (meteo or meteo_change), per variable of `variables` (the
+        order of `fields`); a NaN value (a gap in the store's meteo) becomes 0, the training mean, as a
+        missing analysis value does."""
         stats = getattr(self, name)
-        mean = np.array([stats[v]["mean"] for v in METEO_NAMES])[:, None, None]
-        std = np.array([max(stats[v]["std"], 1e-6) for v in METEO_NAMES])[:, None, None]
+        mean = np.array([stats[v]["mean"] for v in variables])[:, None, None]
+        std = np.array([max(stats[v]["std"], 1e-6) for v in variables])[:, None, None]
         return np.nan_to_num((fields - mean) / std, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 @dataclass(frozen=True)
 class PredictorEncoder:
-    """Raw predictors → the normalised channels of `encoded_names` (C, H, W), for one model."""
+    """Raw predictors → the normalised channels of `encoded_names` (C, H, W), for one model: its predictors,
+    species, meteo standardisation and meteo variables (a new model's: METEO_NAMES; a registered one's: those
+    its card records)."""
 
     predictors: Predictors
     species: tuple[str, ...]
     standardisation: Standardisation
+    meteo_names: tuple[str, ...] = METEO_NAMES
+
+    @property
+    def names(self) -> list[str]:
+        """The channels `encode` delivers, in order."""
+        return encoded_names(self.species, self.predictors, self.meteo_names)
 
     def encode(
         self,
@@ -210,8 +230,10 @@ class PredictorEncoder:
         channels: list[np.ndarray] = []
         for name in ("meteo", "meteo_change"):
             if getattr(p, name):
-                fields = self.standardisation.apply(name, raw.get(name)) if present[name] else None
-                channels += list(fields) if fields is not None else [np.zeros(shape)] * len(METEO_NAMES)
+                if present[name]:
+                    channels += list(self.standardisation.apply(name, raw.get(name), self.meteo_names))
+                else:
+                    channels += [np.zeros(shape)] * len(self.meteo_names)
         if p.recent_analysis:
             hours = len(p.analysis_hours)
             if present["recent_analysis"]:

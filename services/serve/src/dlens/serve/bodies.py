@@ -14,7 +14,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from dlens.common.grid import Domain, parse_domain
-from dlens.model.predictors import METEO_NAMES
 from dlens.serve.args import ServeArgs
 from dlens.serve.codec import NETCDF
 from dlens.serve.netcdf_body import prepare, read_netcdf
@@ -124,16 +123,11 @@ def _json(body: bytes, store_domain: Domain) -> EnsembleInput:
 
 
 def _predictors(req: EnsembleRequest) -> GivenPredictors:
-    """The predictor fields of a JSON body as arrays: meteo (variable, H, W), the recent analysis by species
-    (hour, H, W); `samples.make_sample` checks them against the model."""
+    """The predictor fields of a JSON body as arrays: meteo by variable (H, W), the recent analysis by species
+    (hour, H, W); `GivenPredictors.raw` checks them against the model."""
 
-    def meteo(name: str, given: dict | None) -> np.ndarray | None:
-        if given is None:
-            return None
-        lacking = [v for v in METEO_NAMES if v not in given]
-        if lacking:
-            raise unprocessable(f"{name} lacks {', '.join(lacking)}: give every meteo variable")
-        return _array(name, [given[v] for v in METEO_NAMES])
+    def meteo(name: str, given: dict | None) -> dict[str, np.ndarray] | None:
+        return None if given is None else {v: _array(f"{name}.{v}", f) for v, f in given.items()}
 
     recent = req.recent_analysis
     return GivenPredictors(

@@ -20,22 +20,36 @@ Fields = dict[str, dict[str, np.ndarray | None]]
 @dataclass(frozen=True)
 class GivenPredictors:
     """The predictors a request body gives, None where it gives none: meteo at the valid time and at the run
-    (variable, H, W), the recent analysis by species (hour, H, W)."""
+    by variable (H, W), the recent analysis by species (hour, H, W)."""
 
-    meteo: np.ndarray | None = None
-    meteo_at_run: np.ndarray | None = None
+    meteo: dict[str, np.ndarray] | None = None
+    meteo_at_run: dict[str, np.ndarray] | None = None
     recent_analysis: dict[str, np.ndarray] | None = None
 
     def raw(self, entry: ModelEntry, domain: Domain) -> RawPredictors:
-        """The model's raw predictors from these; 422 where a given one does not fit the model or domain."""
-        for name in ("meteo", "meteo_at_run"):
-            fields = getattr(self, name)
-            if fields is not None and fields.shape[1:] != domain.shape:
-                size = _size(fields.shape[1:])
-                raise unprocessable(f"{name}: {size} fields on a {_size(domain.shape)} domain")
-            if fields is not None and not np.isfinite(fields).all():
-                raise unprocessable(f"{name} has non-finite values (NaN or inf)")
-        return RawPredictors(self.meteo, self.meteo_at_run, self._recent(entry, domain))
+        """The model's raw predictors from these, the meteo in the order of the variables the model reads;
+        422 where a given one does not fit the model or domain, or has a NaN or infinite value (a client
+        error, where a gap in the store's meteo is zero-filled: docs/serve.md)."""
+        meteo = [self._meteo(name, entry, domain) for name in ("meteo", "meteo_at_run")]
+        return RawPredictors(*meteo, self._recent(entry, domain))
+
+    def _meteo(self, name: str, entry: ModelEntry, domain: Domain) -> np.ndarray | None:
+        given = getattr(self, name)
+        if given is None or not entry.meteo_names:
+            return None
+        lacking = [v for v in entry.meteo_names if v not in given]
+        if lacking:
+            reads = ", ".join(entry.meteo_names)
+            raise unprocessable(f"{name} lacks {', '.join(lacking)}: model {entry.model_id} reads {reads}")
+        for variable in entry.meteo_names:
+            field = given[variable]
+            if field.shape != domain.shape:
+                raise unprocessable(
+                    f"{name}.{variable}: a {_size(field.shape)} field on a {_size(domain.shape)} domain"
+                )
+            if not np.isfinite(field).all():
+                raise unprocessable(f"{name}.{variable} has non-finite values (NaN or inf)")
+        return np.stack([given[v] for v in entry.meteo_names])
 
     def _recent(self, entry: ModelEntry, domain: Domain) -> np.ndarray | None:
         if self.recent_analysis is None or not entry.predictors.recent_analysis:
@@ -73,7 +87,7 @@ class Sample:
     lead: int
     valid_time: np.datetime64
     domain: Domain
-    predictors: np.ndarray | None = None  # (C, H, W): the model's encoded predictors (`entry.encoder`)
+    predictors: np.ndarray  # (C, H, W): the model's encoded predictors (`entry.encoder`; C = 0 without them)
 
     def members(self) -> np.ndarray:
         """(species, member, H, W) float32, NaN where a member is missing."""

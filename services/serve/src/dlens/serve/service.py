@@ -131,7 +131,10 @@ class DlensService:
             if reader is None:
                 return args.max_body_bytes
             fields = max(
-                (e.predictors.request_fields(len(e.species)) for e in self.catalog.last_models.values()),
+                (
+                    e.predictors.request_fields(len(e.species), len(e.meteo_names))
+                    for e in self.catalog.last_models.values()
+                ),
                 default=0,
             )
             return body_limit(args.max_body_bytes, reader.spec.domain.shape, fields)
@@ -304,7 +307,7 @@ class DlensService:
             for i, sp in enumerate(entry.species)
         }
         predictors = await asyncio.to_thread(
-            self.catalog.read, lambda: read_predictors(reader, entry.predictors, entry.species, t0, lead)
+            self.catalog.read, lambda: read_predictors(reader, entry.encoder, t0, lead)
         )
         sample = make_sample(
             entry, species, run, lead, reader.spec.domain, reader.spec.domain, fields, predictors,

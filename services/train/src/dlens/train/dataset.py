@@ -110,7 +110,7 @@ class StoreDataset(Dataset):
         return [
             (run, lead)
             for run in sorted(r for r in runs if first <= r <= last)
-            if predictors.dropout > 0 or not missing_predictors(reader, predictors, species, run)
+            if predictors.dropout > 0 or not missing_predictors(reader, self.encoder, run)
             for lead in self.leads
             if all(
                 reader.analysis_complete(sp, run + np.timedelta64(lead, "h")) for sp in self.config.species
@@ -144,7 +144,7 @@ class StoreDataset(Dataset):
         """The encoded predictors of a sample; in training each optional one dropped with the configured
         probability."""
         predictors = self.config.predictors
-        raw = read_predictors(self.reader, predictors, self.config.species, run, lead)
+        raw = read_predictors(self.reader, self.encoder, run, lead)
         dropped = frozenset()
         if self.training and predictors.dropout > 0:
             dropped = frozenset(n for n in predictors.optional if self.rng.random() < predictors.dropout)

@@ -33,12 +33,6 @@ def input_channels(config: TrainConfig) -> list[str]:
     return channel_names(config.data.species, static_names(config.data), config.data.predictors)
 
 
-def statistics_quantiles(config: TrainConfig) -> tuple[float, ...] | None:
-    """The quantiles of the member statistics channels; None without them."""
-    predictors = config.data.predictors
-    return predictors.quantiles if predictors.statistics else None
-
-
 def make_model(config: TrainConfig, shape: tuple[int, int], channels: int | None = None) -> EnsembleModel:
     """The configured architecture and head: `channels` inputs (default: `input_channels`) → the normalised
     ensemble, one channel per species."""
@@ -81,7 +75,7 @@ def train_loop(params: dict) -> None:
     )
     autocast = device.type == "cuda"  # bf16 on GPU; full precision on CPU
     objective = Objective(config.optim.loss, normaliser, config.data.species, device)
-    quantiles = statistics_quantiles(config)
+    quantiles = config.data.predictors.statistics_quantiles
     start = _resume(model, optimiser)
     for epoch in range(start, config.optim.epochs):
         for group in optimiser.param_groups:

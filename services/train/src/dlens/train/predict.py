@@ -22,8 +22,8 @@ from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBER_GROUPS, MEMBERS, SPECIES_NAMES
 from dlens.common.writer import FieldWriter, StoreCoordinator
 from dlens.model.inference import ensemble
-from dlens.model.predictor_store import read_predictors
-from dlens.model.predictors import MissingPredictor
+from dlens.model.predictor_store import read_predictors, run_predictors
+from dlens.model.predictors import MissingPredictor, RawPredictors
 from dlens.model.registry import ModelEntry, load_model, resolve
 from dlens.model.static import static_fields
 
@@ -59,6 +59,7 @@ def predict_unit(
     # One snapshot of the members present: a member committed meanwhile waits for the next call.
     used = {sp: usable(reader, sp, t0, members) for sp in species}
     static = static_fields(reader, entry.static_names)
+    shared = run_predictors(reader, entry.encoder, t0)  # the meteo at the run and the recent analysis, once
     leads = list(reader.spec.leads)
     for start in range(0, len(leads) if any(u.any() for u in used.values()) else 0, LEAD_BATCH):
         batch = leads[start : start + LEAD_BATCH]
@@ -68,7 +69,7 @@ def predict_unit(
         for k, sp in enumerate(species):
             inputs[:, k, ~used[sp]] = np.nan
         valid = [t0 + np.timedelta64(lead, "h") for lead in batch]
-        encoded = np.stack([store_predictors(reader, entry, t0, lead) for lead in batch])
+        encoded = np.stack([store_predictors(reader, entry, t0, lead, shared) for lead in batch])
         fields = ensemble(model, entry, inputs, static, batch, valid, encoded)
         for b, lead_pos in enumerate(range(start, start + len(batch))):
             for k, sp in enumerate(species):
@@ -77,11 +78,14 @@ def predict_unit(
     return {"run": run, "used": {sp: used[sp].tolist() for sp in species}}
 
 
-def store_predictors(reader: StoreReader, entry: ModelEntry, run: np.datetime64, lead: int) -> np.ndarray:
-    """The model's encoded predictors of (run, lead) from the store; ValueError naming the run and the
-    predictor the store lacks (a model trained with predictor dropout runs without it)."""
+def store_predictors(
+    reader: StoreReader, entry: ModelEntry, run: np.datetime64, lead: int, shared: RawPredictors | None = None
+) -> np.ndarray:
+    """The model's encoded predictors of (run, lead) from the store (`shared`: `run_predictors` of the run,
+    read here when not given); ValueError naming the run and the predictor the store lacks (a model trained
+    with predictor dropout runs without it)."""
     domain = reader.spec.domain
-    raw = read_predictors(reader, entry.predictors, entry.species, run, lead)
+    raw = read_predictors(reader, entry.encoder, run, lead, shared)
     try:
         return entry.encoder.encode(
             raw, entry.normaliser.forward, run + np.timedelta64(lead, "h"), domain.latitude, domain.longitude
