@@ -10,13 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from dlens.common.layout import METEO, METEO_VARIABLES
+from dlens.common.layout import METEO, METEO_VARIABLES, Status
 from dlens.common.reader import StoreReader
-from dlens.common.writer import FieldWriter
+from dlens.common.writer import FieldWriter, StoreCoordinator
 from dlens.model.bundle import read_bundle
-from dlens.model.features import channel_names
-from dlens.model.inference import ensemble
+from dlens.model.features import assemble_inputs, channel_names
+from dlens.model.inference import ensemble, model_inputs
 from dlens.model.predictors import Predictors, Standardisation, encoded_names
 from dlens.model.registry import load_model, resolve
 from dlens.model.static import static_fields
@@ -230,3 +231,105 @@ def test_a_model_with_every_predictor_fits_registers_and_predicts(store, ray_clu
         "Phase-two predictors: meteo, meteo_change, recent_analysis, zenith, statistics"
         in (bundle / "README.md").read_text()
     )
+
+
+def test_the_dataset_and_predict_build_the_same_inputs(store):
+    # training and inference inputs of a published phase-two entry, for the same (run, lead): the encoded
+    # predictors the loader delivers are those predict reads, and the assembled inputs (member statistics
+    # included) are those the model gets in predict
+    config = TrainConfig.model_validate(PHASE2 | {"data": PHASE2["data"] | {"static": True}})
+    normaliser, stats = store_normaliser(store, config.data.train), standardisation(store, config.data)
+    weights = make_model(config, (16, 24)).state_dict()
+    entry = resolve(store, publish(store, config, normaliser, stats, weights, (16, 24), {}))
+    data = StoreDataset(store, config.data, "test", normaliser, stats)
+    reader = StoreReader(store)
+    static = static_fields(reader, entry.static_names)
+    quantiles = entry.predictors.statistics_quantiles
+    assert quantiles is not None
+    for index in (0, len(data) - 1):
+        run, lead = data.samples[index]
+        sample = data[index]
+        encoded = store_predictors(reader, entry, run, lead)
+        np.testing.assert_array_equal(sample["predictors"].numpy(), encoded)
+        batch = {k: sample[k][None] for k in ("members", "static", "time", "predictors")}
+        trained, _ = assemble_inputs(
+            batch["members"], batch["static"], batch["time"], batch["predictors"], quantiles
+        )
+        members = np.stack([reader.members(sp, run, lead)[:, 0] for sp in SPECIES])
+        valid = run + np.timedelta64(lead, "h")
+        served, _ = model_inputs(
+            members[None], entry.species, entry.normaliser, static, [lead], [valid], encoded=encoded[None],
+            quantiles=quantiles,
+        )  # fmt: skip
+        assert trained.shape[1] == len(entry.card["input_channels"])
+        np.testing.assert_allclose(trained.numpy(), served.numpy(), atol=1e-6)
+
+
+def test_predictor_dropout_zeroes_channels_and_presence_at_its_rate(store):
+    config = data_config(meteo=True, meteo_change=True, recent_analysis=True, dropout=0.3)
+    torch.manual_seed(0)
+    data = StoreDataset(
+        store, config, "train", store_normaliser(store), standardisation(store, config), training=True
+    )
+    names = encoded_names(SPECIES, config.predictors)
+    index = len(data) - 1  # a lead > 0: the meteo change is not 0
+    prefixes = {"meteo": "meteo:", "meteo_change": "meteo_change:", "recent_analysis": "analysis:"}
+    draws, kept = 200, {name: [] for name in prefixes}
+    for _ in range(draws):
+        channel = dict(zip(names, data[index]["predictors"].numpy()))
+        for name, prefix in prefixes.items():
+            present = np.unique(channel[f"present:{name}"])
+            block = np.stack([c for n, c in channel.items() if n.startswith(prefix)])
+            assert len(present) == 1 and (block == 0).all() == (present[0] == 0), name
+            kept[name].append(present[0] == 1)
+    rate = {name: 1 - np.mean(k) for name, k in kept.items()}
+    assert rate["meteo"] == pytest.approx(0.3, abs=0.11)
+    assert rate["recent_analysis"] == pytest.approx(0.3, abs=0.11)
+    # dropping the meteo drops its change (a request without meteo has neither): 1 − 0.7² of the draws
+    assert all(c <= m for m, c in zip(kept["meteo"], kept["meteo_change"]))
+    assert rate["meteo_change"] == pytest.approx(0.51, abs=0.12)
+
+
+def test_predict_refreshes_a_dropout_product_once_a_missing_predictor_arrives(
+    store, without_meteo, ray_cluster, tmp_path
+):
+    url = str(tmp_path / "late-meteo.zarr")
+    shutil.copytree(without_meteo, url)
+    config = TrainConfig.model_validate(
+        PHASE2 | {"data": PHASE2["data"] | {"predictors": ALL | {"dropout": 0.3}}}
+    )
+    stats = standardisation(store, config.data)
+    weights = make_model(config, (16, 24)).state_dict()
+    model_id = publish(url, config, store_normaliser(url), stats, weights, (16, 24), {})
+    run = np.datetime64("2025-03-05T00")
+
+    def predicted() -> list[np.datetime64]:
+        _, done, report = predict(url, model_id, [run])
+        assert not report.failed
+        return [np.datetime64(r, "h") for r in done]
+
+    def used() -> list[float]:
+        reader = StoreReader(url)
+        path = f"products/dlens-{model_id}"
+        return reader.root[f"{path}/predictors_used"][reader.axis(path)[run]].tolist()
+
+    assert predicted() == [run] and used() == [0, 0, 1]  # without the meteo
+    assert predicted() == []  # nothing new
+    source, coordinator, writer = StoreReader(store), StoreCoordinator(url), FieldWriter(url)
+    (pos,) = coordinator.ensure_axis(METEO, [run.astype(datetime)])
+    for variable in METEO_VARIABLES:
+        for li, lead in enumerate(LEADS):
+            writer.write(METEO, variable, (pos, li), source.meteo(variable, run, lead))
+    coordinator.mark(METEO, pos, Status.COMPLETE)  # the run's meteo arrives
+    assert predicted() == [run] and used() == [1, 1, 1]
+    reader, entry = StoreReader(url), resolve(url, model_id)
+    members = np.stack([reader.members(sp, run, 12)[:, 0] for sp in SPECIES])
+    encoded = store_predictors(reader, entry, run, 12)
+    valid = run + np.timedelta64(12, "h")
+    expected = ensemble(
+        load_model(url, entry), entry, members[None], np.zeros((0, 16, 24)), [12], [valid], encoded[None]
+    )
+    np.testing.assert_allclose(
+        reader.product(f"dlens-{model_id}", "o3", run, 12)[0], expected[0, 0], rtol=1e-5
+    )
+    assert predicted() == []

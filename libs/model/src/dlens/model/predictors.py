@@ -24,14 +24,14 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from dlens.common.layout import METEO_VARIABLES
+from dlens.common.layout import METEO_VARIABLES, OPTIONAL_PREDICTORS
 from dlens.model.solar import cos_zenith
 
 #: The `meteo` variables a new model reads, in channel order (the store layout's); a registered model reads
 #: those its card records (`ModelEntry.meteo_names`), whatever the layout holds today.
 METEO_NAMES: tuple[str, ...] = tuple(METEO_VARIABLES)
 #: The predictors an input may lack (the others derive from the members and the valid time).
-OPTIONAL = ("meteo", "meteo_change", "recent_analysis")
+OPTIONAL = OPTIONAL_PREDICTORS
 #: What each optional predictor is, for the message that names a missing one.
 WHAT = {
     "meteo": f"the meteo variables ({', '.join(METEO_NAMES)}) at the valid time",

@@ -145,10 +145,12 @@ class StoreDataset(Dataset):
         probability."""
         predictors = self.config.predictors
         raw = read_predictors(self.reader, self.encoder, run, lead)
-        dropped = frozenset()
+        dropped = set()
         if self.training and predictors.dropout > 0:
-            dropped = frozenset(n for n in predictors.optional if self.rng.random() < predictors.dropout)
-        return self.encoder.encode(raw, self.normaliser.forward, valid, *self.grid, dropped)
+            dropped = {n for n in predictors.optional if self.rng.random() < predictors.dropout}
+            if "meteo" in dropped and predictors.meteo_change:
+                dropped.add("meteo_change")  # as at inference: a request without meteo loses its change too
+        return self.encoder.encode(raw, self.normaliser.forward, valid, *self.grid, frozenset(dropped))
 
     def __len__(self) -> int:
         return len(self.samples)
