@@ -10,11 +10,17 @@ import httpx
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
+from dlens.common.grid import parse_domain
 from dlens.common.layout import METEO_VARIABLES
 from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBERS
-from dlens.model.registry import resolve
+from dlens.model.inference import ensemble
+from dlens.model.predictor_store import read_predictors
+from dlens.model.predictors import RawPredictors
+from dlens.model.registry import load_model, resolve
+from dlens.model.static import static_fields
 from dlens.serve.app import APP_NAME, build_app
 from dlens.serve.args import ServeArgs
 from dlens.serve.limits import JSON_BYTES_PER_VALUE, body_limit
@@ -23,7 +29,7 @@ from dlens.testing.plugin import free_port
 from dlens.train.config import TrainConfig
 from dlens.train.dataset import store_normaliser
 from dlens.train.loop import make_model
-from dlens.train.predict import predict
+from dlens.train.predict import predict, store_predictors
 from dlens.train.predictor_stats import store_standardisation
 from dlens.train.registry import publish
 
@@ -31,6 +37,7 @@ TOKEN = "test-token"
 RUN = datetime(2025, 3, 4)
 T0 = np.datetime64(RUN, "h")
 SPECIES = ["o3", "no2"]
+SUB = "44.45,45.15,7.45,8.15"  # 8 × 8 cells inside the mock store's domain
 HOURS = [12, 6]  # the recent analysis 12 and 6 h before the run
 PREDICTORS = {
     "meteo": True, "meteo_change": True, "recent_analysis": True, "analysis_delay_h": 6, "analysis_window_h": 12,
@@ -186,3 +193,51 @@ def test_the_body_bound_makes_room_for_the_predictor_fields(store):
     assert entry.predictors.request_fields(len(entry.species)) == fields == 14
     grown = body_limit(2**40, (16, 24), fields) - body_limit(2**40, (16, 24))
     assert grown == fields * 16 * 24 * JSON_BYTES_PER_VALUE
+
+
+def test_a_netcdf_body_for_a_model_with_predictors_is_told_to_send_json(store, client):
+    url, _ = store
+    domain = StoreReader(url).spec.domain
+    members = StoreReader(url).members("o3", T0, 6)[:, 0]
+    ds = xr.Dataset(
+        {"o3": (("member", "latitude", "longitude"), np.nan_to_num(members))},
+        coords={"member": list(MEMBERS), "latitude": domain.latitude, "longitude": domain.longitude},
+    )
+    answer = client.post(
+        "/v1/ensemble", content=bytes(ds.to_netcdf(engine="scipy")), headers={"content-type": "application/x-netcdf"},
+        params={"species": "o3", "run": RUN.isoformat(), "lead": 6},
+    )  # fmt: skip
+    assert answer.status_code == 422, answer.text
+    assert "(a NetCDF body carries no predictors: send JSON)" in answer.json()["detail"]
+
+
+def test_ensemble_on_a_sub_domain_reads_the_predictors_there(store, client):
+    url, ids = store
+    reader, entry, lead = StoreReader(url), resolve(url, ids["needs"]), 12
+    sub, whole = parse_domain(SUB), reader.spec.domain
+    rows, cols = slice(sub.i0 - whole.i0, sub.i1 - whole.i0), slice(sub.j0 - whole.j0, sub.j1 - whole.j0)
+
+    def crop(fields: dict) -> dict:
+        return {k: np.asarray(f)[..., rows, cols].tolist() for k, f in fields.items()}
+
+    full = body(url, lead, "no2")
+    cropped = full | {
+        "domain": SUB, "members": crop(full["members"]), "context": {"o3": crop(full["context"]["o3"])},
+        "meteo": crop(full["meteo"]), "meteo_at_run": crop(full["meteo_at_run"]),
+        "recent_analysis": crop(full["recent_analysis"]),
+    }  # fmt: skip
+    posted = client.post("/v1/ensemble", json=cropped)
+    assert posted.status_code == 200, posted.text
+    # the predictor channels are pointwise: on the sub-domain (the zenith angle on its grid, the meteo and the
+    # analysis of its cells) they are the crop of the whole domain's, as GET and predict read them
+    raw = read_predictors(reader, entry.encoder, T0, lead)
+    on_sub = RawPredictors(*(f[..., rows, cols] for f in (raw.meteo, raw.meteo_at_run, raw.recent_analysis)))
+    valid = T0 + np.timedelta64(lead, "h")
+    encoded = entry.encoder.encode(on_sub, entry.normaliser.forward, valid, sub.latitude, sub.longitude)
+    np.testing.assert_allclose(encoded, store_predictors(reader, entry, T0, lead)[:, rows, cols], atol=1e-6)
+    # the model itself runs on the sub-domain (its convolutions see the sub-domain's edges, so GET's crop is
+    # not the expectation): POST equals the model on the cropped members, static fields and predictors
+    members = np.stack([reader.members(sp, T0, lead)[:, 0, rows, cols] for sp in SPECIES])
+    static = static_fields(reader, entry.static_names, sub)
+    expected = ensemble(load_model(url, entry), entry, members[None], static, [lead], [valid], encoded[None])
+    assert np.abs(np.array(posted.json()["dlens"]) - expected[0, SPECIES.index("no2")]).max() <= 1e-4

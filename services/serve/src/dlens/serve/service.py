@@ -250,9 +250,12 @@ class DlensService:
                 read_body, body, kind, NetcdfQuery(species, run, lead, level), store_domain, self.netcdf
             )
         check_level(got.level, reader.spec.levels)
+        lacking = "which the request lacks"
+        if kind not in JSON_KINDS:
+            lacking += " (a NetCDF body carries no predictors: send JSON)"
         sample = make_sample(
             entry, got.species, got.run, got.lead, got.domain, store_domain, got.fields,
-            got.predictors.raw(entry, got.domain),
+            got.predictors.raw(entry, got.domain), lacking,
         )  # fmt: skip
         k = entry.species.index(got.species)
         dlens = (await self.predictor.predict(sample))[k]
