@@ -14,6 +14,7 @@ import torch
 
 from dlens.common.layout import METEO, METEO_VARIABLES, Status
 from dlens.common.reader import StoreReader
+from dlens.common.species import MEMBERS
 from dlens.common.writer import FieldWriter, StoreCoordinator
 from dlens.model.bundle import read_bundle
 from dlens.model.features import assemble_inputs, channel_names
@@ -27,7 +28,7 @@ from dlens.train.dataset import StoreDataset, store_normaliser
 from dlens.train.export import export
 from dlens.train.fit import fit
 from dlens.train.loop import make_model
-from dlens.train.predict import predict, store_predictors
+from dlens.train.predict import predict, predict_unit, store_predictors
 from dlens.train.predictor_stats import store_standardisation
 from dlens.train.registry import publish
 
@@ -75,17 +76,25 @@ def standardisation(url: str, config: DataConfig) -> Standardisation:
 
 
 class RecordingReader(StoreReader):
-    """A store reader that records the valid times of the analysis fields it reads one by one."""
+    """A store reader that records the valid times and levels of the analysis fields it reads one by one,
+    and counts its meteo reads."""
 
     def __init__(self, url: str):
         super().__init__(url)
         self.analysis_times: list[np.datetime64] = []
+        self.levels: list[int | None] = []
+        self.meteo_reads = 0
 
     def analysis(
         self, species: str, valid_time: np.datetime64, level: int | None = None
     ) -> np.ndarray | None:
         self.analysis_times.append(np.datetime64(valid_time, "h"))
+        self.levels.append(level)
         return super().analysis(species, valid_time, level)
+
+    def meteo(self, variable: str, run: np.datetime64, lead: int) -> np.ndarray | None:
+        self.meteo_reads += 1
+        return super().meteo(variable, run, lead)
 
 
 @pytest.mark.parametrize("delay", [1, 5])
@@ -333,3 +342,36 @@ def test_predict_refreshes_a_dropout_product_once_a_missing_predictor_arrives(
         reader.product(f"dlens-{model_id}", "o3", run, 12)[0], expected[0, 0], rtol=1e-5
     )
     assert predicted() == []
+
+
+def test_predict_reads_the_recent_analysis_and_the_meteo_at_the_run_once_per_run(
+    store, ray_cluster, monkeypatch, tmp_path
+):
+    url = str(tmp_path / "reads.zarr")
+    shutil.copytree(store, url)
+    config = TrainConfig.model_validate(PHASE2)
+    weights = make_model(config, (16, 24)).state_dict()
+    model_id = publish(
+        url, config, store_normaliser(url), standardisation(url, config.data), weights, (16, 24), {}
+    )
+    run = np.datetime64("2025-03-05T00")
+    name, done, _ = predict(url, model_id, [run])
+    assert done == [run]
+    readers: list[RecordingReader] = []
+
+    class Recording(RecordingReader):
+        def __init__(self, url: str):
+            super().__init__(url)
+            readers.append(self)
+
+    monkeypatch.setattr("dlens.train.predict.StoreReader", Recording)
+    position = StoreReader(url).axis(f"products/{name}")[run]
+    predict_unit(url, model_id, name, str(run), position, MEMBERS)
+    (reader,) = readers
+    hours = config.data.predictors.analysis_hours
+    # every analysis hour of each species once, level 0 only; the meteo at each lead, and at the run once
+    assert sorted(reader.analysis_times) == sorted(
+        run - np.timedelta64(h, "h") for h in hours for _ in SPECIES
+    )
+    assert set(reader.levels) == {0}
+    assert reader.meteo_reads == len(METEO_VARIABLES) * (len(LEADS) + 1)
