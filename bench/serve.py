@@ -42,6 +42,7 @@ from dlens.testing.plugin import free_port
 from dlens.train.config import load_config
 from dlens.train.dataset import store_normaliser
 from dlens.train.loop import make_model
+from dlens.train.predictor_stats import store_standardisation
 from dlens.train.registry import publish
 
 OVERHEAD_TARGET_MS = 15.0
@@ -65,7 +66,9 @@ def register_model(url: str) -> str:
     shape = StoreReader(url).spec.domain.shape
     torch.manual_seed(0)
     model = make_model(config, shape)
-    return publish(url, config, store_normaliser(url), model.state_dict(), shape, {"val_ratio": float("nan")})
+    standardisation = store_standardisation(url, config.data.train, config.data.predictors)
+    scores = {"val_ratio": float("nan")}
+    return publish(url, config, store_normaliser(url), standardisation, model.state_dict(), shape, scores)
 
 
 def in_process_ms(url: str, model_id: str, members: np.ndarray, repeats: int = 200) -> dict:

@@ -52,6 +52,7 @@ from dlens.testing.plugin import free_port
 from dlens.train.config import load_config
 from dlens.train.dataset import store_normaliser
 from dlens.train.loop import make_model
+from dlens.train.predictor_stats import store_standardisation
 from dlens.train.registry import publish
 
 REPLICAS = 2
@@ -81,7 +82,8 @@ def prepare(workdir: Path) -> tuple[str, str]:
     torch.manual_seed(0)
     model = make_model(config, shape)
     card = {"val_ratio": float("nan")}
-    return url, publish(url, config, store_normaliser(url), model.state_dict(), shape, card)
+    standardisation = store_standardisation(url, config.data.train, config.data.predictors)
+    return url, publish(url, config, store_normaliser(url), standardisation, model.state_dict(), shape, card)
 
 
 def request_body(url: str) -> tuple[bytes, tuple[int, int]]:

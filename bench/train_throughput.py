@@ -37,6 +37,7 @@ from dlens.train.config import load_config
 from dlens.train.dataset import StoreDataset, store_normaliser
 from dlens.train.loop import loader_options, make_model, train_step
 from dlens.train.objective import Objective
+from dlens.train.predictor_stats import store_standardisation
 
 TARGET = 2.0
 BIN = Path(sys.executable).parent
@@ -120,7 +121,8 @@ def measure(args: argparse.Namespace, url: str) -> int:
     config = base.model_validate(raw)
     try:
         normaliser = store_normaliser(url)
-        dataset = StoreDataset(url, config.data, "train", normaliser, training=True)
+        standardisation = store_standardisation(url, config.data.train, config.data.predictors)
+        dataset = StoreDataset(url, config.data, "train", normaliser, standardisation, training=True)
     except ValueError as error:  # e.g. a reused store without runs from 2025-07-01 to 07-04
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -20,7 +20,8 @@ BAD = 99  # the lead of the sample whose input the forward pass refuses
 
 def sample(lead: int, domain: Domain = TINY) -> Sample:
     fields = np.zeros((1, *domain.shape), np.float32)
-    return Sample("m", fields, ((0, 0),), 1, lead, np.datetime64("2025-03-04T00", "h"), domain)
+    time, no_predictors = np.datetime64("2025-03-04T00", "h"), np.zeros((0, *domain.shape), np.float32)
+    return Sample("m", fields, ((0, 0),), 1, lead, time, domain, no_predictors)
 
 
 def forward(calls: list, error: Exception) -> object:

@@ -22,6 +22,7 @@ from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBERS
 from dlens.common.store import read_file, write_file
 from dlens.model.inference import ensemble
+from dlens.model.predictors import Standardisation
 from dlens.model.registry import MODELS, load_model, resolve
 from dlens.model.static import static_fields
 from dlens.serve.app import APP_NAME, build_app
@@ -37,6 +38,8 @@ from dlens.train.export import export
 from dlens.train.loop import make_model
 from dlens.train.predict import predict
 from dlens.train.registry import publish
+
+NO_METEO = Standardisation({}, {})  # the models here read no meteo predictor
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -67,14 +70,16 @@ def store(tmp_path_factory, ray_cluster) -> tuple[str, str]:
     spec = build_mock_store(url, datetime(2025, 3, 1), days=5, leads=(0, 6, 12, 18, 24))
     normaliser = store_normaliser(url)
     instance = TrainConfig.model_validate(CONFIG | {"name": "instance", "model": INSTANCE_NORM})
-    publish(url, instance, normaliser, {}, spec.domain.shape, {"val_ratio": 1.0})
+    publish(url, instance, normaliser, NO_METEO, {}, spec.domain.shape, {"val_ratio": 1.0})
     ids = []
     for seed, name in ((0, "serve"), (1, "other")):
         config = TrainConfig.model_validate(CONFIG | {"name": name})
         torch.manual_seed(seed)
         model = make_model(config, spec.domain.shape)
         ids.append(
-            publish(url, config, normaliser, model.state_dict(), spec.domain.shape, {"val_ratio": 1.0})
+            publish(
+                url, config, normaliser, NO_METEO, model.state_dict(), spec.domain.shape, {"val_ratio": 1.0}
+            )
         )
     predict(url, ids[0], [np.datetime64(RUN, "h")])
     return url, ids[0]

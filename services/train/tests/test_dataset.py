@@ -9,9 +9,12 @@ import torch
 
 from dlens.common.species import MEMBERS
 from dlens.model.features import assemble_inputs, channel_names
+from dlens.model.predictors import Standardisation
 from dlens.testing.mock_store import build_mock_store
 from dlens.train.config import DataConfig, Period
 from dlens.train.dataset import StoreDataset, drop_members, store_normaliser
+
+NO_METEO = Standardisation({}, {})  # these configs read no meteo predictor
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +41,8 @@ def inputs_of(sample: dict) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_splits_index_only_their_period(store):
     norm = store_normaliser(store)
-    train = StoreDataset(store, config(), "train", norm)
-    test = StoreDataset(store, config(), "test", norm)
+    train = StoreDataset(store, config(), "train", norm, NO_METEO)
+    test = StoreDataset(store, config(), "test", norm, NO_METEO)
     assert len(train) == 4 * 3 and len(test) == 3 * 3
     assert {str(r)[:10] for r, _ in train.samples} == {"2025-03-01", "2025-03-02", "2025-03-03", "2025-03-04"}
     assert not {r for r, _ in train.samples} & {r for r, _ in test.samples}
@@ -47,7 +50,7 @@ def test_splits_index_only_their_period(store):
 
 def test_sample_shapes_and_values(store):
     cfg = config(species=("o3", "pm10"))
-    data = StoreDataset(store, cfg, "train", store_normaliser(store))
+    data = StoreDataset(store, cfg, "train", store_normaliser(store), NO_METEO)
     sample = data[5]
     assert sample["members"].shape == (2, len(MEMBERS), 16, 24) and sample["time"].shape == (5,)
     inputs, median = inputs_of(sample)
@@ -61,7 +64,7 @@ def test_sample_shapes_and_values(store):
 
 
 def test_absent_member_is_masked(store):
-    data = StoreDataset(store, config(species=("o3",)), "train", store_normaliser(store))
+    data = StoreDataset(store, config(species=("o3",)), "train", store_normaliser(store), NO_METEO)
     index = next(i for i, (run, _) in enumerate(data.samples) if str(run).startswith("2025-03-03"))
     inputs, _ = inputs_of(data[index])
     names = channel_names(("o3",), ())
@@ -70,7 +73,7 @@ def test_absent_member_is_masked(store):
 
 
 def test_pickles_without_an_open_store(store):
-    data = StoreDataset(store, config(), "validation", store_normaliser(store))
+    data = StoreDataset(store, config(), "validation", store_normaliser(store), NO_METEO)
     _ = data[0]
     clone = pickle.loads(pickle.dumps(data))
     assert clone._reader is None
@@ -78,7 +81,9 @@ def test_pickles_without_an_open_store(store):
 
 
 def test_training_mode_drops_members(store):
-    data = StoreDataset(store, config(member_dropout=0.5), "train", store_normaliser(store), training=True)
+    data = StoreDataset(
+        store, config(member_dropout=0.5), "train", store_normaliser(store), NO_METEO, training=True
+    )
     names = channel_names(config().species, ())
     presence = [i for i, n in enumerate(names) if n.startswith("o3:present:")]
     counts = {int(inputs_of(data[0])[0][presence, 0, 0].sum()) for _ in range(10)}
@@ -89,7 +94,7 @@ def test_member_dropout_is_reproducible_from_the_torch_seed(store):
     def dropped(seed: int) -> list[list[int]]:
         torch.manual_seed(seed)
         data = StoreDataset(
-            store, config(member_dropout=0.5), "train", store_normaliser(store), training=True
+            store, config(member_dropout=0.5), "train", store_normaliser(store), NO_METEO, training=True
         )
         return [torch.isnan(data[i]["members"][0, :, 0, 0]).nonzero().flatten().tolist() for i in range(6)]
 
@@ -99,7 +104,7 @@ def test_member_dropout_is_reproducible_from_the_torch_seed(store):
 def test_empty_period_is_an_error(store):
     cfg = config(test=Period(start=date(2026, 1, 1), end=date(2026, 1, 2)))
     with pytest.raises(ValueError, match="no test sample"):
-        StoreDataset(store, cfg, "test", store_normaliser(store))
+        StoreDataset(store, cfg, "test", store_normaliser(store), NO_METEO)
 
 
 def test_s3_store_through_spawned_loader_workers(s3_bucket, tmp_path):
@@ -113,9 +118,11 @@ def test_s3_store_through_spawned_loader_workers(s3_bucket, tmp_path):
     data = config(static=True)
     local = str(tmp_path / "mock.zarr")
     build_mock_store(local, datetime(2025, 3, 1), days=6, leads=(0, 24))
-    remote = StoreDataset(url, data, "train", store_normaliser(url))
+    remote = StoreDataset(url, data, "train", store_normaliser(url), NO_METEO)
     batches = list(DataLoader(remote, batch_size=4, **loader_options(2)))
-    expected = list(DataLoader(StoreDataset(local, data, "train", store_normaliser(local)), batch_size=4))
+    expected = list(
+        DataLoader(StoreDataset(local, data, "train", store_normaliser(local), NO_METEO), batch_size=4)
+    )
     assert len(batches) == len(expected) == 2
     for got, want in zip(batches, expected):
         for key in want:

@@ -123,8 +123,11 @@ AXIS_GROUPS: dict[str, AxisGroup] = {
     )
 }
 
+#: The phase-two predictors an input may lack (dlens.model.predictors), in order.
+OPTIONAL_PREDICTORS = ("meteo", "meteo_change", "recent_analysis")
 #: The values of the labelled (string) dimensions.
 LABELS: dict[str, tuple[str, ...]] = {
+    "predictor": OPTIONAL_PREDICTORS,
     "member": MEMBERS,
     "species": SPECIES_NAMES,
     "variable": tuple(METEO_VARIABLES),

@@ -19,6 +19,8 @@ from zarr.core.sync import sync
 
 from dlens.common.layout import (
     FORECASTS,
+    METEO,
+    METEO_VARIABLES,
     OBSERVATIONS,
     STATUS,
     TARGETS,
@@ -122,14 +124,28 @@ class StoreReader:
         return pos is not None and self.status(group)[pos, SPECIES_NAMES.index(species)] == Status.COMPLETE
 
     def analysis(
-        self, species: str, valid_time: np.datetime64, *, target: str = "analysis"
+        self, species: str, valid_time: np.datetime64, level: int | None = None, *, target: str = "analysis"
     ) -> np.ndarray | None:
-        """(level, lat, lon) `target` (the analysis, or a reanalysis) at a valid time, or None when it is not
-        COMPLETE."""
+        """(level, lat, lon) `target` (the analysis, or a reanalysis) at a valid time (with `level`, the
+        (lat, lon) field of that level index alone), or None when it is not COMPLETE."""
         if not self.analysis_complete(species, valid_time, target=target):
             return None
         group = target_group(target)
-        return self.array(group, species)[self.axis(group)[np.datetime64(valid_time, "h")]]
+        array = self.array(group, species)
+        pos = self.axis(group)[np.datetime64(valid_time, "h")]
+        return array[pos] if level is None else array[pos, level]
+
+    def meteo_complete(self, variable: str, run: np.datetime64) -> bool:
+        """Whether the meteo predictor `variable` of `run` is committed."""
+        pos = self.axis(METEO).get(np.datetime64(run, "h")) if self.has(METEO) else None
+        variable_index = list(METEO_VARIABLES).index(variable)
+        return pos is not None and self.status(METEO)[pos, variable_index] == Status.COMPLETE
+
+    def meteo(self, variable: str, run: np.datetime64, lead: int) -> np.ndarray | None:
+        """(lat, lon) meteo predictor of a run at one lead, or None when it is not COMPLETE."""
+        if not self.meteo_complete(variable, run):
+            return None
+        return self.array(METEO, variable)[self.axis(METEO)[np.datetime64(run, "h")], self.lead_index[lead]]
 
     def observations(self, species: str, valid_time: np.datetime64) -> np.ndarray | None:
         """(station,) observations at a valid time (NaN where a station has none), or None when the store

@@ -66,6 +66,14 @@ def validation_line(validation: dict) -> str:
     return f"Validation{epoch}: {scores}."
 
 
+def predictors_text(card: dict) -> str:
+    """`meteo, zenith (their channels and normalisation: `predictors` in model.json)`, or `none`."""
+    enabled = card.get("predictors", {}).get("enabled", [])
+    if not enabled:
+        return "none"
+    return f"{', '.join(enabled)} (their channels and normalisation: `predictors` in `model.json`)"
+
+
 def model_card(card: dict) -> str:
     """The bundle's README: a model card for the people who will use it."""
     config, periods, validation = card["config"], card["periods"], card["validation"]
@@ -95,6 +103,7 @@ def model_card(card: dict) -> str:
         f"(`{', '.join(card['input_channels'][:6])}`, …; `model.json` lists them).",
         *(f"- {name}: runs {p['start']} to {p['end']}" for name, p in periods.items()),
         "- Normalisation: `normalisation.json` (log1p mean and standard deviation per species).",
+        f"- Phase-two predictors: {predictors_text(card)}.",
         "",
         "## Scores",
         "",

@@ -20,14 +20,20 @@ def model_inputs(
     leads: Sequence[int],
     valid_times: Sequence[np.datetime64],
     device: torch.device | str = "cpu",
+    encoded: np.ndarray | None = None,
+    quantiles: tuple[float, ...] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs (batch, C, H, W), normalised median (batch, species, H, W)) on `device` from raw members
-    (batch, species, member, H, W; NaN where absent), static channels (C_static, H, W),
-    leads and valid times."""
+    (batch, species, member, H, W; NaN where absent), static channels (C_static, H, W), leads and valid
+    times, and for a model with phase-two predictors their encoded channels (batch, C_encoded, H, W) and the
+    quantiles of its member statistics (None: none)."""
     z = np.stack([normalise_members(sample, species, normaliser) for sample in members])
     time = np.stack([time_values(lead, t) for lead, t in zip(leads, valid_times)])
     static_batch = torch.from_numpy(static.astype(np.float32)).to(device).expand(len(members), -1, -1, -1)
-    return assemble_inputs(torch.from_numpy(z).to(device), static_batch, torch.from_numpy(time).to(device))
+    extra = None if encoded is None else torch.from_numpy(encoded.astype(np.float32)).to(device)
+    return assemble_inputs(
+        torch.from_numpy(z).to(device), static_batch, torch.from_numpy(time).to(device), extra, quantiles
+    )
 
 
 def ensemble(
@@ -37,16 +43,27 @@ def ensemble(
     static: np.ndarray,
     leads: Sequence[int],
     valid_times: Sequence[np.datetime64],
+    encoded: np.ndarray | None = None,
 ) -> np.ndarray:
     """DL-ENS fields (batch, species, H, W) in µg/m³ from raw members (batch, species, member, H, W; NaN
-    where a member is absent), the static channels (C, H, W) and each sample's lead and valid time.
+    where a member is absent), the static channels (C, H, W), each sample's lead and valid time and, for a
+    model with phase-two predictors, their channels (batch, C, H, W) from `entry.encoder`.
 
     Runs where the model's parameters are: on a GPU under bf16 autocast; on the CPU without oneDNN, whose
     kernels change with the batch size (1.8e-4 µg/m³ on the demo model), so that a field does not depend on
     which other requests shared its batch (at about twice the CPU time).
     """
+    expected = len(entry.encoder.names)
+    if (encoded is None and expected) or (encoded is not None and encoded.shape[1] != expected):
+        got = "none" if encoded is None else f"{encoded.shape[1]}"
+        raise ValueError(
+            f"model {entry.model_id} reads {expected} encoded predictor channels (entry.encoder), got {got}"
+        )
     device = next(model.parameters()).device
-    inputs, _ = model_inputs(members, entry.species, entry.normaliser, static, leads, valid_times, device)
+    quantiles = entry.predictors.statistics_quantiles
+    inputs, _ = model_inputs(
+        members, entry.species, entry.normaliser, static, leads, valid_times, device, encoded, quantiles
+    )
     on_gpu = device.type == "cuda"
     with (
         torch.no_grad(),

@@ -3,8 +3,10 @@ entries can also come from bundles (`dlens.model.bundle`: safetensors weights be
 
 `weights.pt` is a plain state_dict, loaded with `weights_only=True` (no code runs on load); `model.json`
 (the model card) holds the training config, the normalisation, the data periods, the input channels and
-shape, the code version and the validation scores. It is written last and marks the entry complete: an
-entry without it is not listed. Train writes entries; predict and serve read them by id or `latest`.
+shape, the code version and the validation scores, and `predictors` the phase-two predictors on, their
+channels and their normalisation (an entry from before them has none: it reads none). It is written last
+and marks the entry complete: an entry without it is not listed. Train writes entries; predict and serve
+read them by id or `latest`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import io
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from safetensors.torch import load as load_safetensors
@@ -20,8 +23,9 @@ from safetensors.torch import load as load_safetensors
 from dlens.common.layout import check_name
 from dlens.common.store import list_directory, read_file, write_file
 from dlens.model.architectures import FIXED_SHAPE, SpatialNorm, build_ensemble_model, spatial_norm
-from dlens.model.features import Normaliser
+from dlens.model.features import Normaliser, channel_names
 from dlens.model.head import EnsembleModel
+from dlens.model.predictors import PredictorEncoder, Predictors, Standardisation
 
 LOG = logging.getLogger(__name__)
 MODELS = "models"
@@ -44,6 +48,48 @@ class ModelEntry:
     @property
     def normaliser(self) -> Normaliser:
         return Normaliser(**self.card["normaliser"])
+
+    @cached_property
+    def predictors(self) -> Predictors:
+        """The phase-two predictors the model reads (all off for an entry from before them)."""
+        return Predictors.model_validate(self.card["config"]["data"].get("predictors", {}))
+
+    @property
+    def meteo_names(self) -> tuple[str, ...]:
+        """The meteo variables the model reads, in order, as its card records them (the meteo or the meteo
+        change channels), not as the store layout lists them today; none for a model without them."""
+        channels = self.card.get("predictors", {}).get("channels", [])
+        for prefix in ("meteo:", "meteo_change:"):
+            names = tuple(c.removeprefix(prefix) for c in channels if c.startswith(prefix))
+            if names:
+                return names
+        return ()
+
+    @cached_property
+    def encoder(self) -> PredictorEncoder:
+        """What turns the model's raw predictors into its input channels."""
+        recorded = self.card.get("predictors", {}).get("normalisation")
+        return PredictorEncoder(
+            self.predictors, self.species, Standardisation.from_dict(recorded), self.meteo_names
+        )
+
+    def check_inputs(self) -> None:
+        """ValueError unless the input channels rebuilt from the card (species, static fields, predictors and
+        their meteo variables) are its `input_channels`: the inputs predict and serve assemble are the ones
+        the model was trained on."""
+        rebuilt = channel_names(self.species, self.static_names, self.predictors, self.meteo_names)
+        recorded = list(self.card["input_channels"])
+        if rebuilt != recorded:
+            at = next(
+                (i for i, (a, b) in enumerate(zip(rebuilt, recorded)) if a != b),
+                min(map(len, (rebuilt, recorded))),
+            )
+            got = rebuilt[at] if at < len(rebuilt) else "nothing"
+            want = recorded[at] if at < len(recorded) else "nothing"
+            raise ValueError(
+                f"model {self.model_id}: the {len(rebuilt)} input channels rebuilt from its card differ from "
+                f"the {len(recorded)} its input_channels list (channel {at}: {got!r}, recorded {want!r})"
+            )
 
     @property
     def static_names(self) -> tuple[str, ...]:
@@ -122,7 +168,9 @@ def resolve(url: str, model_id: str) -> ModelEntry:
 
 
 def load_model(url: str, entry: ModelEntry) -> EnsembleModel:
-    """The model in eval mode: from the registry of `url` (weights_only=True) or from its bundle."""
+    """The model in eval mode: from the registry of `url` (weights_only=True) or from its bundle; ValueError
+    when its card's inputs do not rebuild (`ModelEntry.check_inputs`)."""
+    entry.check_inputs()
     model = entry.build()
     if entry.bundle is not None:
         state = load_safetensors(read_file(entry.bundle, BUNDLE_WEIGHTS))

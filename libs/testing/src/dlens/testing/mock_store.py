@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from dlens.common.grid import parse_domain
-from dlens.common.layout import ANALYSIS, FORECASTS, TARGETS, Status
+from dlens.common.layout import ANALYSIS, FORECASTS, METEO, METEO_VARIABLES, TARGETS, Status
 from dlens.common.species import MEMBERS, SPECIES_NAMES
 from dlens.common.writer import FieldWriter, StoreCoordinator, StoreSpec, field_stats, merge_stats
 
@@ -46,10 +46,11 @@ def build_mock_store(
     skill: MockSkill = MockSkill(),
     seed: int = 0,
     reanalyses: dict[str, float] | None = None,
+    meteo: bool = False,
 ) -> StoreSpec:
     """Write analysis (hourly, every valid time) and members for `days` runs into a new store; `reanalyses`:
     the reanalyses to write too (interim, validated), each the analysis times its factor, so that a test
-    tells which target was read."""
+    tells which target was read; with `meteo` the meteo predictors of every run (`mock_meteo`)."""
     spec = StoreSpec(parse_domain(domain), tuple(leads), (0,))
     coordinator = StoreCoordinator(url, spec)
     writer = FieldWriter(url)
@@ -91,5 +92,25 @@ def build_mock_store(
             status[absent] = Status.ABSENT
             coordinator.write_stats(FORECASTS, pos, species, stats)
             coordinator.mark(FORECASTS, pos, status, (slice(None), SPECIES_NAMES.index(species)))
+    if meteo:
+        m_pos = coordinator.ensure_axis(METEO, runs)
+        for run, pos in zip(runs, m_pos):
+            for index, variable in enumerate(METEO_VARIABLES):
+                for li, lead in enumerate(leads):
+                    field = mock_meteo(index, run, lead, pattern)
+                    writer.write(METEO, variable, (pos, li), field)
+        coordinator.mark(METEO, m_pos, Status.COMPLETE)
     coordinator.refresh_normalisation()
     return spec
+
+
+def mock_meteo(index: int, run: datetime, lead: int, pattern: np.ndarray) -> np.ndarray:
+    """Meteo variable number `index` (of METEO_VARIABLES) forecast by `run` at `lead`: a smooth field of the
+    variable's order of magnitude that changes with the hour and the day of the valid time, plus a forecast
+    error that depends on the run and grows with the lead (0 at lead 0), so that two runs disagree about
+    the same valid time and reading another run's meteo shows."""
+    scale = (280.0, 800.0, 5.0, 5.0, 300.0)[index]
+    valid = run + timedelta(hours=lead)
+    phase = 2 * np.pi * (valid.hour / 24 + valid.toordinal() * 0.37 + index / 5)
+    error = 0.05 * lead / 24 * np.cos(2 * np.pi * (run.toordinal() * 0.29 + index / 5) + 2 * pattern)
+    return (scale * (1.0 + 0.1 * np.sin(phase) * pattern + error)).astype(np.float32)

@@ -49,7 +49,8 @@ class ServeArgs(BaseModel):
         64.0,
         gt=0,
         description="Largest request body accepted (413 above, before it is read); a replica lowers it to "
-        "what a JSON request of every species and member on its store's domain takes",
+        "what a JSON request of every species and member (and the predictors its models read) on its store's "
+        "domain takes",
     )
     num_replicas: int | None = Field(
         None,

@@ -6,7 +6,7 @@ at a time, and only the arrays outlive it. A NetCDF body is read in a worker pro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -18,7 +18,7 @@ from dlens.serve.args import ServeArgs
 from dlens.serve.codec import NETCDF
 from dlens.serve.netcdf_body import prepare, read_netcdf
 from dlens.serve.problems import RequestProblem, unprocessable
-from dlens.serve.samples import Fields
+from dlens.serve.samples import Fields, GivenPredictors
 from dlens.serve.schemas import EnsembleRequest
 from dlens.serve.workers import WorkerDied, WorkerPool
 
@@ -29,8 +29,8 @@ JSON_KINDS = ("application/json", "")
 
 @dataclass(frozen=True)
 class EnsembleInput:
-    """What a body asks for: the species, run, lead and level, the member fields of each species given and
-    the domain they are on."""
+    """What a body asks for: the species, run, lead and level, the member fields of each species given,
+    the domain they are on and the predictors given (a NetCDF body gives none)."""
 
     species: str
     run: datetime
@@ -38,6 +38,7 @@ class EnsembleInput:
     level: int
     domain: Domain
     fields: Fields
+    predictors: GivenPredictors = field(default_factory=GivenPredictors)
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,30 @@ def _json(body: bytes, store_domain: Domain) -> EnsembleInput:
             f"{req.species} is the species to predict: give its members in members, not context"
         )
     given = {**req.context, req.species: req.members}
-    return EnsembleInput(req.species, req.run, req.lead, req.level, domain, _arrays(given))
+    predictors = _predictors(req)
+    return EnsembleInput(req.species, req.run, req.lead, req.level, domain, _arrays(given), predictors)
+
+
+def _predictors(req: EnsembleRequest) -> GivenPredictors:
+    """The predictor fields of a JSON body as arrays: meteo by variable (H, W), the recent analysis by species
+    (hour, H, W); `GivenPredictors.raw` checks them against the model."""
+
+    def meteo(name: str, given: dict | None) -> dict[str, np.ndarray] | None:
+        return None if given is None else {v: _array(f"{name}.{v}", f) for v, f in given.items()}
+
+    recent = req.recent_analysis
+    return GivenPredictors(
+        meteo("meteo", req.meteo),
+        meteo("meteo_at_run", req.meteo_at_run),
+        None if recent is None else {sp: _array(f"recent_analysis.{sp}", f) for sp, f in recent.items()},
+    )
+
+
+def _array(name: str, fields: list) -> np.ndarray:
+    try:
+        return np.asarray(fields, dtype=np.float64)
+    except ValueError:
+        raise unprocessable(f"{name} is ragged: every field must have as many rows and values") from None
 
 
 def _arrays(fields: dict) -> Fields:

@@ -48,6 +48,11 @@ class Catalog:
         """The last good reader, without reading the store (None before the first)."""
         return self._reader.value
 
+    @property
+    def last_models(self) -> dict[str, ModelEntry]:
+        """The last registry read, without reading the store (empty before the first)."""
+        return self._models.value or {}
+
     def read(self, read: Callable[[], T]) -> T:
         """`read()`, a read of the store beyond the registry and the run index (members, static fields,
         weights): a 503 while the store does not answer."""

@@ -27,11 +27,12 @@ JSON_BYTES_PER_VALUE = 48
 REQUEST_OVERHEAD = 64 * 1024
 
 
-def body_limit(cap: int, shape: tuple[int, int]) -> int:
+def body_limit(cap: int, shape: tuple[int, int], predictor_fields: int = 0) -> int:
     """The largest body worth reading for a store whose domain has this shape, under `cap`: a JSON request of
-    every species and member on the whole domain (a request's domain lies inside the store's; NetCDF takes
-    less). A larger body cannot be a request, and parsing it would cost ~16× its size."""
-    values = len(SPECIES) * len(MEMBERS) * shape[0] * shape[1]
+    every species and member on the whole domain, and the `predictor_fields` the most demanding model served
+    reads (a request's domain lies inside the store's; NetCDF takes less). A larger body cannot be a request,
+    and parsing it would cost ~16× its size."""
+    values = (len(SPECIES) * len(MEMBERS) + predictor_fields) * shape[0] * shape[1]
     return min(cap, values * JSON_BYTES_PER_VALUE + REQUEST_OVERHEAD)
 
 

@@ -98,7 +98,8 @@ class Predictor:
         members = np.stack([s.members() for s in group])
         static = self._static.get(loaded.entry.static_names, group[0].domain)
         leads, times = [s.lead for s in group], [s.valid_time for s in group]
-        return ensemble(loaded.network, loaded.entry, members, static, leads, times)
+        encoded = np.stack([s.predictors for s in group])
+        return ensemble(loaded.network, loaded.entry, members, static, leads, times, encoded)
 
     async def ready(self, model_id: str) -> dict:
         """Load a model and report it: the readiness probe."""

@@ -9,11 +9,70 @@ import numpy as np
 
 from dlens.common.grid import Domain, crop_of
 from dlens.common.species import MEMBERS
+from dlens.model.predictors import MissingPredictor, RawPredictors
 from dlens.model.registry import ModelEntry
 from dlens.serve.problems import unprocessable
 
 #: Species → member → field (H, W) in µg/m³, or None for a member that is missing.
 Fields = dict[str, dict[str, np.ndarray | None]]
+
+
+@dataclass(frozen=True)
+class GivenPredictors:
+    """The predictors a request body gives, None where it gives none: meteo at the valid time and at the run
+    by variable (H, W), the recent analysis by species (hour, H, W)."""
+
+    meteo: dict[str, np.ndarray] | None = None
+    meteo_at_run: dict[str, np.ndarray] | None = None
+    recent_analysis: dict[str, np.ndarray] | None = None
+
+    def raw(self, entry: ModelEntry, domain: Domain) -> RawPredictors:
+        """The model's raw predictors from these, the meteo in the order of the variables the model reads;
+        422 where a given one does not fit the model or domain, or has a NaN or infinite value (a client
+        error, where a gap in the store's meteo is zero-filled: docs/serve.md)."""
+        meteo = [self._meteo(name, entry, domain) for name in ("meteo", "meteo_at_run")]
+        return RawPredictors(*meteo, self._recent(entry, domain))
+
+    def _meteo(self, name: str, entry: ModelEntry, domain: Domain) -> np.ndarray | None:
+        given = getattr(self, name)
+        if given is None or not entry.meteo_names:
+            return None
+        lacking = [v for v in entry.meteo_names if v not in given]
+        if lacking:
+            reads = ", ".join(entry.meteo_names)
+            raise unprocessable(f"{name} lacks {', '.join(lacking)}: model {entry.model_id} reads {reads}")
+        for variable in entry.meteo_names:
+            field = given[variable]
+            if field.shape != domain.shape:
+                raise unprocessable(
+                    f"{name}.{variable}: a {_size(field.shape)} field on a {_size(domain.shape)} domain"
+                )
+            if not np.isfinite(field).all():
+                raise unprocessable(f"{name}.{variable} has non-finite values (NaN or inf)")
+        return np.stack([given[v] for v in entry.meteo_names])
+
+    def _recent(self, entry: ModelEntry, domain: Domain) -> np.ndarray | None:
+        if self.recent_analysis is None or not entry.predictors.recent_analysis:
+            return None
+        hours = entry.predictors.analysis_hours
+        lacking = [sp for sp in entry.species if sp not in self.recent_analysis]
+        if lacking:
+            species = ", ".join(lacking)
+            raise unprocessable(f"recent_analysis lacks {species}: model {entry.model_id} reads it")
+        for sp in entry.species:
+            fields = self.recent_analysis[sp]
+            if fields.shape != (len(hours), *domain.shape):
+                raise unprocessable(
+                    f"recent_analysis.{sp}: model {entry.model_id} reads {len(hours)} {_size(domain.shape)} "
+                    f"fields (the analysis {', '.join(map(str, hours))} h before the run, oldest first)"
+                )
+            if not np.isfinite(fields).all() or (fields < 0).any():
+                raise unprocessable(f"recent_analysis.{sp} has negative or non-finite values")
+        return np.stack([self.recent_analysis[sp] for sp in entry.species])
+
+
+def _size(shape: tuple[int, ...]) -> str:
+    return "×".join(str(n) for n in shape) or "scalar"
 
 
 @dataclass(frozen=True)
@@ -28,6 +87,7 @@ class Sample:
     lead: int
     valid_time: np.datetime64
     domain: Domain
+    predictors: np.ndarray  # (C, H, W): the model's encoded predictors (`entry.encoder`; C = 0 without them)
 
     def members(self) -> np.ndarray:
         """(species, member, H, W) float32, NaN where a member is missing."""
@@ -66,8 +126,11 @@ def make_sample(
     domain: Domain,
     store_domain: Domain,
     fields: Fields,
+    predictors: RawPredictors | None = None,
+    lacking: str = "which the request lacks",
 ) -> Sample:
-    """The model's input for `species` from member fields; RequestProblem (422) saying what does not fit."""
+    """The model's input for `species` from member fields and the raw predictors; RequestProblem (422) saying
+    what does not fit, or naming a predictor the model needs that is missing (`lacking`: where from)."""
     if species not in entry.species:
         raise unprocessable(f"model {entry.model_id} predicts {', '.join(entry.species)}, not {species}")
     unused = sorted(set(fields) - set(entry.species))
@@ -100,6 +163,11 @@ def make_sample(
         raise unprocessable(f"no member of {species} given: at least one is needed")
     valid_time = np.datetime64(utc_naive(run), "h") + np.timedelta64(lead, "h")
     stacked = np.stack([field for _, field in given])
+    try:
+        raw, grid = predictors or RawPredictors(), (domain.latitude, domain.longitude)
+        encoded = entry.encoder.encode(raw, entry.normaliser.forward, valid_time, *grid)
+    except MissingPredictor as exc:
+        raise unprocessable(f"model {entry.model_id} needs {exc.described}, {lacking}") from None
     return Sample(
         entry.model_id,
         stacked,
@@ -108,6 +176,7 @@ def make_sample(
         lead,
         valid_time,
         domain,
+        encoded,
     )
 
 

@@ -7,9 +7,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dlens.common.layout import METEO_VARIABLES
 from dlens.common.species import MEMBERS, SpeciesName
 
 MemberName = Literal[MEMBERS]  # type: ignore[valid-type]
+MeteoName = Literal[tuple(METEO_VARIABLES)]  # type: ignore[valid-type]
 #: A field on the domain: rows south → north, columns west → east, µg/m³.
 Field2D = list[list[float]]
 
@@ -33,6 +35,19 @@ class EnsembleRequest(BaseModel):
         default_factory=dict,
         description="Members of the model's other species at the same run and lead (a model trained on "
         "several species reads them; where they are left out they count as missing)",
+    )
+    meteo: dict[MeteoName, Field2D] | None = Field(
+        None,
+        description="Predictor `meteo`: every meteo variable (t2m K, blh m, u10 and v10 m/s, ssrd W m-2) at "
+        "the valid time, for a model that reads it (GET /v1/models lists each model's predictors)",
+    )
+    meteo_at_run: dict[MeteoName, Field2D] | None = Field(
+        None, description="Predictor `meteo_change`: every meteo variable at the run (lead 0), with `meteo`"
+    )
+    recent_analysis: dict[SpeciesName, list[Field2D]] | None = Field(
+        None,
+        description="Predictor `recent_analysis`: per species the model reads, the analysis (µg/m³) at the "
+        "model's analysis_hours before the run, oldest first",
     )
 
 
@@ -74,6 +89,16 @@ class ModelInfo(BaseModel):
     periods: dict
     validation: dict
     default: bool
+    predictors: list[str] = Field(
+        default_factory=list, description="The phase-two predictors the model reads (docs/train.md)"
+    )
+    optional_predictors: list[str] = Field(
+        default_factory=list,
+        description="Those of them a request may leave out: the model was trained with predictor dropout",
+    )
+    analysis_hours: list[int] = Field(
+        default_factory=list, description="Hours before the run of the recent analysis fields, oldest first"
+    )
 
 
 class RunsInfo(BaseModel):

@@ -24,6 +24,7 @@ from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBERS, SpeciesName
 from dlens.common.store import S3Bounds, bound_s3_requests
 from dlens.common.version import code_version
+from dlens.model.predictor_store import read_predictors
 from dlens.model.registry import ModelEntry
 from dlens.serve.args import ServeArgs
 from dlens.serve.bodies import JSON_KINDS, NetcdfQuery, domain_or, netcdf_workers, read_body
@@ -125,11 +126,18 @@ class DlensService:
         self.parsing = asyncio.Semaphore(args.max_parsing)
         self.netcdf = netcdf_workers(args)
 
-        def max_bytes() -> int:  # the store's domain bounds a body once it is known
+        def max_bytes() -> int:  # the store's domain (and the models' predictors) bound a body once known
             reader = self.catalog.last_reader
-            return (
-                body_limit(args.max_body_bytes, reader.spec.domain.shape) if reader else args.max_body_bytes
+            if reader is None:
+                return args.max_body_bytes
+            fields = max(
+                (
+                    e.predictors.request_fields(len(e.species), len(e.meteo_names))
+                    for e in self.catalog.last_models.values()
+                ),
+                default=0,
             )
+            return body_limit(args.max_body_bytes, reader.spec.domain.shape, fields)
 
         api.add_middleware(Guard, max_bytes=max_bytes, token=token.get_secret_value() if token else None)
 
@@ -192,6 +200,9 @@ class DlensService:
                 periods=e.card["periods"],
                 validation=e.card["validation"],
                 default=e.model_id == default,
+                predictors=list(e.predictors.enabled),
+                optional_predictors=list(e.predictors.optional) if e.predictors.dropout > 0 else [],
+                analysis_hours=list(e.predictors.analysis_hours) if e.predictors.recent_analysis else [],
             )
             for e in (await asyncio.to_thread(self.catalog.models)).values()
         ]
@@ -239,7 +250,13 @@ class DlensService:
                 read_body, body, kind, NetcdfQuery(species, run, lead, level), store_domain, self.netcdf
             )
         check_level(got.level, reader.spec.levels)
-        sample = make_sample(entry, got.species, got.run, got.lead, got.domain, store_domain, got.fields)
+        lacking = "which the request lacks"
+        if kind not in JSON_KINDS:
+            lacking += " (a NetCDF body carries no predictors: send JSON)"
+        sample = make_sample(
+            entry, got.species, got.run, got.lead, got.domain, store_domain, got.fields,
+            got.predictors.raw(entry, got.domain), lacking,
+        )  # fmt: skip
         k = entry.species.index(got.species)
         dlens = (await self.predictor.predict(sample))[k]
         used = sample.members_used(k)
@@ -292,7 +309,13 @@ class DlensService:
             sp: {m: field if np.isfinite(field).any() else None for m, field in zip(MEMBERS, members[i])}
             for i, sp in enumerate(entry.species)
         }
-        sample = make_sample(entry, species, run, lead, reader.spec.domain, reader.spec.domain, fields)
+        predictors = await asyncio.to_thread(
+            self.catalog.read, lambda: read_predictors(reader, entry.encoder, t0, lead)
+        )
+        sample = make_sample(
+            entry, species, run, lead, reader.spec.domain, reader.spec.domain, fields, predictors,
+            f"which the store lacks for run {t0}",
+        )  # fmt: skip
         rows, cols = _crop(reader.spec.domain, crop)
         dlens = (await self.predictor.predict(sample))[k][rows, cols]
         median = _median(members[k])[rows, cols]

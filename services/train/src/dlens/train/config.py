@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from dlens.common.layout import Target, check_name
 from dlens.common.species import SPECIES_NAMES
 from dlens.model.head import Head
+from dlens.model.predictors import Predictors
 from dlens.train.objective import Loss
 
 Architecture = Literal["UNet", "HalfUNet", "DeepLabV3Plus", "Segformer", "SwinUNetR", "UNetRPP"]
@@ -44,7 +45,7 @@ class Period(_Strict):
 
 
 class DataConfig(_Strict):
-    """What the model sees: species, leads, periods split by date, member dropout."""
+    """What the model sees: species, leads, periods split by date, member dropout, predictors."""
 
     species: tuple[str, ...] = Field(
         SPECIES_NAMES, description="species the model corrects, all read together"
@@ -61,6 +62,9 @@ class DataConfig(_Strict):
     member_dropout: float = Field(0.15, ge=0.0, lt=1.0, description="probability of dropping each member")
     static: bool = Field(
         True, description="land-sea mask, orography, latitude and longitude as input channels"
+    )
+    predictors: Predictors = Field(
+        Predictors(), description="the phase-two predictors, each off unless switched on (docs/train.md)"
     )
     loader_workers: int = Field(2, ge=0, le=32, description="DataLoader processes per training worker")
 

@@ -1,9 +1,11 @@
-"""A torch Dataset over the store: one sample per (run, lead) at level 0, all configured species.
+"""A torch Dataset over the store: one sample per (run, lead) at level 0, all configured species, and the
+phase-two predictors switched on (`data.predictors`).
 
 The sample index is built from the ingest status when the dataset is created; the store itself is
 opened lazily in each process that reads samples (DataLoader workers, Ray Train workers), never
 pickled with the dataset. Only runs of the split's period are indexed, so the test period is never
-read by training or model selection.
+read by training or model selection. A run whose meteo or recent analysis a predictor needs is indexed only
+where the store holds it, unless the config trains with predictor dropout (then it counts as dropped).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from dlens.common.layout import AXIS_GROUPS, FORECASTS, STATS, TARGETS
 from dlens.common.reader import StoreReader
 from dlens.common.writer import normalisation
 from dlens.model.features import Normaliser, normalise_members, time_values
+from dlens.model.predictor_store import missing_predictors, read_predictors
+from dlens.model.predictors import PredictorEncoder, Standardisation
 from dlens.model.static import STATIC_FIELDS, static_fields
 from dlens.train.config import DataConfig, Period
 
@@ -64,13 +68,22 @@ def drop_members(members: np.ndarray, rate: float, rng: np.random.Generator, kee
 
 
 class StoreDataset(Dataset):
-    """Samples of one split: normalised members, static fields, time encodings, normalised target, mask."""
+    """Samples of one split: normalised members, static fields, time encodings, encoded predictors,
+    normalised target, mask. `standardisation`: the meteo predictors' (`store_standardisation` of the
+    training period, computed once by the caller and recorded in the model card)."""
 
     def __init__(
-        self, url: str, config: DataConfig, split: Split, normaliser: Normaliser, training: bool = False
+        self,
+        url: str,
+        config: DataConfig,
+        split: Split,
+        normaliser: Normaliser,
+        standardisation: Standardisation,
+        training: bool = False,
     ):
         self.url, self.config, self.split = url, config, split
         self.normaliser, self.training = normaliser, training
+        self.encoder = PredictorEncoder(config.predictors, config.species, standardisation)
         self._reader: StoreReader | None = None
         self._static: np.ndarray | None = None
         self._rng: np.random.Generator | None = None
@@ -79,7 +92,10 @@ class StoreDataset(Dataset):
         missing = sorted(set(self.leads) - set(reader.spec.leads))
         if missing:
             raise ValueError(f"leads {missing} are not in store {url!r} (it has {list(reader.spec.leads)})")
+        if config.predictors.meteo_change and 0 not in reader.spec.leads:
+            raise ValueError(f"meteo_change needs lead 0 in store {url!r} (it has {list(reader.spec.leads)})")
         self.shape = reader.spec.domain.shape
+        self.grid = (reader.spec.domain.latitude, reader.spec.domain.longitude)
         self.samples = self._index(reader)
         if not self.samples:
             period = getattr(config, split)
@@ -93,9 +109,11 @@ class StoreDataset(Dataset):
         first, last = np.datetime64(period.start, "h"), np.datetime64(period.end, "h")
         species = self.config.species
         runs = set.intersection(*(set(reader.complete_runs(sp)) for sp in species))
+        predictors = self.config.predictors
         return [
             (run, lead)
             for run in sorted(r for r in runs if first <= r <= last)
+            if predictors.dropout > 0 or not missing_predictors(reader, self.encoder, run)
             for lead in self.leads
             if all(
                 reader.analysis_complete(sp, run + np.timedelta64(lead, "h"), target=self.config.target)
@@ -126,12 +144,25 @@ class StoreDataset(Dataset):
             self._static = static_fields(self.reader, static_names(self.config))
         return self._static
 
+    def predictors(self, run: np.datetime64, lead: int, valid: np.datetime64) -> np.ndarray:
+        """The encoded predictors of a sample; in training each optional one dropped with the configured
+        probability."""
+        predictors = self.config.predictors
+        raw = read_predictors(self.reader, self.encoder, run, lead)
+        dropped = set()
+        if self.training and predictors.dropout > 0:
+            dropped = {n for n in predictors.optional if self.rng.random() < predictors.dropout}
+            if "meteo" in dropped and predictors.meteo_change:
+                dropped.add("meteo_change")  # as at inference: a request without meteo loses its change too
+        return self.encoder.encode(raw, self.normaliser.forward, valid, *self.grid, frozenset(dropped))
+
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """One sample: normalised members (NaN where absent or dropped), static fields, time encodings, the
-        normalised target and its mask; `features.assemble_inputs` makes the model inputs of a batch."""
+        encoded predictors (`predictors.encoded_names`; none: 0 channels), the normalised target and its
+        mask; `features.assemble_inputs` makes the model inputs of a batch."""
         run, lead = self.samples[index]
         species = self.config.species
         members, analysis = self.reader.sample(species, run, lead, target=self.config.target)
@@ -146,6 +177,7 @@ class StoreDataset(Dataset):
             "members": torch.from_numpy(normalise_members(members, species, self.normaliser)),
             "static": torch.from_numpy(self.static()),
             "time": torch.from_numpy(time_values(lead, valid)),
+            "predictors": torch.from_numpy(self.predictors(run, lead, valid)),
             "target": torch.from_numpy(np.where(mask, target, 0.0).astype(np.float32)),
             "mask": torch.from_numpy(mask),
         }

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from dlens.model.architectures import build_ensemble_model
 from dlens.model.features import Normaliser, assemble_inputs, channel_names
 from dlens.model.head import EnsembleModel
+from dlens.model.predictors import Standardisation
 from dlens.train.config import TrainConfig
 from dlens.train.dataset import StoreDataset, static_names
 from dlens.train.objective import Objective
@@ -29,7 +30,7 @@ CHECKPOINT_FILE = "state.pt"
 
 
 def input_channels(config: TrainConfig) -> list[str]:
-    return channel_names(config.data.species, static_names(config.data))
+    return channel_names(config.data.species, static_names(config.data), config.data.predictors)
 
 
 def make_model(config: TrainConfig, shape: tuple[int, int], channels: int | None = None) -> EnsembleModel:
@@ -55,12 +56,14 @@ def loader_options(workers: int) -> dict:
 
 
 def train_loop(params: dict) -> None:
-    """Ray Train entry point; `params`: store, config (dict), normaliser (dict), progress (queue or None)."""
+    """Ray Train entry point; `params`: store, config (dict), normaliser (dict), standardisation (dict, the
+    meteo predictors'), progress (queue or None)."""
     config = TrainConfig.model_validate(params["config"])
     normaliser = Normaliser(**params["normaliser"])
+    standardisation = Standardisation.from_dict(params["standardisation"])
     torch.manual_seed(config.seed + ray.train.get_context().get_world_rank())
-    train_set = StoreDataset(params["store"], config.data, "train", normaliser, training=True)
-    val_set = StoreDataset(params["store"], config.data, "validation", normaliser)
+    train_set = StoreDataset(params["store"], config.data, "train", normaliser, standardisation, True)
+    val_set = StoreDataset(params["store"], config.data, "validation", normaliser, standardisation)
     batch = config.optim.batch_size
     options = loader_options(config.data.loader_workers)
     train_loader = ray.train.torch.prepare_data_loader(DataLoader(train_set, batch, shuffle=True, **options))
@@ -72,6 +75,7 @@ def train_loop(params: dict) -> None:
     )
     autocast = device.type == "cuda"  # bf16 on GPU; full precision on CPU
     objective = Objective(config.optim.loss, normaliser, config.data.species, device)
+    quantiles = config.data.predictors.statistics_quantiles
     start = _resume(model, optimiser)
     for epoch in range(start, config.optim.epochs):
         for group in optimiser.param_groups:
@@ -79,22 +83,29 @@ def train_loop(params: dict) -> None:
         if ray.train.get_context().get_world_size() > 1:
             train_loader.sampler.set_epoch(epoch)
         model.train()
-        train_loss = sum(train_step(model, optimiser, objective, sample, autocast) for sample in train_loader)
+        train_loss = sum(
+            train_step(model, optimiser, objective, sample, autocast, quantiles) for sample in train_loader
+        )
         metrics = {
             "epoch": epoch + 1,
             "train_loss": train_loss / max(len(train_loader), 1),
             "start_epoch": start,
         }
-        metrics.update(_validate(model, val_loader, objective, autocast, device))
+        metrics.update(_validate(model, val_loader, objective, autocast, device, quantiles))
         _report(model, optimiser, epoch, metrics)
         if params.get("progress") is not None and ray.train.get_context().get_world_rank() == 0:
             params["progress"].put(metrics)
 
 
-def forward(model: torch.nn.Module, sample: dict, autocast: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(prediction, median) of a batch, both normalised: the inputs are assembled where the model runs, the
-    model under bf16 autocast when `autocast` (on GPU)."""
-    inputs, median = assemble_inputs(sample["members"], sample["static"], sample["time"])
+def forward(
+    model: torch.nn.Module, sample: dict, autocast: bool, quantiles: tuple[float, ...] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prediction, median) of a batch, both normalised: the inputs are assembled where the model runs (with
+    the member statistics at `quantiles` where the model has them), the model under bf16 autocast when
+    `autocast` (on GPU)."""
+    inputs, median = assemble_inputs(
+        sample["members"], sample["static"], sample["time"], sample.get("predictors"), quantiles
+    )
     with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=autocast):
         prediction = model(inputs)
     return prediction.float(), median
@@ -106,9 +117,10 @@ def train_step(
     objective: Objective,
     sample: dict,
     autocast: bool,
+    quantiles: tuple[float, ...] | None = None,
 ) -> float:
     """One optimisation step on a batch; returns its loss."""
-    prediction, median = forward(model, sample, autocast)
+    prediction, median = forward(model, sample, autocast, quantiles)
     loss = objective(prediction, sample["target"], sample["mask"], median)
     optimiser.zero_grad()
     loss.backward()
@@ -123,14 +135,19 @@ def cosine_learning_rate(peak: float, epoch: int, epochs: int, floor: float = 0.
 
 
 def _validate(
-    model: torch.nn.Module, loader: DataLoader, objective: Objective, autocast: bool, device: torch.device
+    model: torch.nn.Module,
+    loader: DataLoader,
+    objective: Objective,
+    autocast: bool,
+    device: torch.device,
+    quantiles: tuple[float, ...] | None,
 ) -> dict:
     """Validation loss of the model and of the median, summed over all workers."""
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # model loss, median loss, fields
     with torch.no_grad():
         for sample in loader:
-            prediction, median = forward(model, sample, autocast)
+            prediction, median = forward(model, sample, autocast, quantiles)
             target, mask = sample["target"], sample["mask"]
             sums[0] += objective.per_field(prediction, target, mask, median).sum()
             sums[1] += objective.per_field(median, target, mask, median).sum()

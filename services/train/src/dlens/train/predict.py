@@ -2,12 +2,14 @@
 
 One Ray task per run loads the model once and predicts the leads in batches with the members present
 (missing members are masked, as in training); the coordinator then records which members went into
-each (run, species) (`members_used`) and marks it COMPLETE, or ABSENT where no member was there.
+each (run, species) (`members_used`) and which optional phase-two predictors into each run
+(`predictors_used`), and marks it COMPLETE, or ABSENT where no member was there.
 
 Operational mode: a run is predicted as soon as its first members are in, and predicted again when a
-later call finds members it did not use (the CAMS timeline delivers the CTMs in groups); runs whose
-product already used every member present are skipped. `members` restricts the inputs to a group
-(e.g. the early six, product `dlens-<id>-early`) to measure what the first delivery is worth.
+later call finds members it did not use (the CAMS timeline delivers the CTMs in groups), or a predictor
+that a model trained with predictor dropout went without (the meteo or the analysis arriving late); runs
+whose product already used every member and predictor present are skipped. `members` restricts the inputs
+to a group (e.g. the early six, product `dlens-<id>-early`) to measure what the first delivery is worth.
 """
 
 from __future__ import annotations
@@ -16,19 +18,24 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dlens.common.layout import Status, product_group
+from dlens.common.layout import OPTIONAL_PREDICTORS, Status, product_group
 from dlens.common.parallel import FanOutReport, Unit, fan_out
 from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBER_GROUPS, MEMBERS, SPECIES_NAMES
 from dlens.common.writer import FieldWriter, StoreCoordinator
 from dlens.model.inference import ensemble
-from dlens.model.registry import load_model, resolve
+from dlens.model.predictor_store import missing_predictors, read_predictors, run_predictors
+from dlens.model.predictors import MissingPredictor, PredictorEncoder, RawPredictors
+from dlens.model.registry import ModelEntry, load_model, resolve
 from dlens.model.static import static_fields
 
 #: Leads predicted in one forward pass.
 LEAD_BATCH = 8
 #: Product array (run, species, member): 1 where the member went into the field, 0 where not.
 MEMBERS_USED = "members_used"
+#: Product array (run, predictor): 1 where the optional predictor (OPTIONAL_PREDICTORS) went into the run's
+#: fields, 0 where not (absent from the store, or not read by the model).
+PREDICTORS_USED = "predictors_used"
 
 
 def product_name(model_id: str, members: Sequence[str] = MEMBERS) -> str:
@@ -56,7 +63,9 @@ def predict_unit(
     t0 = np.datetime64(run, "h")
     # One snapshot of the members present: a member committed meanwhile waits for the next call.
     used = {sp: usable(reader, sp, t0, members) for sp in species}
+    present = held_predictors(reader, entry.encoder, t0)
     static = static_fields(reader, entry.static_names)
+    shared = run_predictors(reader, entry.encoder, t0)  # the meteo at the run and the recent analysis, once
     leads = list(reader.spec.leads)
     for start in range(0, len(leads) if any(u.any() for u in used.values()) else 0, LEAD_BATCH):
         batch = leads[start : start + LEAD_BATCH]
@@ -65,37 +74,75 @@ def predict_unit(
         )
         for k, sp in enumerate(species):
             inputs[:, k, ~used[sp]] = np.nan
-        fields = ensemble(
-            model, entry, inputs, static, batch, [t0 + np.timedelta64(lead, "h") for lead in batch]
-        )
+        valid = [t0 + np.timedelta64(lead, "h") for lead in batch]
+        encoded = np.stack([store_predictors(reader, entry, t0, lead, shared) for lead in batch])
+        fields = ensemble(model, entry, inputs, static, batch, valid, encoded)
         for b, lead_pos in enumerate(range(start, start + len(batch))):
             for k, sp in enumerate(species):
                 if used[sp].any():
                     writer.write(f"products/{product}", sp, (position, lead_pos, 0), fields[b, k])
-    return {"run": run, "used": {sp: used[sp].tolist() for sp in species}}
+    return {"run": run, "used": {sp: used[sp].tolist() for sp in species}, "predictors": present.tolist()}
+
+
+def held_predictors(reader: StoreReader, encoder: PredictorEncoder, run: np.datetime64) -> np.ndarray:
+    """Boolean (predictor,) in OPTIONAL_PREDICTORS order: those the model reads that the store holds for `run`
+    (from the ingest status)."""
+    missing = missing_predictors(reader, encoder, run)
+    return np.array([n in encoder.predictors.optional and n not in missing for n in OPTIONAL_PREDICTORS])
+
+
+def store_predictors(
+    reader: StoreReader, entry: ModelEntry, run: np.datetime64, lead: int, shared: RawPredictors | None = None
+) -> np.ndarray:
+    """The model's encoded predictors of (run, lead) from the store (`shared`: `run_predictors` of the run,
+    read here when not given); ValueError naming the run and the predictor the store lacks (a model trained
+    with predictor dropout runs without it)."""
+    domain = reader.spec.domain
+    raw = read_predictors(reader, entry.encoder, run, lead, shared)
+    try:
+        return entry.encoder.encode(
+            raw, entry.normaliser.forward, run + np.timedelta64(lead, "h"), domain.latitude, domain.longitude
+        )
+    except MissingPredictor as exc:
+        raise ValueError(
+            f"run {run}, lead {lead} h: model {entry.model_id} needs {exc.described}, which store "
+            f"{reader.url!r} lacks"
+        ) from None
 
 
 def stale_runs(
     reader: StoreReader,
     product: str,
-    species: Sequence[str],
+    entry: ModelEntry,
     runs: Sequence[np.datetime64],
     members: Sequence[str],
 ) -> list[np.datetime64]:
-    """The runs whose product is missing, or was made without a member now present."""
+    """The runs whose product is missing, or was made without a member or an optional predictor now
+    present."""
     path = product_group(product).path
-    # (run, species, member), read once
-    recorded = reader.root[f"{path}/{MEMBERS_USED}"][:] if reader.has(f"{path}/{MEMBERS_USED}") else None
+    species = entry.species
+
+    def read(name: str) -> np.ndarray | None:  # read once
+        return reader.root[f"{path}/{name}"][:] if reader.has(f"{path}/{name}") else None
+
+    recorded, predictors = (
+        read(MEMBERS_USED),
+        read(PREDICTORS_USED),
+    )  # (run, species, member), (run, predictor)
 
     def stale(run: np.datetime64) -> bool:
         if recorded is None or any(
             reader.product_status(product, sp, run) == Status.PENDING for sp in species
         ):
             return True
-        before = recorded[reader.axis(path)[np.datetime64(run, "h")]] == 1  # (species, member)
-        return any(
-            (usable(reader, sp, run, members) & ~before[SPECIES_NAMES.index(sp)]).any() for sp in species
-        )
+        pos = reader.axis(path)[np.datetime64(run, "h")]
+        before = recorded[pos] == 1  # (species, member)
+        if any((usable(reader, sp, run, members) & ~before[SPECIES_NAMES.index(sp)]).any() for sp in species):
+            return True
+        if not entry.predictors.optional:
+            return False
+        had = np.zeros(len(OPTIONAL_PREDICTORS), bool) if predictors is None else predictors[pos] == 1
+        return bool((held_predictors(reader, entry.encoder, run) & ~had).any())
 
     return [r for r in runs if stale(r)]
 
@@ -112,7 +159,7 @@ def predict(
     entry = resolve(url, model_id)
     name = product or product_name(entry.model_id, members)
     reader = StoreReader(url)
-    todo = stale_runs(reader, name, entry.species, runs, members)
+    todo = stale_runs(reader, name, entry, runs, members)
     if not todo:
         return name, [], FanOutReport()
     coordinator = StoreCoordinator(url)
@@ -123,11 +170,13 @@ def predict(
     )  # fmt: skip
     positions = coordinator.ensure_axis(path, [r.astype("datetime64[s]").astype(object) for r in todo])
     record = coordinator.ensure_axis_array(path, MEMBERS_USED, ("run", "species", "member"))
+    record_predictors = coordinator.ensure_axis_array(path, PREDICTORS_USED, ("run", "predictor"))
     # Readers trust only COMPLETE cells: a run being predicted again is PENDING until its new fields are in.
     coordinator.mark(path, positions, int(Status.PENDING))
 
     def commit(result: dict) -> None:
         pos = positions[todo.index(np.datetime64(result["run"], "h"))]
+        record_predictors[pos] = np.asarray(result["predictors"], dtype=np.float32)
         for sp, used in result["used"].items():
             k = SPECIES_NAMES.index(sp)
             record[pos, k] = np.asarray(used, dtype=np.float32)

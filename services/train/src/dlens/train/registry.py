@@ -1,7 +1,8 @@
 """Publishing a trained model to the store's registry (`dlens.model.registry` reads it back).
 
 The card (`model.json`) holds the validated training config, the normalisation, the data periods, the
-input channels and shape, the code version, the validation scores and the MLflow run id.
+input channels and shape, the code version, the validation scores, the MLflow run id and the phase-two
+predictors: those on, their channels, their normalisation.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 
 from dlens.common.version import code_version
 from dlens.model.features import Normaliser
+from dlens.model.predictors import Predictors, Standardisation, encoded_names, statistics_names
 from dlens.model.registry import write_entry
 from dlens.train.config import TrainConfig
 from dlens.train.loop import input_channels
@@ -24,12 +26,14 @@ def publish(
     url: str,
     config: TrainConfig,
     normaliser: Normaliser,
+    standardisation: Standardisation,
     state_dict: dict,
     shape: tuple[int, int],
     scores: dict,
     tracking_run: str | None = None,
 ) -> str:
-    """Write a model to the registry; return its id. `tracking_run`: the MLflow run that trained it."""
+    """Write a model to the registry; return its id. `standardisation`: the meteo predictors' the model
+    trained with; `tracking_run`: the MLflow run that trained it."""
     created = datetime.now(UTC)
     model_id = new_model_id(config, created)
     card = {
@@ -47,6 +51,25 @@ def publish(
         "code_version": code_version("dlens-train"),
         "validation": scores,
         "mlflow_run_id": tracking_run,
+        "predictors": predictors_card(config, standardisation),
     }
     write_entry(url, model_id, card, state_dict)
     return model_id
+
+
+def predictors_card(config: TrainConfig, standardisation: Standardisation) -> dict:
+    """The card's record of the phase-two predictors: those on, their channels and normalisation."""
+    predictors: Predictors = config.data.predictors
+    species = config.data.species
+    return {
+        "enabled": list(predictors.enabled),
+        "channels": statistics_names(species, predictors) + encoded_names(species, predictors),
+        "analysis_hours_before_run": list(predictors.analysis_hours) if predictors.recent_analysis else [],
+        "dropout": predictors.dropout,
+        "normalisation": {
+            **standardisation.to_dict(),
+            "recent_analysis": "the members' log1p normalisation of each species (normaliser)",
+            "statistics": "in the members' normalised units; 0 where no member is present",
+            "zenith": "cos of the solar zenith angle, unscaled",
+        },
+    }

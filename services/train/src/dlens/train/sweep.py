@@ -22,9 +22,11 @@ from ray.tune.schedulers import ASHAScheduler
 from dlens.common.parallel import ensure_ray
 from dlens.common.store import absolute_url
 from dlens.model.features import Normaliser
+from dlens.model.predictors import Standardisation
 from dlens.train.config import ModelConfig, Name, TrainConfig, _Strict, load_config
 from dlens.train.dataset import StoreDataset, store_normaliser
 from dlens.train.fit import make_trainer, publish_best
+from dlens.train.predictor_stats import store_standardisation
 from dlens.train.tracking import sweep_callback, tag_published, trial_run
 
 METRIC, MODE = "val_loss", "min"
@@ -81,9 +83,10 @@ def run_trial(params: dict) -> None:
     """One Tune trial: a Ray Train run of the sampled config, reporting to Tune."""
     config = trial_config(TrainConfig.model_validate(params["base"]), params)
     normaliser = Normaliser(**params["normaliser"])
+    standardisation = Standardisation.from_dict(params["standardisation"])
     trial_id = ray.tune.get_context().get_trial_id()
     trainer = make_trainer(
-        params["store"], config, normaliser, params["workers"], False, params["storage"],
+        params["store"], config, normaliser, standardisation, params["workers"], False, params["storage"],
         run_name=trial_id, callbacks=[TuneReportCallback()],
     )  # fmt: skip
     trainer.fit()
@@ -93,7 +96,9 @@ def tune(url: str, sweep: SweepConfig, base: TrainConfig, storage: str, resume: 
     """Run (or resume) the sweep, publish the best trial's best checkpoint, return its model id."""
     ensure_ray(dashboard=True)
     normaliser = store_normaliser(url, base.data.train)
-    shape = StoreDataset(url, base.data, "train", normaliser).shape  # fails fast on an unusable store
+    # once for every trial (they share the base config's predictors and training period) and the card
+    standardisation = store_standardisation(url, base.data.train, base.data.predictors)
+    shape = StoreDataset(url, base.data, "train", normaliser, standardisation).shape  # fails fast
     experiment = Path(storage).resolve() / sweep.name
     # The trial function only drives its Train workers, which hold the CPUs.
     trainable = ray.tune.with_resources(run_trial, {"cpu": 0.1})
@@ -110,6 +115,7 @@ def tune(url: str, sweep: SweepConfig, base: TrainConfig, storage: str, resume: 
             "base": base.model_dump(mode="json"), "store": absolute_url(url),
             "storage": str(experiment / "runs"), "workers": sweep.workers_per_trial,
             "normaliser": {"log1p_mean": normaliser.log1p_mean, "log1p_std": normaliser.log1p_std},
+            "standardisation": standardisation.to_dict(),
             **search_space(sweep),
         }  # fmt: skip
         asha = ASHAScheduler(time_attr="epoch", max_t=base.optim.epochs, grace_period=sweep.grace_epochs)
@@ -145,7 +151,7 @@ def tune(url: str, sweep: SweepConfig, base: TrainConfig, storage: str, resume: 
     train_run = ray.train.Result.from_path(str(Path(best.config["storage"]) / best.metrics["trial_id"]))
     (trial,) = [t for t in trials if t.trial_id == best.metrics["trial_id"]]
     tracked = trial_run(sweep.name, str(trial))
-    model_id = publish_best(url, config, normaliser, shape, train_run, tracked)
+    model_id = publish_best(url, config, normaliser, standardisation, shape, train_run, tracked)
     if tracked is not None:
         tag_published(tracked, model_id)
     return model_id
