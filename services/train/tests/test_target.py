@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from dlens.common.reader import StoreReader
 from dlens.model.bundle import model_card
+from dlens.model.predictors import Standardisation
 from dlens.model.registry import resolve
 from dlens.testing.mock_store import build_mock_store
 from dlens.train.config import DataConfig, Period, TrainConfig
@@ -20,6 +21,8 @@ from dlens.train.export import report_scores
 from dlens.train.fit import fit
 from dlens.train.loop import make_model
 from dlens.train.registry import publish
+
+NO_METEO = Standardisation({}, {})  # these configs read no meteo predictor
 
 #: The interim reanalysis is the analysis times 1.5: a sample says which of the two it holds.
 INTERIM = 1.5
@@ -53,8 +56,8 @@ def test_interim_target_reads_the_interim_group(store, split):
     """Training and validation samples hold the interim reanalysis, never the analysis it differs from."""
     norm = store_normaliser(store)
     reader = StoreReader(store)
-    interim = StoreDataset(store, data_config(target="interim"), split, norm)
-    analysis = StoreDataset(store, data_config(), split, norm)
+    interim = StoreDataset(store, data_config(target="interim"), split, norm, NO_METEO)
+    analysis = StoreDataset(store, data_config(), split, norm, NO_METEO)
     assert interim.samples == analysis.samples
     for index in (0, len(interim) - 1):
         run, lead = interim.samples[index]
@@ -69,7 +72,7 @@ def test_interim_target_reads_the_interim_group(store, split):
 
 def test_absent_target_is_a_clear_error(store):
     with pytest.raises(ValueError) as caught:
-        StoreDataset(store, data_config(target="validated"), "train", store_normaliser(store))
+        StoreDataset(store, data_config(target="validated"), "train", store_normaliser(store), NO_METEO)
     message = str(caught.value)
     assert "2025-03-01 to 2025-03-03" in message and "validated (group reanalysis/validated)" in message
 
@@ -84,7 +87,9 @@ def test_card_and_bundle_readme_record_the_target(store):
     )
     shape = (16, 24)
     model = make_model(config, shape)
-    model_id = publish(store, config, store_normaliser(store), model.state_dict(), shape, {"val_loss": 1.0})
+    model_id = publish(
+        store, config, store_normaliser(store), NO_METEO, model.state_dict(), shape, {"val_loss": 1.0}
+    )
     card = resolve(store, model_id).card
     assert card["target"] == "interim" and card["config"]["data"]["target"] == "interim"
     readme = model_card({**card, "test_scores": []})
