@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from dlens.testing.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_synthetic", REPO / "bench" / "synthetic.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_miss_is_clear_only_when_its_interval_lies_wholly_outside_the_band():
-    bench = load_bench()
+    bench = load_script(REPO / "bench" / "synthetic.py")
     band = ("range", 0.8, 0.97)
     inside = bench.row("skill", "ratio", None, 0.9, band, (0.85, 0.95))
     clear = bench.row("skill", "ratio", None, 0.7, band, (0.65, 0.78))

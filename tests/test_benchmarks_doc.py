@@ -4,20 +4,18 @@ it was measured."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 from pathlib import Path
+
+from dlens.testing.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = (REPO / "docs" / "benchmarks.md").read_text()
 
 
 def run_all_benchmarks() -> dict[str, list[str]]:
-    spec = importlib.util.spec_from_file_location("run_all", REPO / "bench" / "run_all.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.BENCHMARKS
+    return load_script(REPO / "bench" / "run_all.py").BENCHMARKS
 
 
 def sections() -> dict[str, str]:

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 from dlens.common.config import Settings
 from dlens.serve.args import ServeArgs
+from dlens.testing.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("config_reference", REPO / "tools" / "config_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "tools" / "config_reference.py")
 
 
 def test_the_committed_reference_is_current():
