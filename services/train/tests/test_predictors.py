@@ -111,9 +111,12 @@ def test_recent_analysis_is_the_analysis_before_the_run_as_available_then(store,
     assert max(hours) == delay + 21 and min(hours) == delay  # every 3 h over 24 h, the last `delay` h back
     for index, (run, _) in enumerate(data.samples):
         data._reader.analysis_times.clear()
+        first_lead = run not in data._shared
         channels = data[index]["predictors"].numpy()
-        # nothing valid after the run's availability time is read (the target is read apart, by `sample`)
-        assert max(data._reader.analysis_times) == run - np.timedelta64(delay, "h")
+        # the run's hours of each species read once, at its first lead: nothing valid after the run's
+        # availability time (the target is read apart, by `sample`)
+        expected_reads = sorted(run - np.timedelta64(h, "h") for h in hours for _ in SPECIES)
+        assert sorted(data._reader.analysis_times) == (expected_reads if first_lead else [])
         names = [f"analysis:{sp}:-{h}h" for sp in SPECIES for h in hours]
         assert channels.shape == (len(names), 16, 24)
         channel = dict(zip(names, channels))
@@ -125,6 +128,21 @@ def test_recent_analysis_is_the_analysis_before_the_run_as_available_then(store,
     # the runs whose oldest analysis hour precedes the store's first analysis are not indexed
     first = min(run for run, _ in data.samples)
     assert first == np.datetime64("2025-03-02T00" if delay + 21 <= 24 else "2025-03-03T00")
+
+
+def test_the_dataset_keeps_the_shared_predictors_of_runs_within_its_cache_bound(store, monkeypatch):
+    config = data_config(recent_analysis=True)
+    data = StoreDataset(store, config, "train", store_normaliser(store), NO_METEO)
+    runs = sorted({run for run, _ in data.samples})
+    assert len(runs) >= 2
+    first = {run: data.run_predictors(run).recent_analysis for run in runs}
+    assert list(data._shared) == runs  # every run kept: the demo-sized fields fit
+    assert all(data.run_predictors(run).recent_analysis is first[run] for run in runs)  # not reread
+    monkeypatch.setattr("dlens.train.dataset.SHARED_CACHE_BYTES", 1)
+    data._shared.clear()
+    for run in runs:
+        np.testing.assert_array_equal(data.run_predictors(run).recent_analysis, first[run])
+    assert list(data._shared) == runs[-1:]  # over the bound: only the last run read is kept
 
 
 def test_meteo_channels_are_standardised_over_the_training_runs(store):

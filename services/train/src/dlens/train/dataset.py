@@ -20,12 +20,14 @@ from dlens.common.layout import AXIS_GROUPS, FORECASTS, STATS, TARGETS
 from dlens.common.reader import StoreReader
 from dlens.common.writer import normalisation
 from dlens.model.features import Normaliser, normalise_members, time_values
-from dlens.model.predictor_store import missing_predictors, read_predictors
-from dlens.model.predictors import PredictorEncoder, Standardisation
+from dlens.model.predictor_store import missing_predictors, read_predictors, run_predictors
+from dlens.model.predictors import PredictorEncoder, RawPredictors, Standardisation
 from dlens.model.static import STATIC_FIELDS, static_fields
 from dlens.train.config import DataConfig, Period
 
 Split = Literal["train", "validation", "test"]
+#: The most each process keeps of the runs' shared predictors (a full-grid run's recent analysis is ≈ 85 MB).
+SHARED_CACHE_BYTES = 512 * 2**20
 
 
 def store_normaliser(url: str, period: Period | None = None) -> Normaliser:
@@ -87,6 +89,7 @@ class StoreDataset(Dataset):
         self._reader: StoreReader | None = None
         self._static: np.ndarray | None = None
         self._rng: np.random.Generator | None = None
+        self._shared: dict[np.datetime64, RawPredictors] = {}
         reader = StoreReader(url)
         self.leads = config.leads or reader.spec.leads
         missing = sorted(set(self.leads) - set(reader.spec.leads))
@@ -122,7 +125,8 @@ class StoreDataset(Dataset):
         ]
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_reader": None, "_static": None, "_rng": None}  # made again in each process
+        # made again in each process
+        return {**self.__dict__, "_reader": None, "_static": None, "_rng": None, "_shared": {}}
 
     @property
     def rng(self) -> np.random.Generator:
@@ -144,11 +148,20 @@ class StoreDataset(Dataset):
             self._static = static_fields(self.reader, static_names(self.config))
         return self._static
 
+    def run_predictors(self, run: np.datetime64) -> RawPredictors:
+        """What every lead of `run` shares (the meteo at the run, the recent analysis), read once per
+        process and kept while the cache holds less than `SHARED_CACHE_BYTES` (the oldest run goes first)."""
+        if run not in self._shared:
+            self._shared[run] = run_predictors(self.reader, self.encoder, run)
+            while len(self._shared) > 1 and sum(map(_nbytes, self._shared.values())) > SHARED_CACHE_BYTES:
+                del self._shared[next(iter(self._shared))]
+        return self._shared[run]
+
     def predictors(self, run: np.datetime64, lead: int, valid: np.datetime64) -> np.ndarray:
         """The encoded predictors of a sample; in training each optional one dropped with the configured
         probability."""
         predictors = self.config.predictors
-        raw = read_predictors(self.reader, self.encoder, run, lead)
+        raw = read_predictors(self.reader, self.encoder, run, lead, self.run_predictors(run))
         dropped = set()
         if self.training and predictors.dropout > 0:
             dropped = {n for n in predictors.optional if self.rng.random() < predictors.dropout}
@@ -181,3 +194,7 @@ class StoreDataset(Dataset):
             "target": torch.from_numpy(np.where(mask, target, 0.0).astype(np.float32)),
             "mask": torch.from_numpy(mask),
         }
+
+
+def _nbytes(raw: RawPredictors) -> int:
+    return sum(a.nbytes for a in (raw.meteo, raw.meteo_at_run, raw.recent_analysis) if a is not None)
