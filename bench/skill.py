@@ -120,7 +120,7 @@ def step(name: str, command: list[str], timings: dict) -> str:
     timings[name] = round(time.perf_counter() - started, 1)
     print(done.stdout.rstrip(), flush=True)
     if done.returncode != 0:
-        sys.exit(f"bench/skill.py: {name} failed with exit status {done.returncode}")
+        sys.exit(f"{sys.argv[0]}: {name} failed with exit status {done.returncode}")
     return done.stdout
 
 
