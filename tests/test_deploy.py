@@ -1,6 +1,7 @@
 """`make deploy` against a real Ray cluster started here (`ray start --head`, dashboard on loopback): the
 ingest, train and evaluate jobs succeed, the Serve application becomes healthy and answers with the bearer
-token of the node's environment; a job that fails makes `make deploy` exit non-zero with the job's error."""
+token of the node's environment; a job that fails makes `make deploy` exit non-zero with the job's error; a
+cluster that cannot run the pipeline's entry points stops deploy at its preflight job, before any other."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from dlens.testing.plugin import free_port
+from dlens.testing.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 RAY = shutil.which("ray")
@@ -119,7 +121,7 @@ def test_make_deploy_runs_the_jobs_and_serves(cluster, tmp_path):
     store = tmp_path / "store.zarr"
     done = make_deploy(cluster, str(store), port)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for step in ("ingest", "train", "evaluate"):
+    for step in ("preflight", "ingest", "train", "evaluate"):
         assert f"== {step}: succeeded" in done.stdout
     assert "== serve: healthy" in done.stdout
     assert any((store / "reports").iterdir()), "the evaluate job's report is in the store"
@@ -144,6 +146,31 @@ def test_a_failing_job_stops_make_deploy_with_its_error(cluster, tmp_path):
     assert done.returncode != 0
     assert "deploy: job ingest" in done.stderr and "FAILED" in done.stderr
     assert "== train" not in done.stdout
+
+
+@pytest.mark.slow
+def test_a_cluster_without_the_entry_points_stops_at_the_preflight(cluster, tmp_path, monkeypatch, capsys):
+    """As on a cluster started outside the project's environment: the jobs' runtime env gives them a PATH
+    without the environment's bin (and its `python`), so the real preflight job fails on the cluster, and
+    deploy exits 1 with one paragraph naming what is missing and how to start a cluster, submitting nothing
+    more."""
+    deploy = load_script(REPO / "infra" / "deploy.py")
+    monkeypatch.setattr(deploy, "forwarded_env", lambda: {"PATH": "/usr/bin:/bin"})
+    client = deploy.JobSubmissionClient(cluster)
+    before = {job.submission_id for job in client.list_jobs()}
+    code = deploy.main(["--address", cluster, "--store", str(tmp_path / "store.zarr"),
+                        "--train-config", str(REPO / "configs" / "train" / "smoke.yaml")])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 1, out[-3000:] + err[-3000:]
+    (message,) = [line for line in err.splitlines() if line.startswith("deploy:")]  # beside Ray's INFO lines
+    assert message.startswith(
+        "deploy: the cluster cannot run dlens-ingest, dlens-train, dlens-evaluate, dlens.serve (not on its"
+    ), err
+    assert "`uv run ray start --head` in the repository) or from the dlens-cluster image" in message
+    assert "Traceback" not in err
+    (submitted,) = [job for job in client.list_jobs() if job.submission_id not in before]
+    assert submitted.submission_id.startswith("dlens-preflight-") and submitted.status.value == "FAILED"
+    assert "== ingest" not in out
 
 
 @pytest.mark.slow
