@@ -52,6 +52,15 @@ class Settings(BaseSettings):
         description="Store lock: hours after which a writing command's lock may be taken over by another "
         "writer (keep it above the longest ingest)",
     )
+    inference_tile: int = Field(
+        0,
+        ge=0,
+        description="Inference (predict, serve): run the model on overlapping tiles of N×N cells, blended, "
+        "for fields larger than memory allows at once (0: the whole field at once)",
+    )
+    inference_overlap: int = Field(
+        32, ge=0, description="Inference on tiles: cells by which neighbouring tiles overlap at least"
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     progress: bool = Field(True, description="Show progress bars on long work")
     weight_window_days: int = Field(

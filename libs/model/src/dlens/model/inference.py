@@ -10,6 +10,7 @@ import torch
 
 from dlens.model.features import Normaliser, assemble_inputs, normalise_members, time_values
 from dlens.model.registry import ModelEntry
+from dlens.model.tiling import Tiling, tiled_forward
 
 
 def model_inputs(
@@ -44,10 +45,12 @@ def ensemble(
     leads: Sequence[int],
     valid_times: Sequence[np.datetime64],
     encoded: np.ndarray | None = None,
+    tiling: Tiling | None = None,
 ) -> np.ndarray:
     """DL-ENS fields (batch, species, H, W) in µg/m³ from raw members (batch, species, member, H, W; NaN
     where a member is absent), the static channels (C, H, W), each sample's lead and valid time and, for a
-    model with phase-two predictors, their channels (batch, C, H, W) from `entry.encoder`.
+    model with phase-two predictors, their channels (batch, C, H, W) from `entry.encoder`; on overlapping
+    tiles where `tiling` is given (`dlens.model.tiling`), else the whole field at once.
 
     Runs where the model's parameters are: on a GPU under bf16 autocast; on the CPU without oneDNN, whose
     kernels change with the batch size (1.8e-4 µg/m³ on the demo model), so that a field does not depend on
@@ -70,7 +73,9 @@ def ensemble(
         _onednn(enabled=on_gpu),
         torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_gpu),
     ):
-        out = model(inputs).float().cpu().numpy()
+        out = (
+            (model(inputs) if tiling is None else tiled_forward(model, inputs, tiling)).float().cpu().numpy()
+        )
     fields = [entry.normaliser.inverse(sp, out[:, k]) for k, sp in enumerate(entry.species)]
     return np.stack(fields, axis=1).astype(np.float32)
 

@@ -12,8 +12,10 @@ import ray
 import torch
 from ray import serve
 
+from dlens.common.config import get_settings
 from dlens.model.inference import ensemble
 from dlens.model.registry import ModelEntry, load_model
+from dlens.model.tiling import configured_tiling
 from dlens.serve.args import ServeArgs
 from dlens.serve.batches import Outcome, answer, is_device_error
 from dlens.serve.catalog import Catalog
@@ -46,6 +48,8 @@ class Predictor:
         self.loads: Counter[str] = Counter()
         self._static = StaticCache(catalog, args.static_cache_size)
         self._failure: Exception | None = None
+        settings = get_settings()  # the replica's DLENS_* environment
+        self._tiling = configured_tiling(settings.inference_tile, settings.inference_overlap)
         self.reconfigure(
             {"max_batch_size": args.max_batch_size, "batch_wait_timeout_s": args.batch_wait_timeout_s}
         )
@@ -99,7 +103,7 @@ class Predictor:
         static = self._static.get(loaded.entry.static_names, group[0].domain)
         leads, times = [s.lead for s in group], [s.valid_time for s in group]
         encoded = np.stack([s.predictors for s in group])
-        return ensemble(loaded.network, loaded.entry, members, static, leads, times, encoded)
+        return ensemble(loaded.network, loaded.entry, members, static, leads, times, encoded, self._tiling)
 
     async def ready(self, model_id: str) -> dict:
         """Load a model and report it: the readiness probe."""

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dlens.common.config import get_settings
 from dlens.common.layout import OPTIONAL_PREDICTORS, Status, product_group
 from dlens.common.parallel import FanOutReport, Unit, fan_out
 from dlens.common.reader import StoreReader
@@ -28,6 +29,7 @@ from dlens.model.predictor_store import missing_predictors, read_predictors, run
 from dlens.model.predictors import MissingPredictor, PredictorEncoder, RawPredictors
 from dlens.model.registry import ModelEntry, load_model, resolve
 from dlens.model.static import static_fields
+from dlens.model.tiling import configured_tiling
 
 #: Leads predicted in one forward pass.
 LEAD_BATCH = 8
@@ -67,6 +69,8 @@ def predict_unit(
     static = static_fields(reader, entry.static_names)
     shared = run_predictors(reader, entry.encoder, t0)  # the meteo at the run and the recent analysis, once
     leads = list(reader.spec.leads)
+    settings = get_settings()
+    tiling = configured_tiling(settings.inference_tile, settings.inference_overlap)
     for start in range(0, len(leads) if any(u.any() for u in used.values()) else 0, LEAD_BATCH):
         batch = leads[start : start + LEAD_BATCH]
         inputs = np.stack(
@@ -76,7 +80,7 @@ def predict_unit(
             inputs[:, k, ~used[sp]] = np.nan
         valid = [t0 + np.timedelta64(lead, "h") for lead in batch]
         encoded = np.stack([store_predictors(reader, entry, t0, lead, shared) for lead in batch])
-        fields = ensemble(model, entry, inputs, static, batch, valid, encoded)
+        fields = ensemble(model, entry, inputs, static, batch, valid, encoded, tiling)
         for b, lead_pos in enumerate(range(start, start + len(batch))):
             for k, sp in enumerate(species):
                 if used[sp].any():
