@@ -20,6 +20,7 @@ from dlens.model.tiling import (
     alignment,
     blend_weights,
     configured_tiling,
+    model_tiling,
     network_shape,
     tile_boxes,
     tile_starts,
@@ -98,7 +99,7 @@ def test_ensemble_runs_on_tiles_where_a_tiling_is_given():
     species = ("o3", "no2")
     normaliser = Normaliser({sp: 3.0 for sp in species}, {sp: 0.5 for sp in species})
     entry = SimpleNamespace(
-        model_id="tiled", species=species, normaliser=normaliser, encoder=SimpleNamespace(names=()),
+        model_id="tiled", species=species, normaliser=normaliser, encoder=SimpleNamespace(names=()), fixed_shape=None,
         predictors=SimpleNamespace(statistics_quantiles=None),
     )  # fmt: skip  # what `ensemble` reads of a registry entry
     rng = np.random.default_rng(0)
@@ -112,3 +113,29 @@ def test_ensemble_runs_on_tiles_where_a_tiling_is_given():
     away = single_tile_cells(model, tiling).numpy()
     assert np.abs(tiled - whole)[..., away].max() <= 1e-3 * whole.std()
     assert not np.array_equal(tiled, whole)  # the tiles ran: they differ at the seams
+
+
+def test_a_network_built_for_one_shape_runs_on_tiles_of_it():
+    # UNetRPP takes only the shape it was built for: a larger field goes through tiles of exactly that
+    # shape, and where one tile alone covers a cell the result is the network's on that tile
+    torch.manual_seed(2)
+    fixed, field = (32, 48), (50, 70)
+    model = build_ensemble_model(
+        "UNetRPP", SMALL_SETTINGS["UNetRPP"], "correction", 2, CHANNELS, fixed
+    ).eval()
+    tiling = model_tiling(fixed, field, None)
+    assert tiling == Tiling(fixed, 31, fixed=True)
+    assert model_tiling(fixed, fixed, None) is None and model_tiling(None, field, None) is None
+    inputs = torch.randn(1, CHANNELS, *field)
+    with torch.no_grad():
+        tiled = tiled_forward(model, inputs, tiling)
+        corner = model(inputs[..., : fixed[0], : fixed[1]])
+    assert tiled.shape == (1, 2, *field)
+    coverage = torch.zeros(field)
+    for r, c, h, w in tile_boxes(field, fixed, tiling.overlap):
+        coverage[r : r + h, c : c + w] += 1
+    alone = coverage[: fixed[0], : fixed[1]] == 1
+    assert alone.sum() > 0
+    torch.testing.assert_close(tiled[..., : fixed[0], : fixed[1]][..., alone], corner[..., alone])
+    with pytest.raises(ValueError, match="smaller than"):
+        tiled_forward(model, inputs[..., :20, :], tiling)

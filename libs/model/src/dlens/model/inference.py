@@ -10,7 +10,7 @@ import torch
 
 from dlens.model.features import Normaliser, assemble_inputs, normalise_members, time_values
 from dlens.model.registry import ModelEntry
-from dlens.model.tiling import Tiling, tiled_forward
+from dlens.model.tiling import Tiling, model_tiling, tiled_forward
 
 
 def model_inputs(
@@ -50,7 +50,8 @@ def ensemble(
     """DL-ENS fields (batch, species, H, W) in µg/m³ from raw members (batch, species, member, H, W; NaN
     where a member is absent), the static channels (C, H, W), each sample's lead and valid time and, for a
     model with phase-two predictors, their channels (batch, C, H, W) from `entry.encoder`; on overlapping
-    tiles where `tiling` is given (`dlens.model.tiling`), else the whole field at once.
+    tiles where `tiling` is given (`dlens.model.tiling`), or where the model is built for one shape and the
+    field is larger (tiles of that shape), else the whole field at once.
 
     Runs where the model's parameters are: on a GPU under bf16 autocast; on the CPU without oneDNN, whose
     kernels change with the batch size (1.8e-4 µg/m³ on the demo model), so that a field does not depend on
@@ -67,6 +68,7 @@ def ensemble(
     inputs, _ = model_inputs(
         members, entry.species, entry.normaliser, static, leads, valid_times, device, encoded, quantiles
     )
+    tiling = model_tiling(entry.fixed_shape, members.shape[-2:], tiling)
     on_gpu = device.type == "cuda"
     with (
         torch.no_grad(),

@@ -16,15 +16,20 @@ from dataclasses import dataclass
 import torch
 from mfai.pytorch.padding import pad_batch, undo_padding
 
+#: Cells by which the tiles of a model built for one shape overlap unless a tiling is configured.
+DEFAULT_OVERLAP = 32
+
 
 @dataclass(frozen=True)
 class Tiling:
     """Tiles of `tile` (rows, columns) cells, neighbours overlapping by at least `overlap` cells, run `batch`
-    at a time."""
+    at a time. `fixed`: for a network built for one shape (UNetRPP), tiles of exactly that shape, the field
+    unpadded (each tile is padded as the network pads the fields it was built for)."""
 
     tile: tuple[int, int]
     overlap: int
     batch: int = 4
+    fixed: bool = False
 
     def __post_init__(self) -> None:
         if min(self.tile) <= 0 or self.overlap < 0 or self.batch <= 0:
@@ -37,6 +42,17 @@ def configured_tiling(tile: int, overlap: int) -> Tiling | None:
     """The tiling of the settings `inference_tile` and `inference_overlap` (None: the whole field at once);
     the overlap is capped below the tile."""
     return None if tile == 0 else Tiling((tile, tile), min(overlap, tile - 1))
+
+
+def model_tiling(
+    fixed_shape: tuple[int, int] | None, shape: tuple[int, int], configured: Tiling | None
+) -> Tiling | None:
+    """How a model runs on an H×W field: on tiles of its own shape where it is built for one (`fixed_shape`)
+    and the field is another, else as `configured`."""
+    if fixed_shape is None or tuple(shape) == tuple(fixed_shape):
+        return configured
+    overlap = DEFAULT_OVERLAP if configured is None else configured.overlap
+    return Tiling(tuple(fixed_shape), min(overlap, min(fixed_shape) - 1), fixed=True)
 
 
 def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
@@ -103,12 +119,17 @@ def tile_boxes(
 
 def tiled_forward(model: torch.nn.Module, inputs: torch.Tensor, tiling: Tiling) -> torch.Tensor:
     """`model(inputs)` for inputs (batch, C, H, W) computed tile by tile and blended (module docstring); the
-    tile sizes are rounded down to the network's alignment."""
+    tile sizes are rounded down to the network's alignment (unless `tiling.fixed`)."""
     shape = tuple(inputs.shape[-2:])
-    padded_shape = network_shape(model, shape)
-    padded = pad_batch(inputs, torch.Size(padded_shape), pad_value=0)
-    align = alignment(model)
-    tile = tuple(max(align, t // align * align) for t in tiling.tile)
+    if tiling.fixed:
+        if shape[0] < tiling.tile[0] or shape[1] < tiling.tile[1]:
+            raise ValueError(f"a {shape[0]}×{shape[1]} field is smaller than the {tiling.tile} tiles")
+        padded_shape, padded, align, tile = shape, inputs, 1, tiling.tile
+    else:
+        padded_shape = network_shape(model, shape)
+        padded = pad_batch(inputs, torch.Size(padded_shape), pad_value=0)
+        align = alignment(model)
+        tile = tuple(max(align, t // align * align) for t in tiling.tile)
     boxes = tile_boxes(padded_shape, tile, tiling.overlap, align)
     n = len(inputs)
     total, weight_sum = None, torch.zeros(padded_shape, device=inputs.device)

@@ -143,10 +143,10 @@ def make_sample(
     except ValueError as exc:
         raise unprocessable(f"{exc}: its static fields are not known outside it") from None
     fixed = entry.fixed_shape
-    if fixed is not None and tuple(domain.shape) != fixed:
+    if fixed is not None and (domain.shape[0] < fixed[0] or domain.shape[1] < fixed[1]):
         raise unprocessable(
-            f"model {entry.model_id} takes {fixed[0]}×{fixed[1]} fields only; domain {domain.spec()} is "
-            f"{domain.shape[0]}×{domain.shape[1]}"
+            f"model {entry.model_id} takes fields of {fixed[0]}×{fixed[1]} or more (larger ones on tiles of "
+            f"that shape); domain {domain.spec()} is {domain.shape[0]}×{domain.shape[1]}"
         )
     norm = entry.spatial_norm
     too_small = norm.refusal(domain.shape) if norm else None
