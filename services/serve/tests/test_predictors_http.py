@@ -58,15 +58,17 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, ray_cluster) -> tuple[str, dict[str, str]]:
-    """A mock store with meteo, two (randomly initialised) models with every predictor, one trained with
-    predictor dropout, and the product of the first (the default) for RUN written by predict."""
+    """A mock store with meteo, three (randomly initialised) models with every predictor, two trained with
+    predictor dropout (one on lead 6 h only), and the product of the first (the default) for RUN written by predict."""
     url = str(tmp_path_factory.mktemp("serve-predictors") / "mock.zarr")
     spec = build_mock_store(url, datetime(2025, 3, 1), days=5, leads=(0, 6, 12), meteo=True)
     normaliser = store_normaliser(url)
     ids = {}
     train = TrainConfig.model_validate(CONFIG).data.train
-    for seed, (name, dropout) in enumerate((("needs", 0.0), ("dropout", 0.3))):
-        data = CONFIG["data"] | {"predictors": PREDICTORS | {"dropout": dropout}}
+    for seed, (name, dropout, leads) in enumerate(
+        (("needs", 0.0, None), ("dropout", 0.3, None), ("day", 0.3, [6]))
+    ):
+        data = CONFIG["data"] | {"predictors": PREDICTORS | {"dropout": dropout}, "leads": leads}
         config = TrainConfig.model_validate(CONFIG | {"name": name, "data": data})
         torch.manual_seed(seed)
         weights = make_model(config, spec.domain.shape).state_dict()
@@ -241,3 +243,11 @@ def test_ensemble_on_a_sub_domain_reads_the_predictors_there(store, client):
     static = static_fields(reader, entry.static_names, sub)
     expected = ensemble(load_model(url, entry), entry, members[None], static, [lead], [valid], encoded[None])
     assert np.abs(np.array(posted.json()["dlens"]) - expected[0, SPECIES.index("no2")]).max() <= 1e-4
+
+
+def test_a_lead_the_model_was_not_trained_on_is_refused(store, client):
+    url, ids = store
+    assert client.post("/v1/ensemble", json=body(url, 6), params={"model": ids["day"]}).status_code == 200
+    answer = client.post("/v1/ensemble", json=body(url, 12), params={"model": ids["day"]})
+    assert answer.status_code == 422, answer.text
+    assert f"model {ids['day']} was trained on leads 6 h only, not 12 h" in answer.json()["detail"]

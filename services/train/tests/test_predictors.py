@@ -393,3 +393,21 @@ def test_predict_reads_the_recent_analysis_and_the_meteo_at_the_run_once_per_run
     )
     assert set(reader.levels) == {0}
     assert reader.meteo_reads == len(METEO_VARIABLES) * (len(LEADS) + 1)
+
+
+def test_predict_writes_only_the_leads_a_model_was_trained_on(store, ray_cluster, tmp_path):
+    url = str(tmp_path / "leads.zarr")
+    shutil.copytree(store, url)
+    config = TrainConfig.model_validate(
+        PHASE2 | {"data": {**PHASE2["data"], "predictors": {}, "leads": [12]}}
+    )
+    weights = make_model(config, (16, 24)).state_dict()
+    model_id = publish(url, config, store_normaliser(url), NO_METEO, weights, (16, 24), {})
+    run = np.datetime64("2025-03-05T00")
+    name, done, report = predict(url, model_id, [run])
+    assert done == [run] and not report.failed
+    reader = StoreReader(url)
+    assert np.isfinite(reader.product(name, "o3", run, 12)).all()
+    for lead in (0, 24):  # not trained on: not predicted
+        field = reader.product(name, "o3", run, lead)
+        assert field is None or not np.isfinite(field).any()

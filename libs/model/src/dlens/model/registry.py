@@ -46,6 +46,12 @@ class ModelEntry:
         return tuple(self.card["config"]["data"]["species"])
 
     @property
+    def leads(self) -> tuple[int, ...] | None:
+        """The lead hours the model was trained on (None: every lead of its store)."""
+        leads = self.card["config"]["data"].get("leads")
+        return None if leads is None else tuple(leads)
+
+    @property
     def normaliser(self) -> Normaliser:
         return Normaliser(**self.card["normaliser"])
 

@@ -133,6 +133,9 @@ def make_sample(
     what does not fit, or naming a predictor the model needs that is missing (`lacking`: where from)."""
     if species not in entry.species:
         raise unprocessable(f"model {entry.model_id} predicts {', '.join(entry.species)}, not {species}")
+    if entry.leads is not None and lead not in entry.leads:
+        leads = ", ".join(map(str, entry.leads))
+        raise unprocessable(f"model {entry.model_id} was trained on leads {leads} h only, not {lead} h")
     unused = sorted(set(fields) - set(entry.species))
     if unused:
         raise unprocessable(

@@ -56,7 +56,8 @@ def usable(reader: StoreReader, species: str, run: np.datetime64, members: Seque
 def predict_unit(
     url: str, model_id: str, product: str, run: str, position: int, members: tuple[str, ...]
 ) -> dict:
-    """Predict every lead of one run from the usable members into `product`; return what it used."""
+    """Predict one run at every lead of the store the model was trained on (all where its config names
+    none), from the usable members, into `product`; return what it used."""
     reader = StoreReader(url)
     entry = resolve(url, model_id)
     model = load_model(url, entry)
@@ -68,7 +69,8 @@ def predict_unit(
     present = held_predictors(reader, entry.encoder, t0)
     static = static_fields(reader, entry.static_names)
     shared = run_predictors(reader, entry.encoder, t0)  # the meteo at the run and the recent analysis, once
-    leads = list(reader.spec.leads)
+    # the leads the model was trained on: a model trained on a few does not extrapolate to the others
+    leads = [lead for lead in reader.spec.leads if entry.leads is None or lead in entry.leads]
     settings = get_settings()
     tiling = configured_tiling(settings.inference_tile, settings.inference_overlap)
     for start in range(0, len(leads) if any(u.any() for u in used.values()) else 0, LEAD_BATCH):
@@ -81,7 +83,8 @@ def predict_unit(
         valid = [t0 + np.timedelta64(lead, "h") for lead in batch]
         encoded = np.stack([store_predictors(reader, entry, t0, lead, shared) for lead in batch])
         fields = ensemble(model, entry, inputs, static, batch, valid, encoded, tiling)
-        for b, lead_pos in enumerate(range(start, start + len(batch))):
+        for b, lead in enumerate(batch):
+            lead_pos = reader.spec.leads.index(lead)
             for k, sp in enumerate(species):
                 if used[sp].any():
                     writer.write(f"products/{product}", sp, (position, lead_pos, 0), fields[b, k])
