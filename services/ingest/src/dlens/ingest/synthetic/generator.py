@@ -10,7 +10,8 @@ import pandas as pd
 
 from dlens.common import layout
 from dlens.common.grid import Domain
-from dlens.common.species import SPECIES_NAMES
+from dlens.common.species import LEVELS_M, SPECIES_NAMES
+from dlens.ingest.synthetic import levels as aloft
 from dlens.ingest.synthetic.caching import cached
 from dlens.ingest.synthetic.members import (
     MISSING_RATE,
@@ -106,14 +107,47 @@ class SyntheticGenerator:
     def _log_truth(self, species: str, hour: int) -> np.ndarray:
         return np.log(np.maximum(self._truth(species, hour), np.float32(1e-3)))
 
-    def truth(self, species: str, valid: datetime) -> np.ndarray:
-        """The hidden true concentration (µg/m3) at a valid hour: (lat, lon) float32."""
-        return self._truth(_species(species), hour_index(valid))
+    @cached(maxsize=2)
+    def _true_column(self, hour: int) -> aloft.Column:
+        return aloft.Column(self.chemistry.hour(hour).hw.log_blh)
+
+    @cached(maxsize=8)
+    def _truth_aloft(self, species: str, hour: int, level: float) -> np.ndarray:
+        """The truth at `level` metres: its surface field through the true weather's boundary layer."""
+        out = aloft.aloft(
+            species, self._truth(species, hour), level, self._true_column(hour), self.chemistry.hour(hour)
+        )
+        out.flags.writeable = False  # shared, as the surface truth
+        return out
+
+    @cached(maxsize=8)
+    def _log_truth_aloft(self, species: str, hour: int, level: float) -> np.ndarray:
+        return np.log(np.maximum(self._truth_aloft(species, hour, level), np.float32(1e-3)))
+
+    def truth(self, species: str, valid: datetime, level: float = 0) -> np.ndarray:
+        """The hidden true concentration (µg/m3) at a valid hour: (lat, lon) float32; `level` metres above
+        ground (0, the default: the surface field, as it always was)."""
+        species, hour, z = _species(species), hour_index(valid), aloft.check_level(level)
+        return self._truth(species, hour) if z == 0 else self._truth_aloft(species, hour, z)
+
+    @cached(maxsize=2)
+    def _states(self, species: str, anchor: int) -> np.ndarray:
+        """The members' own analysis states at an anchor hour (surface), shared by every level."""
+        return self.ensemble.states(species, anchor)
 
     @cached(maxsize=12)
     def _log_background(self, species: str, anchor: int) -> np.ndarray:
         """Log of the median of the members' own analysis states at an anchor hour."""
-        return np.log(np.maximum(member_median(self.ensemble.states(species, anchor)), np.float32(1e-3)))
+        return np.log(np.maximum(member_median(self._states(species, anchor)), np.float32(1e-3)))
+
+    @cached(maxsize=8 * (len(LEVELS_M) - 1))  # 2 anchors × 4 species × the levels above ground
+    def _log_background_aloft(self, species: str, anchor: int, level: float) -> np.ndarray:
+        """Log of the median of the members' analysis states at `level` metres, each lifted through its own
+        boundary layer (the true one with its bias)."""
+        column = aloft.Column(self.ensemble.state_log_heights(anchor))
+        hc, scale = self.chemistry.hour(anchor), self.ensemble.background_scale(species)
+        states = aloft.aloft(species, self._states(species, anchor), level, column, hc, scale)
+        return np.log(np.maximum(member_median(states), np.float32(1e-3)))
 
     @cached(maxsize=8)
     def background(self, species: str, hour: int) -> np.ndarray:
@@ -127,6 +161,7 @@ class SyntheticGenerator:
             else low + np.float32(w) * (self._log_background(species, first + BACKGROUND_STEP) - low)
         )
 
+    @cached(maxsize=12)
     def _analysis_error(self, species: str, hour: int, analysis: str) -> np.ndarray:
         k, purpose = SPECIES_NAMES.index(species), f"error-{analysis}"
         anchor, w = divmod(hour, ERROR_STEP)
@@ -149,18 +184,44 @@ class SyntheticGenerator:
         log_value += sigma * self._analysis_error(species, hour, analysis)
         return np.exp(log_value, out=log_value)
 
-    def analysis(self, species: str, valid: datetime, kind: str = "analysis") -> np.ndarray:
+    @cached(maxsize=8)
+    def _background_aloft(self, species: str, hour: int, level: float) -> np.ndarray:
+        """`background` at `level` metres."""
+        first = hour - hour % BACKGROUND_STEP
+        w = (hour - first) / BACKGROUND_STEP
+        low = self._log_background_aloft(species, first, level)
+        if w == 0:
+            return low
+        high = self._log_background_aloft(species, first + BACKGROUND_STEP, level)
+        return low + np.float32(w) * (high - low)
+
+    @cached(maxsize=12)
+    def _analysis_aloft(self, species: str, hour: int, analysis: str, level: float) -> np.ndarray:
+        """`_analysis` at `level` metres: the surface stations pull it less (`levels.pull_aloft`), and the
+        observations' error shrinks with the pull as at the surface (the same error field, vertically
+        coherent)."""
+        rho = self._pull(species, analysis)[0] * np.float32(aloft.pull_aloft(level))
+        sigma = np.float32(ANALYSIS_ERROR[analysis]) * (0.4 + 0.6 * rho / RHO_MAX)
+        log_value = rho * self._log_truth_aloft(species, hour, level)
+        log_value += (1.0 - rho) * self._background_aloft(species, hour, level)
+        log_value += sigma * self._analysis_error(species, hour, analysis)
+        return np.exp(log_value, out=log_value)
+
+    def analysis(self, species: str, valid: datetime, kind: str = "analysis", level: float = 0) -> np.ndarray:
         """An analysis at a valid hour: (lat, lon) float32. `kind`: ``analysis`` (near real time, the
-        default target), ``interim`` or ``validated`` (the reanalyses: more stations, less error).
+        default target), ``interim`` or ``validated`` (the reanalyses: more stations, less error); `level`:
+        metres above ground (0, the default: the surface).
 
         Each member's own analysis state is pulled towards the truth by the observation density of the
         stations that analysis assimilates; the analysis is their median (log-linear between the members'
         3-hourly states) with the observations' own error where they pull it: where stations are sparse, the
-        analysis carries the models' error.
+        analysis carries the models' error. Aloft, the truth and the members' states are lifted through
+        their boundary layers (:mod:`.levels`) and the surface stations pull less (`levels.pull_aloft`).
         """
         if kind not in ANALYSES:
             raise ValueError(f"unknown analysis {kind!r}; expected one of {', '.join(ANALYSES)}")
-        return self._analysis(_species(species), hour_index(valid), kind)
+        species, hour, z = _species(species), hour_index(valid), aloft.check_level(level)
+        return self._analysis(species, hour, kind) if z == 0 else self._analysis_aloft(species, hour, kind, z)
 
     # ------------------------------------------------------------------------------- stations
     def stations(self) -> pd.DataFrame:
@@ -191,9 +252,22 @@ class SyntheticGenerator:
         out.flags.writeable = False
         return out
 
-    def members(self, species: str, run: datetime, lead: int) -> np.ndarray:
-        """(11, lat, lon) float32 member forecasts, NaN rows for missing members."""
-        return self._members(_species(species), run_index(run), check_lead(lead)).copy()
+    @cached(maxsize=1)
+    def _member_column(self, run_day: int, lead: int) -> aloft.Column:
+        return aloft.Column(self.ensemble.forecast_log_heights(run_day, lead))
+
+    def members(self, species: str, run: datetime, lead: int, level: float = 0) -> np.ndarray:
+        """(11, lat, lon) float32 member forecasts, NaN rows for missing members; `level` metres above
+        ground (0, the default: the surface). Aloft each member's surface field is lifted through the
+        boundary layer it ran on: the forecast's, with its own bias and error of the run."""
+        species, run_day, lead = _species(species), run_index(run), check_lead(lead)
+        z = aloft.check_level(level)
+        surface = self._members(species, run_day, lead)
+        if z == 0:
+            return surface.copy()
+        hc = self.chemistry.forecast_hour(run_day, lead)
+        column, scale = self._member_column(run_day, lead), self.ensemble.background_scale(species)
+        return aloft.aloft(species, surface, z, column, hc, scale)
 
     def missing_members(self, run: datetime) -> np.ndarray:
         """(11,) bool: the members missing from a run, the same for every species."""

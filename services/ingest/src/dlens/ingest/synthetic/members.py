@@ -340,6 +340,30 @@ class Ensemble:
         )
         return (MIXING_ERROR_STD * field).astype(np.float32)
 
+    def forecast_log_heights(self, run_day: int, lead: int) -> np.ndarray:
+        """(member, lat, lon) float32: the log boundary-layer height each member runs on at a lead: run
+        `run_day`'s forecast one with the member's own scheme (its bias, `mixing_bias`, and its error in that
+        run, `mixing_error`: what `MIXING_RESPONSE` turns into its surface error). Sets its profile aloft."""
+        log_blh = self.chem.forecast_hour(run_day, lead).hw.log_blh
+        out = np.empty((len(MEMBERS), *log_blh.shape), np.float32)
+        for m, p in enumerate(self.params):
+            np.add(log_blh, np.float32(p.mixing_bias), out=out[m])
+            out[m] += self.mixing_error(m, run_day)
+        return out
+
+    @cached(maxsize=len(SPECIES_NAMES))
+    def background_scale(self, species: str) -> np.ndarray:
+        """(member, 1, 1) float32: each member's free-troposphere background of a species relative to the
+        forecast weather's, exp(its global log bias): what sets the members apart above the boundary layer."""
+        return np.exp(np.array([p.bias[species].global_ for p in self.params], np.float32))[:, None, None]
+
+    def state_log_heights(self, hour: int) -> np.ndarray:
+        """(member, lat, lon) float32: the log boundary-layer height of each member's analysis state at an
+        hour: the true (analysed) one with the member's own bias."""
+        log_blh = self.chem.hour(hour).hw.log_blh
+        bias = np.array([p.mixing_bias for p in self.params], np.float32)[:, None, None]
+        return np.add(log_blh, bias, dtype=np.float32)
+
     @cached(maxsize=len(MEMBERS))
     def noise(self, m: int, run_day: int, lead: int) -> np.ndarray:
         """A member's random error at a lead (unit variance where its skill is average; every species'
