@@ -1,5 +1,5 @@
 """The synthetic generator's levels above ground: the surface unchanged, the shape of the profiles, the
-members' boundary-layer error aloft, the analysis pulled less aloft."""
+members' boundary-layer error aloft, the analysis pulled less aloft, and a multi-level ingest."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from dlens.common.grid import parse_domain
+from dlens.common.layout import FORECASTS
+from dlens.common.reader import StoreReader
+from dlens.common.schema import validate_store
 from dlens.common.species import LEVELS_M, SPECIES_NAMES
+from dlens.common.store import open_store
+from dlens.ingest.cli import main
 from dlens.ingest.synthetic import SyntheticGenerator
 from dlens.ingest.synthetic import levels as aloft
 from dlens.ingest.synthetic.observing import RHO_MAX
@@ -185,3 +190,42 @@ def test_the_analysis_aloft_leans_less_on_the_surface_stations(gen):
             + sigma * gen._analysis_error("no2", hour, "analysis")
         )
         np.testing.assert_allclose(np.log(gen.analysis("no2", valid, "analysis", z)), want, atol=2e-5)
+
+
+# ------------------------------------------------------------------------------------------- ingest
+def test_synthetic_ingest_writes_every_level(tmp_path, ray_cluster, capsys):
+    store = str(tmp_path / "levels.zarr")
+    args = ["--no-progress", "synthetic", "--store", store, "--domain", "tiny", "--start", "2025-07-01"]
+    args += ["--days", "1", "--leads", "0:24:12", "--seed", "3"]
+    assert main([*args, "--levels", "0,37"]) == 2
+    assert "level 37 m is not a CAMS level" in capsys.readouterr().err
+    assert main([*args, "--levels", "1000,0,500"]) == 0
+    assert validate_store(store, deep=True) == []
+    attrs = open_store(store).attrs.asdict()
+    assert attrs["levels"] == [0, 500, 1000] and attrs["provenance"]["aloft"] == aloft.params()
+
+    gen = SyntheticGenerator(parse_domain("tiny"), seed=3)
+    reader = StoreReader(store)
+    run, lead = np.datetime64("2025-07-01T00"), 12
+    valid = datetime(2025, 7, 1, lead)
+    present = ~gen.missing_members(datetime(2025, 7, 1))
+    for sp in ("o3", "no2"):
+        members = reader.members(sp, run, lead)  # (member, level, lat, lon)
+        assert members.shape[1] == 3
+        for vi, z in enumerate((0, 500, 1000)):
+            np.testing.assert_array_equal(
+                members[present, vi], gen.members(sp, datetime(2025, 7, 1), lead, z)[present]
+            )
+            an = reader.analysis(sp, np.datetime64(valid), level=vi)
+            np.testing.assert_array_equal(an, gen.analysis(sp, valid, "analysis", z))
+            validated = reader.analysis(sp, np.datetime64(valid), level=vi, target="validated")
+            np.testing.assert_array_equal(validated, gen.analysis(sp, valid, "validated", z))
+        # a member's error against the analysis aloft is not its surface error
+        err = [
+            np.log(members[present, vi] / reader.analysis(sp, np.datetime64(valid), level=vi))
+            for vi in range(3)
+        ]
+        assert np.abs(err[2] - err[0]).mean() > 0.02
+    # the normalisation covers every level: more values than one level holds
+    norm = open_store(store)[FORECASTS].attrs["normalisation"]["no2"]
+    assert norm["n"] == present.sum() * 3 * 3 * np.prod(parse_domain("tiny").shape)

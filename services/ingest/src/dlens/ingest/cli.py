@@ -20,7 +20,7 @@ from dlens.common.grid import parse_domain
 from dlens.common.lock import StoreLockedError, break_lock, invocation, store_lock
 from dlens.common.logging import get_logger
 from dlens.common.schema import validate_store
-from dlens.common.species import SPECIES_NAMES, parse_leads, parse_species
+from dlens.common.species import LEVELS_M, SPECIES_NAMES, parse_leads, parse_species
 from dlens.common.store import error_line
 
 log = get_logger(__name__)
@@ -184,8 +184,10 @@ def cmd_synthetic(args: argparse.Namespace, store: str) -> int:
     if args.days < 1:
         raise ValueError("--days must be at least 1")
     domain, leads, levels = _spec_args(args)
-    if levels != (0,):
-        raise ValueError("the synthetic generator produces level 0 only: use --levels 0")
+    if unknown := [lv for lv in levels if lv not in LEVELS_M]:
+        raise ValueError(
+            f"level {unknown[0]} m is not a CAMS level: expected some of {','.join(map(str, LEVELS_M))}"
+        )
     seed = args.seed if args.seed is not None else get_settings().seed
     start = datetime.combine(args.start, datetime.min.time())
     req = SyntheticRequest(

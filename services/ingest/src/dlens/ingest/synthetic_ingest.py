@@ -27,6 +27,7 @@ from dlens.common.parallel import FanOutReport, Unit, fan_out
 from dlens.common.species import SPECIES_NAMES
 from dlens.common.writer import FieldWriter, StoreCoordinator, StoreSpec, field_stats, merge_stats
 from dlens.ingest.synthetic import SyntheticGenerator
+from dlens.ingest.synthetic.levels import params as aloft_params
 
 #: Each analysis of the generator and the group it goes to.
 FORECAST_FLOOR = ("n", "weather_sq", "median_sq")
@@ -59,19 +60,20 @@ class SyntheticRequest:
 # ---------------------------------------------------------------------------- worker tasks
 def run_unit(
     store: str, domain: Domain, seed: int, run: datetime, position: int, species: tuple[str, ...],
-    leads: tuple[int, ...], meteo: bool,
+    leads: tuple[int, ...], meteo: bool, levels: tuple[int, ...] = (0,),
 ) -> dict:  # fmt: skip
-    """Write the members of one run for `species`, lead by lead, and (if `meteo`) its meteo predictors;
-    return per species the statistics and the floor sums."""
+    """Write the members of one run for `species` at every level, lead by lead, and (if `meteo`) its meteo
+    predictors; return per species the statistics (over every level) and the floor sums (the surface's)."""
     gen = SyntheticGenerator(domain, seed)
     writer = FieldWriter(store)
     stats = {sp: field_stats(np.empty(0)) for sp in species}
     floor = {sp: dict.fromkeys(FORECAST_FLOOR, 0.0) for sp in species}
     for li, lead in enumerate(leads):
         for sp in species:
-            fields = gen.members(sp, run, lead)
-            writer.write(FORECASTS, sp, (position, li, slice(None), 0), fields)
-            stats[sp] = merge_stats(stats[sp], field_stats(fields))
+            for vi, level in enumerate(levels):
+                fields = gen.members(sp, run, lead, level)
+                writer.write(FORECASTS, sp, (position, li, slice(None), vi), fields)
+                stats[sp] = merge_stats(stats[sp], field_stats(fields))
             if lead % FLOOR_EVERY_H == 0:
                 for key, value in gen.error_floor(sp, run, lead).items():
                     floor[sp][key] += value
@@ -86,28 +88,33 @@ def run_unit(
 
 def day_unit(
     store: str, domain: Domain, seed: int, times: list[datetime], positions: dict[str, list[int | None]],
-    species: tuple[str, ...],
+    species: tuple[str, ...], levels: tuple[int, ...] = (0,),
 ) -> dict:  # fmt: skip
-    """Write one day's hours of the analyses (the groups whose `positions` are not None for an hour) and
-    the observations for `species`; return the statistics per group and species, and the floor sums."""
+    """Write one day's hours of the analyses at every level (the groups whose `positions` are not None for
+    an hour) and the observations (surface) for `species`; return the statistics per group and species (one
+    row per hour, over its levels), and the floor sums (the surface's)."""
     gen = SyntheticGenerator(domain, seed)
     writer = FieldWriter(store)
     stats: dict[str, dict[str, list]] = {path: {sp: [] for sp in species} for path in TARGETS.values()}
     floor = {sp: dict.fromkeys(ANALYSIS_FLOOR, 0.0) for sp in species}
     for k, t in enumerate(times):
         for sp in species:
-            for kind, path in TARGETS.items():
-                pos = positions[path][k]
-                if pos is not None:
-                    field = gen.analysis(sp, t, kind)
-                    writer.write(path, sp, (pos, 0), field)
-                    stats[path][sp].append(field_stats(field))
+            # the floor first: it computes the surface analyses the writes below then find in the cache
+            for key, value in gen.analysis_floor(sp, t).items():
+                floor[sp][key] += value
+            written = {kind: path for kind, path in TARGETS.items() if positions[path][k] is not None}
+            hour_stats = {path: field_stats(np.empty(0)) for path in written.values()}
+            for vi, level in enumerate(levels):  # levels outside: the analyses of a level share its fields
+                for kind, path in written.items():
+                    field = gen.analysis(sp, t, kind, level)
+                    writer.write(path, sp, (positions[path][k], vi), field)
+                    hour_stats[path] = merge_stats(hour_stats[path], field_stats(field))
+            for path, row in hour_stats.items():
+                stats[path][sp].append(row)
             if positions[OBSERVATIONS][k] is not None:
                 writer.write(
                     OBSERVATIONS, sp, (positions[OBSERVATIONS][k], slice(None)), gen.observations(sp, t)
                 )
-            for key, value in gen.analysis_floor(sp, t).items():
-                floor[sp][key] += value
     return {
         "kind": "day",
         "day": times[0].date().isoformat(),
@@ -144,7 +151,7 @@ def ingest_synthetic(req: SyntheticRequest) -> FanOutReport:
         )
         meteo = bool(np.any(m_status[pos] == Status.PENDING))
         if todo or meteo:
-            args = (req.store, domain, seed, run, pos, todo, leads, meteo)
+            args = (req.store, domain, seed, run, pos, todo, leads, meteo, req.spec.levels)
             units.append(Unit(f"run {run:%Y-%m-%d}", run_unit, args))
     for day in _days(times):
         hours = [k for k, t in enumerate(times) if t.date() == day]
@@ -154,7 +161,8 @@ def ingest_synthetic(req: SyntheticRequest) -> FanOutReport:
             for path in time_pos
         }  # fmt: skip
         if any(p is not None for ps in positions.values() for p in ps):
-            args = (req.store, domain, seed, [times[k] for k in hours], positions, req.species)
+            hour_times = [times[k] for k in hours]
+            args = (req.store, domain, seed, hour_times, positions, req.species, req.spec.levels)
             units.append(Unit(f"analyses {day:%Y-%m-%d}", day_unit, args))
 
     floors: dict = dict(coord.root.attrs.get("synthetic", {}).get("floor_sums", {}))
@@ -185,9 +193,10 @@ def ingest_synthetic(req: SyntheticRequest) -> FanOutReport:
     report = fan_out(units, commit, desc="synthetic ingest")
     coord.refresh_normalisation()
     _write_floor(coord, gen.params, floors)
-    coord.update_attrs(
-        "", provenance={"source": "synthetic", "generator": "dlens.ingest.synthetic", "params": gen.params}
-    )
+    provenance = {"source": "synthetic", "generator": "dlens.ingest.synthetic", "params": gen.params}
+    if any(level != 0 for level in req.spec.levels):  # the profile that made the levels above ground
+        provenance["aloft"] = aloft_params()
+    coord.update_attrs("", provenance=provenance)
     return report
 
 
