@@ -20,6 +20,14 @@ from dlens.common.writer import FieldWriter, StoreCoordinator, StoreSpec, field_
 
 #: Typical concentration of each species in the mock store, µg/m³.
 BASE = {"o3": 70.0, "no2": 30.0, "so2": 5.0, "pm10": 25.0}
+#: Change of the mock truth per km of height (the factor at z metres is exp(rate · z / 1000)): O3 grows
+#: with height, the surface-emitted species fall.
+LEVEL_RATE = {"o3": 0.1, "no2": -1.0, "so2": -0.5, "pm10": -0.4}
+
+
+def level_factor(species: str, level: int) -> float:
+    """What the mock truth of `species` is multiplied by at `level` metres (1 at the surface)."""
+    return float(np.exp(LEVEL_RATE[species] * level / 1000.0))
 
 
 @dataclass(frozen=True)
@@ -47,14 +55,23 @@ def build_mock_store(
     seed: int = 0,
     reanalyses: dict[str, float] | None = None,
     meteo: bool = False,
+    levels: Sequence[int] = (0,),
 ) -> StoreSpec:
     """Write analysis (hourly, every valid time) and members for `days` runs into a new store; `reanalyses`:
     the reanalyses to write too (interim, validated), each the analysis times its factor, so that a test
-    tells which target was read; with `meteo` the meteo predictors of every run (`mock_meteo`)."""
-    spec = StoreSpec(parse_domain(domain), tuple(leads), (0,))
+    tells which target was read; with `meteo` the meteo predictors of every run (`mock_meteo`).
+
+    `levels` (metres, ascending, the first 0 by default): at a level above ground the truth is the
+    surface's times `level_factor`, and each member errs on it as at the surface (its bias, and noise from
+    a random stream of its own, so the first level's values never depend on which levels follow)."""
+    levels = tuple(int(v) for v in levels)
+    if not levels or list(levels) != sorted(set(levels)):
+        raise ValueError(f"levels {list(levels)}: expected ascending, distinct heights in metres")
+    spec = StoreSpec(parse_domain(domain), tuple(leads), levels)
     coordinator = StoreCoordinator(url, spec)
     writer = FieldWriter(url)
     rng = np.random.default_rng(seed)
+    rng_aloft = np.random.default_rng([seed, 1])  # the levels after the first draw from their own stream
     nlat, nlon = spec.domain.shape
     yy, xx = np.meshgrid(np.linspace(0, 1, nlat), np.linspace(0, 1, nlon), indexing="ij")
     pattern = 1.0 + 0.5 * np.sin(3 * xx + 1.0) * np.cos(2 * yy)  # smooth, positive, 0.5..1.5
@@ -70,7 +87,10 @@ def build_mock_store(
         t_pos = coordinator.ensure_axis(group, times)
         for species in SPECIES_NAMES:
             for t, pos in zip(times, t_pos):
-                writer.write(group, species, (pos, 0), factor * truth(species, t))
+                for vi, level in enumerate(levels):
+                    writer.write(
+                        group, species, (pos, vi), factor * level_factor(species, level) * truth(species, t)
+                    )
         coordinator.mark(group, t_pos, Status.COMPLETE)
     r_pos = coordinator.ensure_axis(FORECASTS, runs)
     noise = np.array(skill.noise)[:, None, None]
@@ -81,13 +101,16 @@ def build_mock_store(
         for species in SPECIES_NAMES:
             stats = field_stats(np.empty(0))
             for li, lead in enumerate(leads):
-                value = truth(species, run + timedelta(hours=lead))[None]
-                members = value * (1 + bias) + noise * value * rng.standard_normal((len(MEMBERS), nlat, nlon))
-                members *= shared
-                members = np.maximum(members, 0.0)
-                members[absent] = np.nan
-                writer.write(FORECASTS, species, (pos, li, slice(None), 0), members)
-                stats = merge_stats(stats, field_stats(members))
+                surface = truth(species, run + timedelta(hours=lead))[None]
+                for vi, level in enumerate(levels):
+                    value = level_factor(species, level) * surface
+                    draw = (rng if vi == 0 else rng_aloft).standard_normal((len(MEMBERS), nlat, nlon))
+                    members = value * (1 + bias) + noise * value * draw
+                    members *= shared
+                    members = np.maximum(members, 0.0)
+                    members[absent] = np.nan
+                    writer.write(FORECASTS, species, (pos, li, slice(None), vi), members)
+                    stats = merge_stats(stats, field_stats(members))
             status = np.full(len(MEMBERS), Status.COMPLETE, dtype=np.uint8)
             status[absent] = Status.ABSENT
             coordinator.write_stats(FORECASTS, pos, species, stats)
