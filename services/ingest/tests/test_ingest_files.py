@@ -19,6 +19,7 @@ from dlens.common.layout import (
     REANALYSIS_VALIDATED,
     Status,
 )
+from dlens.common.reader import StoreReader
 from dlens.common.schema import validate_store
 from dlens.common.species import MEMBERS
 from dlens.common.store import open_dataset
@@ -222,3 +223,40 @@ def test_reingest_interrupted_part_way_leaves_its_cells_pending_and_a_rerun_comm
     assert (an["ingest_status"].sel(species=["o3", "no2"]) == Status.COMPLETE).all()
     np.testing.assert_array_equal(an["o3"].values, new_an["o3"])
     assert validate_store(str(store), deep=True) == []
+
+
+def test_every_level_of_multi_level_files_lands(tmp_path, ray_cluster, capsys):
+    """A member forecast and the ENSEMBLE analysis of three levels (written 100, 0, 50 m) land at every level
+    of a store created from them (levels ascending), each level's values where they belong; a store that
+    keeps two of them takes those two; one that keeps a level the files lack refuses them."""
+    levels = (100.0, 0.0, 50.0)
+    order = np.argsort(levels)  # file positions of 0, 50, 100 m
+    paths = [
+        str(F.write_ads(tmp_path / "chimere.nc", model="CHIMERE", steps=range(4), levels=levels)),
+        str(F.write_ads(tmp_path / "an.nc", model="ENSEMBLE", kind="analysis", levels=levels)),
+    ]
+    store = tmp_path / "levels.zarr"
+    assert main(["--no-progress", "files", "--store", str(store), *paths]) == 0
+    assert validate_store(str(store), deep=True) == []
+    fc, an = open_dataset(str(store), FORECASTS), open_dataset(str(store), ANALYSIS)
+    assert list(fc["level"].values) == [0, 50, 100] and list(an["level"].values) == [0, 50, 100]
+    for sp in ("o3", "no2"):
+        want = F.expected(sp, 4, levels)[:, order]
+        np.testing.assert_array_equal(fc[sp].isel(run=0).sel(member="chimere").values, want)
+        np.testing.assert_array_equal(an[sp].values, F.expected(sp, 24, levels)[:, order])
+    reader = StoreReader(str(store))
+    hour = np.datetime64("2020-01-01T05", "h")
+    np.testing.assert_array_equal(reader.analysis("no2", hour, level=2), F.expected("no2", 24, levels)[5, 0])
+    assert an.attrs["normalisation"]["o3"]["n"] == 24 * 3 * len(F.LAT) * len(F.LON)
+
+    subset = tmp_path / "subset.zarr"
+    assert main(["--no-progress", "files", "--store", str(subset), "--levels", "0,100", *paths]) == 0
+    fc = open_dataset(str(subset), FORECASTS)
+    assert list(fc["level"].values) == [0, 100]
+    np.testing.assert_array_equal(
+        fc["o3"].isel(run=0).sel(member="chimere").values, F.expected("o3", 4, levels)[:, [1, 0]]
+    )
+    capsys.readouterr()
+    lacking = tmp_path / "lacking.zarr"
+    assert main(["--no-progress", "files", "--store", str(lacking), "--levels", "0,250", *paths]) == 1
+    assert "lacks levels [250] m" in capsys.readouterr().err
