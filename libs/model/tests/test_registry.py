@@ -60,7 +60,15 @@ def test_an_unsafe_model_id_is_refused_before_anything_is_written(tmp_path, mode
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_bundle_writes_its_card_last(tmp_path):
+ONNX_RECORD = {
+    "file": "model.onnx", "opset": 17, "input": {"name": "inputs", "shape": ["batch", 1, "height", "width"]},
+    "output": {"name": "ensemble", "shape": ["batch", 1, "height", "width"]},
+    "check": {"inputs": "seeded random inputs", "max_abs_difference": 1e-7, "tolerance": 1e-4},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("onnx", [None, (b"onnx", ONNX_RECORD)], ids=["weights", "weights-and-onnx"])
+def test_a_bundle_writes_its_card_last(tmp_path, onnx):
     out = tmp_path / "bundle"
     probe = Probe(lambda: sorted(p.name for p in out.iterdir()))
     card = {
@@ -71,8 +79,8 @@ def test_a_bundle_writes_its_card_last(tmp_path):
         "normaliser": {"log1p_mean": {"o3": 3.5}, "log1p_std": {"o3": 0.6}},
     }  # fmt: skip
     with pytest.raises(BrokenOff):
-        write_bundle(ModelEntry("m-1", card), STATE, out, [])
-    assert probe.seen == sorted(f for f in FILES if f != CARD)
+        write_bundle(ModelEntry("m-1", card), STATE, out, [], onnx)
+    assert probe.seen == sorted([f for f in FILES if f != CARD] + (["model.onnx"] if onnx else []))
     assert not (out / CARD).exists()
 
 

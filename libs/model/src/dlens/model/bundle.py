@@ -8,6 +8,8 @@ A bundle is a directory (local or s3://) that needs no store registry:
     config.yaml           the training config, as a person would edit it
     normalisation.json    the per-species log1p mean and standard deviation of the inputs
     README.md             the model card: what it does, its data, its scores, its intended use and limits
+    model.onnx            with `dlens-train export --onnx`: the network and its head for ONNX Runtime
+                          (dlens.model.onnx_bundle); the card's `onnx` records it and its check
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from safetensors.torch import save_file
 
 from dlens.common.species import SPECIES
 from dlens.common.store import read_file
+from dlens.model.onnx_bundle import ONNX_FILE
 from dlens.model.registry import BUNDLE_WEIGHTS as WEIGHTS
 from dlens.model.registry import ModelEntry, read_card
 
@@ -35,12 +38,22 @@ TARGET_NAMES = {
 }
 
 
-def write_bundle(entry: ModelEntry, state_dict: dict[str, torch.Tensor], out: Path, test: list[dict]) -> Path:
-    """Write the bundle of `entry` into the new directory `out`; `test`: its test scores (may be empty)."""
+def write_bundle(
+    entry: ModelEntry,
+    state_dict: dict[str, torch.Tensor],
+    out: Path,
+    test: list[dict],
+    onnx: tuple[bytes, dict] | None = None,
+) -> Path:
+    """Write the bundle of `entry` into the new directory `out`; `test`: its test scores (may be empty);
+    `onnx`: `model.onnx` and the card's record of it (None: no ONNX file)."""
     out.mkdir(parents=True, exist_ok=False)
     tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in state_dict.items()}
     save_file(tensors, str(out / WEIGHTS), metadata={"model_id": entry.model_id})
     card = {**entry.card, "test_scores": test}
+    if onnx is not None:
+        (out / ONNX_FILE).write_bytes(onnx[0])
+        card["onnx"] = onnx[1]
     (out / "config.yaml").write_text(yaml.safe_dump(entry.card["config"], sort_keys=False))
     (out / "normalisation.json").write_text(json.dumps(entry.card["normaliser"], indent=2))
     (out / "README.md").write_text(model_card(card))
@@ -136,4 +149,20 @@ def model_card(card: dict) -> str:
         "`dlens.model.registry.load_model` load them in Python.",
         "",
     ]
+    if "onnx" in card:
+        onnx, check = card["onnx"], card["onnx"]["check"]
+        lines += [
+            f"`{onnx['file']}` (ONNX opset {onnx['opset']}) is the network with its head, for ONNX Runtime "
+            f"without torch: input `{onnx['input']['name']}` {_shape(onnx['input']['shape'])}, the assembled "
+            f"inputs in `input_channels`' order; output `{onnx['output']['name']}` "
+            f"{_shape(onnx['output']['shape'])}, the normalised ensemble (`normalisation.json` gives µg/m³). "
+            f"ONNX Runtime gave torch's output within {check['max_abs_difference']:.2g} on "
+            f"{check['inputs']} (tolerance {check['tolerance']:.2g}); "
+            "`dlens.model.onnx_bundle.OnnxEnsemble` runs it.",
+            "",
+        ]
     return "\n".join(lines)
+
+
+def _shape(shape: list) -> str:
+    return "(" + ", ".join(map(str, shape)) + ")"
