@@ -1,11 +1,13 @@
 """`dlens-train`: train DL-ENS models on the store, list the registry, write predictions.
 
-Exit status: 0 done; 1 training or prediction failed; 2 bad arguments, config or store (one line).
+Exit status: 0 done; 1 training, prediction or the ONNX export's check failed; 2 bad arguments, config or
+store (one line).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import date
 from pathlib import Path
@@ -17,6 +19,8 @@ from dlens.common.lock import StoreLockedError, invocation, store_lock
 from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBER_GROUPS, parse_members
 from dlens.common.store import error_line
+from dlens.model.bundle import CARD
+from dlens.model.onnx_bundle import ONNX_FILE
 from dlens.model.registry import entries
 from dlens.train.config import load_config
 from dlens.train.export import export
@@ -63,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     export_.add_argument("--store", help="local path or s3://bucket/prefix (default: DLENS_STORE)")
     export_.add_argument("--model", default="latest", help="a model id or 'latest'")
     export_.add_argument("--out", required=True, type=Path, help="the bundle's directory (must not exist)")
+    export_.add_argument(
+        "--onnx", action="store_true",
+        help="also model.onnx (architectures mfai exports: HalfUNet, Segformer, UNet), checked against torch "
+        "with ONNX Runtime",
+    )  # fmt: skip
     return parser
 
 
@@ -142,8 +151,11 @@ def cmd_predict(args: argparse.Namespace, store: str) -> int:
 
 
 def cmd_export(args: argparse.Namespace, store: str) -> int:
-    model_id, out = export(store, args.model, args.out)
+    model_id, out = export(store, args.model, args.out, args.onnx)
     print(f"bundle: {out} (model {model_id}; dlens-serve run --store S --bundle {out})")
+    if args.onnx:
+        check = json.loads((out / CARD).read_text())["onnx"]["check"]
+        print(f"onnx: {out / ONNX_FILE} (ONNX Runtime within {check['max_abs_difference']:.2g} of torch)")
     return 0
 
 
