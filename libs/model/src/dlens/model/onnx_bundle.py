@@ -10,7 +10,6 @@ The card's `onnx` entry records the file, the opset, the names and shapes, and t
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime
 
 from dlens.common.store import read_file
 
@@ -23,6 +22,8 @@ class OnnxEnsemble:
     """An ONNX export of a model on ONNX Runtime (CPU by default): assembled inputs → normalised ensemble."""
 
     def __init__(self, model: bytes, providers: tuple[str, ...] = ("CPUExecutionProvider",)):
+        import onnxruntime  # here: bundle.py reads ONNX_FILE, and serve need not load ONNX Runtime
+
         self.session = onnxruntime.InferenceSession(model, providers=list(providers))
 
     @classmethod
