@@ -78,22 +78,32 @@ def variant_config(args: argparse.Namespace, start: datetime, variant: str) -> d
     return config
 
 
-def fit_variant(args: argparse.Namespace, start: datetime, variant: str, store: str, workdir: Path,
-                timings: dict) -> str:  # fmt: skip
-    """The model id of a variant, fitted here unless `workdir` holds one of the same config."""
-    folder = workdir / variant
+def fit_config(config: dict, name: str, store: str, workdir: Path, timings: dict) -> str:
+    """The model id of `config` (fitted in `workdir`/`name`), fitted here unless that folder holds a model of
+    the same config."""
+    folder = workdir / name
     folder.mkdir(parents=True, exist_ok=True)
     config_path, fitted = folder / "train.yaml", folder / "model-id"
-    text = yaml.safe_dump(variant_config(args, start, variant), sort_keys=False)
+    text = yaml.safe_dump(config, sort_keys=False)
     if fitted.exists() and config_path.exists() and config_path.read_text() == text:
         print(f"reusing model {fitted.read_text()} of {folder} (same config; delete the folder to refit)")
         return fitted.read_text()
     fitted.unlink(missing_ok=True)
     config_path.write_text(text)
-    out = step(f"fit {variant}", [str(BIN / "dlens-train"), "--no-progress", "fit", "--store", store,
-                                  "--config", str(config_path), "--storage", str(folder / "ray")], timings)  # fmt: skip
+    out = step(f"fit {name}", [str(BIN / "dlens-train"), "--no-progress", "fit", "--store", store,
+                               "--config", str(config_path), "--storage", str(folder / "ray")], timings)  # fmt: skip
     fitted.write_text(re.search(r"model: (\S+)", out).group(1))
     return fitted.read_text()
+
+
+def ingest_fold(args: argparse.Namespace, start: datetime, store: str, timings: dict) -> None:
+    """The fold's synthetic store, from `LEAD_IN_DAYS` before its first training run to its last test run's
+    last lead (a no-op where it is complete)."""
+    days = LEAD_IN_DAYS + args.train_days + args.validation_days + args.test_days + 2 * args.gap_days
+    first = start - timedelta(days=LEAD_IN_DAYS)
+    step("ingest", [str(BIN / "dlens-ingest"), "--no-progress", "synthetic", "--store", store,
+                    "--start", f"{first:%Y-%m-%d}", "--days", str(days), "--domain", args.domain,
+                    "--leads", LEADS, "--seed", str(args.seed)], timings)  # fmt: skip
 
 
 def ablation_rows(metrics: dict, products: dict[str, str], species: list[str], fold: str) -> list[dict]:
@@ -235,14 +245,10 @@ def run_fold(args: argparse.Namespace, start: datetime, fold: str, workdir: Path
     store = str(workdir / "store.zarr")
     config = variant_config(args, start, "members")
     test_start = datetime.strptime(config["data"]["test"]["start"], "%Y-%m-%d")
-    days = LEAD_IN_DAYS + args.train_days + args.validation_days + args.test_days + 2 * args.gap_days
-    first = start - timedelta(days=LEAD_IN_DAYS)
     timings: dict[str, float] = {}
     print(f"\n== fold {fold}: training from {start:%Y-%m-%d}, test {config['data']['test']}", flush=True)
-    step("ingest", [str(BIN / "dlens-ingest"), "--no-progress", "synthetic", "--store", store,
-                    "--start", f"{first:%Y-%m-%d}", "--days", str(days), "--domain", args.domain,
-                    "--leads", LEADS, "--seed", str(args.seed)], timings)  # fmt: skip
-    models = {v: fit_variant(args, start, v, store, workdir, timings) for v in VARIANTS}
+    ingest_fold(args, start, store, timings)
+    models = {v: fit_config(variant_config(args, start, v), v, store, workdir, timings) for v in VARIANTS}
     test = ["--start", f"{test_start:%Y-%m-%d}", "--days", str(args.test_days)]
     for variant, model_id in models.items():
         step(f"predict {variant}", [str(BIN / "dlens-train"), "--no-progress", "predict", "--store", store,

@@ -30,6 +30,9 @@ BENCHMARKS: dict[str, list[str]] = {
     "train_throughput": ["bench/train_throughput.py"],
     "serve": ["bench/serve.py"],
     "serve_failover": ["bench/serve_failover.py"],
+    # the ablation and the one-or-many comparison share their stores and members-only models
+    "predictors": ["bench/predictors.py", "--workdir", "data/bench-phase2"],
+    "models": ["bench/models.py", "--workdir", "data/bench-phase2"],
 }
 
 

@@ -1,10 +1,12 @@
-"""bench/predictors.py's rows, gains, Holm verdicts and targets, from an evaluate metrics file made by hand."""
+"""bench/predictors.py's rows, gains, Holm verdicts and targets, and bench/models.py's comparison, from evaluate
+metrics made by hand."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dlens.testing.scripts import load_script
@@ -86,3 +88,25 @@ def test_without_significance_every_verdict_is_not_significant(bench):
     bench.judge(rows)
     assert {v for r in rows for v in r["verdict_strongest"].values()} == {"n.s."}
     assert bench.summary(rows)["targets"]["all_beats_strongest_everywhere_holm"] is False
+
+
+def test_one_model_against_one_per_species_at_the_proof_of_concepts_leads():
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        bench = load_script(REPO / "bench" / "models.py")
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    rmse = {"dlens-one": 10.0, "dlens-own": 8.0} | {name: 12.0 for name in bench.BASELINES} | {"emos": 9.0}
+    continuous = [
+        {"product": product, "species": "o3", "lead": lead, "rmse": value + lead / 100, "region": "domain",
+         "season": "all"}
+        for product, value in rmse.items() for lead in (12, 36)
+    ] + [{"product": "dlens-one", "species": "o3", "lead": None, "rmse": 99.0, "region": "domain", "season": "all"}]  # fmt: skip
+    rows = bench.comparison_rows({"continuous": continuous}, "dlens-one", {"o3": "dlens-own"}, [12, 36], "f")
+    assert [(r["lead"], r["strongest"]) for r in rows] == [(12, "emos"), (36, "emos")]
+    assert rows[1]["own_over_one"] == pytest.approx(8.36 / 10.36)
+    assert rows[0]["one_over_strongest"] == pytest.approx(10.12 / 9.12)
+    result = bench.summary(rows)
+    assert result["one_better_rows"] == 0 and result["own_beats_strongest_rows"] == 2
+    assert result["by_species"]["o3"] == pytest.approx(np.mean([8.12 / 10.12, 8.36 / 10.36]))
+    assert "| f | o3 | 12 | 10.12 | 8.12 | 12.12 | emos 9.12 | 0.802 |" in bench.markdown_table(rows)
