@@ -33,6 +33,9 @@ def write(tmp_path, change) -> Path:
         (lambda r: r["data"]["test"].update(start="2025-07-12"), "the validation and test periods overlap"),
         (lambda r: r["model"].update(architecture="ResNet"), "architecture"),
         (lambda r: r["data"]["train"].update(end="2025-06-01"), "ends (2025-06-01) before it starts"),
+        (lambda r: r["data"].update(levels=[500, 0]), "levels [500, 0]: expected distinct heights"),
+        (lambda r: r["data"].update(levels=[0, 0]), "levels [0, 0]: expected distinct heights"),
+        (lambda r: r["data"].update(levels=[]), "levels []: expected distinct heights"),
     ],
 )
 def test_mistakes_name_the_problem(tmp_path, change, message):

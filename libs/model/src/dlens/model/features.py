@@ -1,12 +1,14 @@
 """Model inputs from raw fields (DESIGN §7): normalisation, channels, time encodings (train and serve).
 
 Concentrations go through z = (log1p(x) − μ) / σ with μ, σ the per-species log1p statistics the
-ingest stored in the `forecasts` group's `normalisation` attribute. Per species the channels are:
-the 11 members (0 where absent), their presence mask, the median and the spread of the members
-present. Then static fields and time encodings, then the phase-two predictors switched on
-(`dlens.model.predictors`): the member statistics, then the channels the data loader encodes. The data
-loader delivers the normalised members and those encoded channels; presence, median, spread, statistics and
-the constant channels are assembled in batches where the model runs.
+ingest stored in the `forecasts` group's `normalisation` attribute. Per variable block (a species at one
+level, `blocks`: species by species, each at the model's levels in ascending order; a surface model has one
+block per species) the channels are: the 11 members (0 where absent), their presence mask, the median and
+the spread of the members present. Then static fields and time encodings, then the phase-two predictors
+switched on (`dlens.model.predictors`): the member statistics (per block), then the channels the data loader
+encodes (surface fields). The data loader delivers the normalised members and those encoded channels;
+presence, median, spread, statistics and the constant channels are assembled in batches where the model runs.
+A species' normalisation is shared by its levels.
 """
 
 from __future__ import annotations
@@ -21,6 +23,22 @@ from dlens.model.predictors import METEO_NAMES, Predictors, encoded_names, stati
 
 #: Time encodings appended after the per-species channels.
 TIME_CHANNELS = ("lead", "hour_sin", "hour_cos", "doy_sin", "doy_cos")
+#: The levels of a surface model (metres): its channels carry no level in their names.
+SURFACE = (0,)
+
+
+def blocks(species: tuple[str, ...], levels: tuple[int, ...] = SURFACE) -> list[tuple[str, int]]:
+    """The model's variable blocks, in channel and output order: (species, level in metres), species by
+    species, each at every level of `levels`."""
+    return [(sp, level) for sp in species for level in levels]
+
+
+def block_labels(species: tuple[str, ...], levels: tuple[int, ...] = SURFACE) -> tuple[str, ...]:
+    """The name of each block in the channel names: the species alone for a surface model (its channels are
+    those of a model from before the levels), else `<species>@<level>m` (e.g. `o3@500m`)."""
+    if tuple(levels) == SURFACE:
+        return tuple(species)
+    return tuple(f"{sp}@{level}m" for sp, level in blocks(species, levels))
 
 
 @dataclass(frozen=True)
@@ -46,25 +64,50 @@ class Normaliser:
         return np.expm1(z * self.log1p_std[species] + self.log1p_mean[species]).clip(min=0.0)
 
 
+def level_positions(
+    levels: tuple[int, ...], stored: tuple[int, ...], where: str = "the store"
+) -> tuple[int, ...]:
+    """The positions of `levels` (metres) on a store's level axis `stored`; ValueError naming the levels
+    that `where` (the store) lacks."""
+    missing = [level for level in levels if level not in stored]
+    if missing:
+        raise ValueError(
+            f"levels {', '.join(map(str, missing))} m are not in {where} "
+            f"(it has {', '.join(map(str, stored))} m)"
+        )
+    return tuple(list(stored).index(level) for level in levels)
+
+
+def level_blocks(members: np.ndarray, positions: tuple[int, ...]) -> np.ndarray:
+    """Members (species, member, level, H, W) at the store's level `positions` as blocks (species × level,
+    member, H, W): species by species, each at those levels in order (`features.blocks`)."""
+    picked = members[:, :, list(positions)]  # (species, member, level, H, W)
+    return np.ascontiguousarray(picked.swapaxes(1, 2).reshape(-1, *picked.shape[1:2], *picked.shape[3:]))
+
+
 def channel_names(
     species: tuple[str, ...],
     static: tuple[str, ...],
     predictors: Predictors | None = None,
     meteo_names: tuple[str, ...] = METEO_NAMES,
+    levels: tuple[int, ...] = SURFACE,
 ) -> list[str]:
-    """The input channels, in order (`meteo_names`: the meteo variables of the model's meteo predictors)."""
+    """The input channels, in order (`meteo_names`: the meteo variables of the model's meteo predictors;
+    `levels`: the model's levels, whose blocks carry the member channels and their statistics)."""
     names = []
-    for sp in species:
-        names += [f"{sp}:{m}" for m in MEMBERS] + [f"{sp}:present:{m}" for m in MEMBERS]
-        names += [f"{sp}:median", f"{sp}:spread"]
+    labels = block_labels(species, levels)
+    for label in labels:
+        names += [f"{label}:{m}" for m in MEMBERS] + [f"{label}:present:{m}" for m in MEMBERS]
+        names += [f"{label}:median", f"{label}:spread"]
     names += [f"static:{s}" for s in static] + [f"time:{t}" for t in TIME_CHANNELS]
     if predictors is not None:
-        names += statistics_names(species, predictors) + encoded_names(species, predictors, meteo_names)
+        names += statistics_names(labels, predictors) + encoded_names(species, predictors, meteo_names)
     return names
 
 
 def normalise_members(members: np.ndarray, species: tuple[str, ...], normaliser: Normaliser) -> np.ndarray:
-    """Raw members (species, member, H, W) → normalised float32, NaN where a member is absent."""
+    """Raw members (species, member, H, W) → normalised float32, NaN where a member is absent; `species`
+    names the species of each row (for blocks of several levels, each species once per level)."""
     z = np.stack([normaliser.forward(sp, members[k]) for k, sp in enumerate(species)])
     z[~np.isfinite(members)] = np.nan
     return z
@@ -120,7 +163,8 @@ def assemble_inputs(
     quantiles: tuple[float, ...] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Model inputs (batch, C, H, W) in `channel_names` order and the normalised median (batch, species,
-    H, W), from normalised members (batch, species, member, H, W; NaN where absent), static fields
+    H, W), from normalised members (batch, species, member, H, W; NaN where absent; "species" are the
+    model's blocks, `blocks`, for a model of several levels), static fields
     (batch, C_static, H, W), time encodings (batch, 5) and, for a model with phase-two predictors, the
     channels the loader encoded (batch, C_encoded, H, W) and the quantiles of the member statistics (None:
     no statistics). Batched tensor work: it runs where the model runs (on the GPU in training), not in the

@@ -1,7 +1,8 @@
 """How a backbone's outputs become the ensemble: a correction to the median, or a mixture of the members.
 
 Both read the per-species blocks of the inputs (features.channel_names): the normalised members, their
-presence and the median of those present.
+presence and the median of those present. A model of several levels has one block per species and level
+(`features.blocks`), and its head works on each block alone: "species" below counts blocks.
 """
 
 from __future__ import annotations

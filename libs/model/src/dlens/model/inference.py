@@ -25,7 +25,8 @@ def model_inputs(
     quantiles: tuple[float, ...] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs (batch, C, H, W), normalised median (batch, species, H, W)) on `device` from raw members
-    (batch, species, member, H, W; NaN where absent), static channels (C_static, H, W), leads and valid
+    (batch, species, member, H, W; NaN where absent; `species`: the species of each row, the model's
+    `block_species` for a model of several levels), static channels (C_static, H, W), leads and valid
     times, and for a model with phase-two predictors their encoded channels (batch, C_encoded, H, W) and the
     quantiles of its member statistics (None: none)."""
     z = np.stack([normalise_members(sample, species, normaliser) for sample in members])
@@ -47,11 +48,12 @@ def ensemble(
     encoded: np.ndarray | None = None,
     tiling: Tiling | None = None,
 ) -> np.ndarray:
-    """DL-ENS fields (batch, species, H, W) in µg/m³ from raw members (batch, species, member, H, W; NaN
-    where a member is absent), the static channels (C, H, W), each sample's lead and valid time and, for a
-    model with phase-two predictors, their channels (batch, C, H, W) from `entry.encoder`; on overlapping
-    tiles where `tiling` is given (`dlens.model.tiling`), or where the model is built for one shape and the
-    field is larger (tiles of that shape), else the whole field at once.
+    """DL-ENS fields (batch, block, H, W) in µg/m³ from raw members (batch, block, member, H, W; NaN where a
+    member is absent; the blocks are `entry.blocks`: one per species for a model of one level, one per species
+    and level otherwise), the static channels (C, H, W), each sample's lead and valid time and, for a model
+    with phase-two predictors, their channels (batch, C, H, W) from `entry.encoder`; on overlapping tiles
+    where `tiling` is given (`dlens.model.tiling`), or where the model is built for one shape and the field is
+    larger (tiles of that shape), else the whole field at once.
 
     Runs where the model's parameters are: on a GPU under bf16 autocast; on the CPU without oneDNN, whose
     kernels change with the batch size (1.8e-4 µg/m³ on the demo model), so that a field does not depend on
@@ -66,7 +68,7 @@ def ensemble(
     device = next(model.parameters()).device
     quantiles = entry.predictors.statistics_quantiles
     inputs, _ = model_inputs(
-        members, entry.species, entry.normaliser, static, leads, valid_times, device, encoded, quantiles
+        members, entry.block_species, entry.normaliser, static, leads, valid_times, device, encoded, quantiles
     )
     tiling = model_tiling(entry.fixed_shape, members.shape[-2:], tiling)
     on_gpu = device.type == "cuda"
@@ -78,7 +80,7 @@ def ensemble(
         out = (
             (model(inputs) if tiling is None else tiled_forward(model, inputs, tiling)).float().cpu().numpy()
         )
-    fields = [entry.normaliser.inverse(sp, out[:, k]) for k, sp in enumerate(entry.species)]
+    fields = [entry.normaliser.inverse(sp, out[:, k]) for k, sp in enumerate(entry.block_species)]
     return np.stack(fields, axis=1).astype(np.float32)
 
 

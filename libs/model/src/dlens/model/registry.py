@@ -1,12 +1,13 @@
 """The model registry in the store: `models/<id>/` holds `weights.pt` and `model.json` (DESIGN §3);
 entries can also come from bundles (`dlens.model.bundle`: safetensors weights beside the card).
 
-`weights.pt` is a plain state_dict, loaded with `weights_only=True` (no code runs on load); `model.json`
-(the model card) holds the training config, the normalisation, the data periods, the input channels and
-shape, the code version and the validation scores, and `predictors` the phase-two predictors on, their
-channels and their normalisation (an entry from before them has none: it reads none). It is written last
-and marks the entry complete: an entry without it is not listed. Train writes entries; predict and serve
-read them by id or `latest`.
+`weights.pt` is a plain state_dict, loaded with `weights_only=True` (no code runs on load); `model.json` (the
+model card) holds the training config, the normalisation, the data periods, the input channels and shape, the
+code version and the validation scores, and `predictors` the phase-two predictors on, their channels and their
+normalisation (an entry from before them has none: it reads none). The config's `data.levels` are the levels
+the model reads and predicts (an entry from before them: level 0 alone). It is written last and marks the
+entry complete: an entry without it is not listed. Train writes entries; predict and serve read them by id or
+`latest`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from safetensors.torch import load as load_safetensors
 from dlens.common.layout import check_name
 from dlens.common.store import list_directory, read_file, write_file
 from dlens.model.architectures import FIXED_SHAPE, SpatialNorm, build_ensemble_model, spatial_norm
-from dlens.model.features import Normaliser, channel_names
+from dlens.model.features import SURFACE, Normaliser, blocks, channel_names
 from dlens.model.head import EnsembleModel
 from dlens.model.predictors import PredictorEncoder, Predictors, Standardisation
 
@@ -50,6 +51,32 @@ class ModelEntry:
         """The lead hours the model was trained on (None: every lead of its store)."""
         leads = self.card["config"]["data"].get("leads")
         return None if leads is None else tuple(leads)
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        """The levels (metres, ascending) the model reads the members of and predicts; (0,) for a card from
+        before the levels."""
+        return tuple(int(v) for v in self.card["config"]["data"].get("levels", SURFACE))
+
+    @property
+    def blocks(self) -> list[tuple[str, int]]:
+        """The model's (species, level) blocks, in input and output order (`features.blocks`)."""
+        return blocks(self.species, self.levels)
+
+    @property
+    def block_species(self) -> tuple[str, ...]:
+        """The species of each block (the normalisation each block's members and output go through)."""
+        return tuple(sp for sp, _ in self.blocks)
+
+    def block(self, species: str, level: int) -> int:
+        """The index of (species, level) among `blocks`; ValueError naming what the model predicts."""
+        if species not in self.species:
+            raise ValueError(f"model {self.model_id} predicts {', '.join(self.species)}, not {species}")
+        if level not in self.levels:
+            raise ValueError(
+                f"model {self.model_id} predicts levels {', '.join(map(str, self.levels))} m, not {level} m"
+            )
+        return self.blocks.index((species, level))
 
     @property
     def normaliser(self) -> Normaliser:
@@ -80,10 +107,12 @@ class ModelEntry:
         )
 
     def check_inputs(self) -> None:
-        """ValueError unless the input channels rebuilt from the card (species, static fields, predictors and
-        their meteo variables) are its `input_channels`: the inputs predict and serve assemble are the ones
-        the model was trained on."""
-        rebuilt = channel_names(self.species, self.static_names, self.predictors, self.meteo_names)
+        """ValueError unless the input channels rebuilt from the card (species, levels, static fields,
+        predictors and their meteo variables) are its `input_channels`: the inputs predict and serve assemble
+        are the ones the model was trained on."""
+        rebuilt = channel_names(
+            self.species, self.static_names, self.predictors, self.meteo_names, self.levels
+        )
         recorded = list(self.card["input_channels"])
         if rebuilt != recorded:
             at = next(
@@ -120,7 +149,7 @@ class ModelEntry:
         """The model's architecture and head, randomly initialised."""
         model = self.card["config"]["model"]
         return build_ensemble_model(
-            model["architecture"], model.get("settings"), model["head"], len(self.species),
+            model["architecture"], model.get("settings"), model["head"], len(self.blocks),
             len(self.card["input_channels"]), tuple(self.card["input_shape"]),
         )  # fmt: skip
 

@@ -45,12 +45,17 @@ class Period(_Strict):
 
 
 class DataConfig(_Strict):
-    """What the model sees: species, leads, periods split by date, member dropout, predictors."""
+    """What the model sees: species, leads, levels, periods split by date, member dropout, predictors."""
 
     species: tuple[str, ...] = Field(
         SPECIES_NAMES, description="species the model corrects, all read together"
     )
     leads: tuple[int, ...] | None = Field(None, description="lead hours; default every lead of the store")
+    levels: tuple[int, ...] = Field(
+        (0,),
+        description="levels in metres, ascending, each in the store: one, a model of that level; several, "
+        "the levels as channels (one block per species and level)",
+    )
     train: Period = Field(description="runs the model learns from")
     validation: Period = Field(description="runs that pick the best epoch")
     test: Period = Field(description="runs held out for the evaluation (dlens-train predict, dlens-evaluate)")
@@ -74,6 +79,13 @@ class DataConfig(_Strict):
         unknown = [s for s in value if s not in SPECIES_NAMES]
         if unknown or not value:
             raise ValueError(f"unknown species {unknown}; expected a subset of {list(SPECIES_NAMES)}")
+        return value
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or list(value) != sorted(set(value)) or min(value) < 0:
+            raise ValueError(f"levels {list(value)}: expected distinct heights in metres (≥ 0), ascending")
         return value
 
     @model_validator(mode="after")

@@ -1,5 +1,6 @@
-"""A torch Dataset over the store: one sample per (run, lead) at level 0, all configured species, and the
-phase-two predictors switched on (`data.predictors`).
+"""A torch Dataset over the store: one sample per (run, lead), all configured species at the configured levels
+(`data.levels`, level 0 by default; several levels are blocks of channels, `features.blocks`), and the
+phase-two predictors switched on (`data.predictors`, surface fields whatever the levels).
 
 The sample index is built from the ingest status when the dataset is created; the store itself is
 opened lazily in each process that reads samples (DataLoader workers, Ray Train workers), never
@@ -19,7 +20,14 @@ from torch.utils.data import Dataset
 from dlens.common.layout import AXIS_GROUPS, FORECASTS, STATS, TARGETS
 from dlens.common.reader import StoreReader
 from dlens.common.writer import normalisation
-from dlens.model.features import Normaliser, normalise_members, time_values
+from dlens.model.features import (
+    Normaliser,
+    blocks,
+    level_blocks,
+    level_positions,
+    normalise_members,
+    time_values,
+)
 from dlens.model.predictor_store import missing_predictors, read_predictors, run_predictors
 from dlens.model.predictors import PredictorEncoder, RawPredictors, Standardisation
 from dlens.model.static import STATIC_FIELDS, static_fields
@@ -56,8 +64,8 @@ def static_names(config: DataConfig) -> tuple[str, ...]:
 def drop_members(members: np.ndarray, rate: float, rng: np.random.Generator, keep: int = 3) -> np.ndarray:
     """Members (species, member, H, W) with each present member removed with probability `rate`.
 
-    The same members are dropped for every species (a CTM arrives with all its species), and at least
-    `keep` present members stay.
+    The same members are dropped for every species (a CTM arrives with all its species) and, for blocks of
+    several levels (block, member, H, W), at every level, and at least `keep` present members stay.
     """
     present = np.isfinite(members).reshape(*members.shape[:2], -1).any(axis=(0, 2))
     candidates = np.flatnonzero(present)
@@ -95,6 +103,8 @@ class StoreDataset(Dataset):
         missing = sorted(set(self.leads) - set(reader.spec.leads))
         if missing:
             raise ValueError(f"leads {missing} are not in store {url!r} (it has {list(reader.spec.leads)})")
+        self.level_positions = level_positions(config.levels, reader.spec.levels, f"store {url!r}")
+        self.block_species = tuple(sp for sp, _ in blocks(config.species, config.levels))
         if config.predictors.meteo_change and 0 not in reader.spec.leads:
             raise ValueError(f"meteo_change needs lead 0 in store {url!r} (it has {list(reader.spec.leads)})")
         self.shape = reader.spec.domain.shape
@@ -173,21 +183,23 @@ class StoreDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        """One sample: normalised members (NaN where absent or dropped), static fields, time encodings, the
-        encoded predictors (`predictors.encoded_names`; none: 0 channels), the normalised target and its
-        mask; `features.assemble_inputs` makes the model inputs of a batch."""
+        """One sample: normalised members (block, member, H, W; NaN where absent or dropped), static fields,
+        time encodings, the encoded predictors (`predictors.encoded_names`; none: 0 channels), the normalised
+        target (block, H, W) and its mask; `features.assemble_inputs` makes the model inputs of a batch. The
+        blocks are `features.blocks`: per species, its configured levels."""
         run, lead = self.samples[index]
         species = self.config.species
         members, analysis = self.reader.sample(species, run, lead, target=self.config.target)
-        members = members[:, :, 0]
+        members = level_blocks(members, self.level_positions)
         if self.training and self.config.member_dropout > 0:
             members = drop_members(members, self.config.member_dropout, self.rng)
         valid = run + np.timedelta64(lead, "h")
-        truth = np.stack([field[0] for field in analysis])  # the index holds complete analyses only
-        target = np.stack([self.normaliser.forward(sp, truth[k]) for k, sp in enumerate(species)])
+        # the index holds complete analyses only
+        truth = np.concatenate([field[list(self.level_positions)] for field in analysis])
+        target = np.stack([self.normaliser.forward(sp, truth[k]) for k, sp in enumerate(self.block_species)])
         mask = np.isfinite(truth)
         return {
-            "members": torch.from_numpy(normalise_members(members, species, self.normaliser)),
+            "members": torch.from_numpy(normalise_members(members, self.block_species, self.normaliser)),
             "static": torch.from_numpy(self.static()),
             "time": torch.from_numpy(time_values(lead, valid)),
             "predictors": torch.from_numpy(self.predictors(run, lead, valid)),

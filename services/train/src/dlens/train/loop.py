@@ -19,7 +19,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from dlens.model.architectures import build_ensemble_model
-from dlens.model.features import Normaliser, assemble_inputs, channel_names
+from dlens.model.features import Normaliser, assemble_inputs, blocks, channel_names
 from dlens.model.head import EnsembleModel
 from dlens.model.predictors import Standardisation
 from dlens.train.config import TrainConfig
@@ -30,14 +30,20 @@ CHECKPOINT_FILE = "state.pt"
 
 
 def input_channels(config: TrainConfig) -> list[str]:
-    return channel_names(config.data.species, static_names(config.data), config.data.predictors)
+    data = config.data
+    return channel_names(data.species, static_names(data), data.predictors, levels=data.levels)
+
+
+def block_species(config: TrainConfig) -> tuple[str, ...]:
+    """The species of each of the model's blocks (`features.blocks`: per species, each configured level)."""
+    return tuple(sp for sp, _ in blocks(config.data.species, config.data.levels))
 
 
 def make_model(config: TrainConfig, shape: tuple[int, int], channels: int | None = None) -> EnsembleModel:
     """The configured architecture and head: `channels` inputs (default: `input_channels`) → the normalised
-    ensemble, one channel per species."""
+    ensemble, one channel per species and level (`features.blocks`)."""
     return build_ensemble_model(
-        config.model.architecture, config.model.settings, config.model.head, len(config.data.species),
+        config.model.architecture, config.model.settings, config.model.head, len(block_species(config)),
         channels or len(input_channels(config)), shape,
     )  # fmt: skip
 
@@ -74,7 +80,7 @@ def train_loop(params: dict) -> None:
         model.parameters(), lr=config.optim.learning_rate, weight_decay=config.optim.weight_decay
     )
     autocast = device.type == "cuda"  # bf16 on GPU; full precision on CPU
-    objective = Objective(config.optim.loss, normaliser, config.data.species, device)
+    objective = Objective(config.optim.loss, normaliser, block_species(config), device)
     quantiles = config.data.predictors.statistics_quantiles
     start = _resume(model, optimiser)
     for epoch in range(start, config.optim.epochs):

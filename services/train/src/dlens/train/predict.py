@@ -10,6 +10,9 @@ later call finds members it did not use (the CAMS timeline delivers the CTMs in 
 that a model trained with predictor dropout went without (the meteo or the analysis arriving late); runs
 whose product already used every member and predictor present are skipped. `members` restricts the inputs
 to a group (e.g. the early six, product `dlens-<id>-early`) to measure what the first delivery is worth.
+
+A model of several levels (`data.levels`) reads the members at each of them and writes its fields there;
+the product is NaN at the store's other levels (and at the leads the model was not trained on).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dlens.common.parallel import FanOutReport, Unit, fan_out
 from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBER_GROUPS, MEMBERS, SPECIES_NAMES
 from dlens.common.writer import FieldWriter, StoreCoordinator
+from dlens.model.features import level_blocks, level_positions
 from dlens.model.inference import ensemble
 from dlens.model.predictor_store import missing_predictors, read_predictors, run_predictors
 from dlens.model.predictors import MissingPredictor, PredictorEncoder, RawPredictors
@@ -57,11 +61,12 @@ def predict_unit(
     url: str, model_id: str, product: str, run: str, position: int, members: tuple[str, ...]
 ) -> dict:
     """Predict one run at every lead of the store the model was trained on (all where its config names
-    none), from the usable members, into `product`; return what it used."""
+    none) and each of its levels, from the usable members, into `product`; return what it used."""
     reader = StoreReader(url)
     entry = resolve(url, model_id)
     model = load_model(url, entry)
     species = entry.species
+    positions = level_positions(entry.levels, reader.spec.levels, f"store {url!r}")
     writer = FieldWriter(url)
     t0 = np.datetime64(run, "h")
     # One snapshot of the members present: a member committed meanwhile waits for the next call.
@@ -76,18 +81,25 @@ def predict_unit(
     for start in range(0, len(leads) if any(u.any() for u in used.values()) else 0, LEAD_BATCH):
         batch = leads[start : start + LEAD_BATCH]
         inputs = np.stack(
-            [np.stack([reader.members(sp, t0, lead)[:, 0] for sp in species]) for lead in batch]
-        )
-        for k, sp in enumerate(species):
+            [
+                level_blocks(np.stack([reader.members(sp, t0, lead) for sp in species]), positions)
+                for lead in batch
+            ]
+        )  # (lead, block, member, H, W)
+        for k, sp in enumerate(entry.block_species):
             inputs[:, k, ~used[sp]] = np.nan
         valid = [t0 + np.timedelta64(lead, "h") for lead in batch]
         encoded = np.stack([store_predictors(reader, entry, t0, lead, shared) for lead in batch])
         fields = ensemble(model, entry, inputs, static, batch, valid, encoded, tiling)
         for b, lead in enumerate(batch):
             lead_pos = reader.spec.leads.index(lead)
-            for k, sp in enumerate(species):
+            for sp in species:
                 if used[sp].any():
-                    writer.write(f"products/{product}", sp, (position, lead_pos, 0), fields[b, k])
+                    # every level of the store at once (one chunk): NaN at those the model does not predict
+                    stack = np.full((len(reader.spec.levels), *fields.shape[-2:]), np.nan, np.float32)
+                    for level, at in zip(entry.levels, positions):
+                        stack[at] = fields[b, entry.block(sp, level)]
+                    writer.write(f"products/{product}", sp, (position, lead_pos), stack)
     return {"run": run, "used": {sp: used[sp].tolist() for sp in species}, "predictors": present.tolist()}
 
 
@@ -166,6 +178,11 @@ def predict(
     entry = resolve(url, model_id)
     name = product or product_name(entry.model_id, members)
     reader = StoreReader(url)
+    try:  # before anything is written
+        level_positions(entry.levels, reader.spec.levels, f"store {url!r}")
+    except ValueError as exc:
+        levels = ", ".join(map(str, entry.levels))
+        raise ValueError(f"model {entry.model_id} predicts levels {levels} m: {exc}") from None
     todo = stale_runs(reader, name, entry, runs, members)
     if not todo:
         return name, [], FanOutReport()

@@ -1,8 +1,8 @@
 """Publishing a trained model to the store's registry (`dlens.model.registry` reads it back).
 
-The card (`model.json`) holds the validated training config, the normalisation, the data periods, the
-input channels and shape, the code version, the validation scores, the MLflow run id and the phase-two
-predictors: those on, their channels, their normalisation.
+The card (`model.json`) holds the validated training config, the normalisation, the data periods, the levels
+(also `config.data.levels`), the input channels and shape, the code version, the validation scores, the MLflow
+run id and the phase-two predictors: those on, their channels, their normalisation.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from dlens.common.version import code_version
-from dlens.model.features import Normaliser
+from dlens.model.features import Normaliser, block_labels
 from dlens.model.predictors import Predictors, Standardisation, encoded_names, statistics_names
 from dlens.model.registry import write_entry
 from dlens.train.config import TrainConfig
@@ -41,6 +41,7 @@ def publish(
         "created": created.isoformat(timespec="seconds"),
         "architecture": config.model.architecture,
         "target": config.data.target,
+        "levels": list(config.data.levels),
         "config": config.model_dump(mode="json"),
         "normaliser": {"log1p_mean": normaliser.log1p_mean, "log1p_std": normaliser.log1p_std},
         "input_channels": input_channels(config),
@@ -61,9 +62,10 @@ def predictors_card(config: TrainConfig, standardisation: Standardisation) -> di
     """The card's record of the phase-two predictors: those on, their channels and normalisation."""
     predictors: Predictors = config.data.predictors
     species = config.data.species
+    labels = block_labels(species, config.data.levels)
     return {
         "enabled": list(predictors.enabled),
-        "channels": statistics_names(species, predictors) + encoded_names(species, predictors),
+        "channels": statistics_names(labels, predictors) + encoded_names(species, predictors),
         "analysis_hours_before_run": list(predictors.analysis_hours) if predictors.recent_analysis else [],
         "dropout": predictors.dropout,
         "normalisation": {
