@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -77,8 +78,9 @@ def _size(shape: tuple[int, ...]) -> str:
 
 @dataclass(frozen=True)
 class Sample:
-    """The member fields given at one lead: `fields` (n, H, W) float32 at `slots` (species index, member
-    index). Only what was given crosses to the Predictor, which expands it with `members`."""
+    """The member fields given at one lead: `fields` (n, H, W) float32 at `slots` (block index, member
+    index; the model's blocks, `ModelEntry.blocks`: its species, each at its levels). Only what was given
+    crosses to the Predictor, which expands it with `members`."""
 
     model_id: str
     fields: np.ndarray
@@ -90,15 +92,15 @@ class Sample:
     predictors: np.ndarray  # (C, H, W): the model's encoded predictors (`entry.encoder`; C = 0 without them)
 
     def members(self) -> np.ndarray:
-        """(species, member, H, W) float32, NaN where a member is missing."""
+        """(block, member, H, W) float32, NaN where a member is missing."""
         out = np.full((self.species_count, len(MEMBERS), *self.domain.shape), np.nan, dtype=np.float32)
         for field, slot in zip(self.fields, self.slots):
             out[slot] = field
         return out
 
-    def members_used(self, species_index: int) -> list[str]:
-        """The members given for one species, in member order."""
-        return [MEMBERS[m] for k, m in sorted(self.slots) if k == species_index]
+    def members_used(self, block: int) -> list[str]:
+        """The members given for one block (a species, at a level), in member order."""
+        return [MEMBERS[m] for k, m in sorted(self.slots) if k == block]
 
 
 def utc_naive(run: datetime) -> datetime:
@@ -109,12 +111,23 @@ def utc_naive(run: datetime) -> datetime:
     return run.astimezone(UTC).replace(tzinfo=None) if run.tzinfo is not None else run
 
 
-def check_level(level: int, levels: tuple[int, ...]) -> None:
-    """The models read level 0 of the store (DESIGN §2: year-one scope)."""
-    if level != 0:
-        stored = ", ".join(str(v) for v in levels)
+def check_level(entry: ModelEntry, level: int) -> None:
+    """422 unless the model predicts `level` (metres), naming the levels it predicts."""
+    if level not in entry.levels:
+        levels = ", ".join(map(str, entry.levels))
+        raise unprocessable(f"level {level} m: model {entry.model_id} predicts levels {levels} m only")
+
+
+def check_one_level(entry: ModelEntry, level: int) -> None:
+    """422 unless the model reads one level, `level`: a POST body carries the members of one level, and a
+    model of several reads the members of each (GET /v1/forecast reads them from the store)."""
+    check_level(entry, level)
+    if len(entry.levels) > 1:
+        levels = ", ".join(map(str, entry.levels))
         raise unprocessable(
-            f"level {level} m: the models are trained for level 0 m only (store levels: {stored})"
+            f"model {entry.model_id} reads the members at levels {levels} m together: a request body "
+            "carries one level, so POST /v1/ensemble serves models of one level; GET "
+            "/v1/forecast/{species}?level= reads every level from the store"
         )
 
 
@@ -128,15 +141,21 @@ def make_sample(
     fields: Fields,
     predictors: RawPredictors | None = None,
     lacking: str = "which the request lacks",
+    level: int = 0,
+    other_levels: Mapping[int, Fields] | None = None,
 ) -> Sample:
-    """The model's input for `species` from member fields and the raw predictors; RequestProblem (422) saying
-    what does not fit, or naming a predictor the model needs that is missing (`lacking`: where from)."""
+    """The model's input for `species` at `level` (metres) from member fields at that level (`fields`), at the
+    model's other levels (`other_levels`: level → fields, for a model of several) and the raw predictors;
+    RequestProblem (422) saying what does not fit, or naming a predictor the model needs that is missing
+    (`lacking`: where from)."""
     if species not in entry.species:
         raise unprocessable(f"model {entry.model_id} predicts {', '.join(entry.species)}, not {species}")
+    check_level(entry, level)
+    by_level = {**(other_levels or {}), level: fields}
     if entry.leads is not None and lead not in entry.leads:
         leads = ", ".join(map(str, entry.leads))
         raise unprocessable(f"model {entry.model_id} was trained on leads {leads} h only, not {lead} h")
-    unused = sorted(set(fields) - set(entry.species))
+    unused = sorted({sp for given in by_level.values() for sp in given} - set(entry.species))
     if unused:
         raise unprocessable(
             f"model {entry.model_id} does not read {', '.join(unused)} (it reads {', '.join(entry.species)})"
@@ -156,13 +175,14 @@ def make_sample(
     if too_small:
         architecture = entry.card["config"]["model"]["architecture"]
         raise unprocessable(f"model {entry.model_id} ({architecture}) {too_small} (domain {domain.spec()})")
+    several = len(entry.levels) > 1
     given = [
-        ((k, MEMBERS.index(name)), _checked(field, sp, name, domain))
-        for k, sp in enumerate(entry.species)
-        for name, field in fields.get(sp, {}).items()
+        ((k, MEMBERS.index(name)), _checked(field, f"{sp} at {lv} m" if several else sp, name, domain))
+        for k, (sp, lv) in enumerate(entry.blocks)
+        for name, field in by_level.get(lv, {}).get(sp, {}).items()
         if field is not None
     ]
-    if not any(k == entry.species.index(species) for (k, _), _ in given):
+    if not any(k == entry.blocks.index((species, level)) for (k, _), _ in given):
         raise unprocessable(f"no member of {species} given: at least one is needed")
     valid_time = np.datetime64(utc_naive(run), "h") + np.timedelta64(lead, "h")
     stacked = np.stack([field for _, field in given])
@@ -175,7 +195,7 @@ def make_sample(
         entry.model_id,
         stacked,
         tuple(slot for slot, _ in given),
-        len(entry.species),
+        len(entry.blocks),
         lead,
         valid_time,
         domain,

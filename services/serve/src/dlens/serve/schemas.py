@@ -24,7 +24,11 @@ class EnsembleRequest(BaseModel):
     species: SpeciesName
     run: datetime = Field(description="Forecast run (ISO 8601, UTC), e.g. 2025-07-13T00:00")
     lead: int = Field(ge=0, le=96, description="Lead time in hours")
-    level: int = Field(0, description="Level in metres (the models are trained for level 0)")
+    level: int = Field(
+        0,
+        description="Level in metres of the members given: the level of a model of one level (GET "
+        "/v1/models lists each model's levels; a model of several is served by GET /v1/forecast)",
+    )
     domain: str | None = Field(
         None, description="Named domain (demo, tiny, full) or S,N,W,E cell centres; default: the store's"
     )
@@ -85,6 +89,9 @@ class ModelInfo(BaseModel):
     id: str
     architecture: str
     species: list[str]
+    levels: list[int] = Field(
+        default_factory=lambda: [0], description="The levels in metres the model reads and predicts"
+    )
     created: str
     periods: dict
     validation: dict

@@ -24,6 +24,7 @@ from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBERS, SpeciesName
 from dlens.common.store import S3Bounds, bound_s3_requests
 from dlens.common.version import code_version
+from dlens.model.features import level_positions
 from dlens.model.predictor_store import read_predictors
 from dlens.model.registry import ModelEntry
 from dlens.serve.args import ServeArgs
@@ -33,7 +34,7 @@ from dlens.serve.codec import NETCDF, PNG, render_png, write_netcdf
 from dlens.serve.limits import Guard, body_limit
 from dlens.serve.predictor import Predictor
 from dlens.serve.problems import RequestProblem, StoreUnavailable, unprocessable
-from dlens.serve.samples import Fields, check_level, make_sample, utc_naive
+from dlens.serve.samples import Fields, check_level, check_one_level, make_sample, utc_naive
 from dlens.serve.schemas import (
     EnsembleRequest,
     EnsembleResponse,
@@ -196,6 +197,7 @@ class DlensService:
                 id=e.model_id,
                 architecture=e.card["architecture"],
                 species=list(e.species),
+                levels=list(e.levels),
                 created=e.card["created"],
                 periods=e.card["periods"],
                 validation=e.card["validation"],
@@ -239,7 +241,9 @@ class DlensService:
         ] = None,
         run: Annotated[datetime | None, Query(description="NetCDF body: the run (ISO 8601, UTC)")] = None,
         lead: Annotated[int | None, Query(ge=0, le=96, description="NetCDF body: lead hours")] = None,
-        level: Annotated[int, Query(description="NetCDF body: level in metres")] = 0,
+        level: Annotated[
+            int, Query(description="NetCDF body: level in metres (one of the model's levels)")
+        ] = 0,
     ) -> Response:
         entry, reader = await self._entry(model), await self._reader()
         store_domain = reader.spec.domain
@@ -249,18 +253,18 @@ class DlensService:
             got = await asyncio.to_thread(
                 read_body, body, kind, NetcdfQuery(species, run, lead, level), store_domain, self.netcdf
             )
-        check_level(got.level, reader.spec.levels)
+        check_one_level(entry, got.level)
         lacking = "which the request lacks"
         if kind not in JSON_KINDS:
             lacking += " (a NetCDF body carries no predictors: send JSON)"
         sample = make_sample(
             entry, got.species, got.run, got.lead, got.domain, store_domain, got.fields,
-            got.predictors.raw(entry, got.domain), lacking,
+            got.predictors.raw(entry, got.domain), lacking, got.level,
         )  # fmt: skip
-        k = entry.species.index(got.species)
+        k = entry.block(got.species, got.level)
         dlens = (await self.predictor.predict(sample))[k]
         used = sample.members_used(k)
-        missing = [sp for j, sp in enumerate(entry.species) if not sample.members_used(j)]
+        missing = [sp for sp in entry.species if not sample.members_used(entry.block(sp, got.level))]
         meta = _meta(entry, got.species, got.run, got.lead, got.level, got.domain, used)
         meta["missing_species"] = missing
         if kind in JSON_KINDS:
@@ -278,7 +282,7 @@ class DlensService:
         species: Annotated[SpeciesName, Path()],
         run: Annotated[datetime, Query(description="Forecast run (ISO 8601, UTC)")],
         lead: Annotated[int, Query(ge=0, le=96, description="Lead hours")],
-        level: Annotated[int, Query(description="Level in metres")] = 0,
+        level: Annotated[int, Query(description="Level in metres (one of the model's levels)")] = 0,
         domain: Annotated[
             str | None, Query(description="Crop of the store's domain: name or S,N,W,E")
         ] = None,
@@ -286,9 +290,13 @@ class DlensService:
         model: ModelQuery = None,
     ) -> Response:
         entry, reader = await self._entry(model), await self._reader()
-        check_level(level, reader.spec.levels)
         if species not in entry.species:
             raise unprocessable(f"model {entry.model_id} predicts {', '.join(entry.species)}, not {species}")
+        check_level(entry, level)
+        try:
+            positions = level_positions(entry.levels, reader.spec.levels)
+        except ValueError as exc:
+            raise unprocessable(f"model {entry.model_id} reads levels the store lacks: {exc}") from None
         t0 = np.datetime64(utc_naive(run), "h")
         runs = reader.complete_runs()
         if t0 not in runs:
@@ -299,30 +307,36 @@ class DlensService:
                 f"lead {lead} h is not in the store (leads: {', '.join(map(str, reader.spec.leads))})"
             )
         crop = domain_or(domain, reader.spec.domain)
-        members = await asyncio.to_thread(
-            self.catalog.read, lambda: np.stack([reader.members(sp, t0, lead)[:, 0] for sp in entry.species])
+        stored = await asyncio.to_thread(  # (species, member, level, H, W) at the model's levels
+            self.catalog.read,
+            lambda: np.stack([reader.members(sp, t0, lead)[:, list(positions)] for sp in entry.species]),
         )
-        k = entry.species.index(species)
-        if not np.isfinite(members[k]).any():
+        k = entry.block(species, level)
+        members = stored[entry.species.index(species), :, entry.levels.index(level)]
+        if not np.isfinite(members).any():
             raise RequestProblem(404, f"no member of {species} is in the store for run {t0}")
-        fields: Fields = {
-            sp: {m: field if np.isfinite(field).any() else None for m, field in zip(MEMBERS, members[i])}
-            for i, sp in enumerate(entry.species)
+        fields: dict[int, Fields] = {
+            lv: {
+                sp: {m: f if np.isfinite(f).any() else None for m, f in zip(MEMBERS, stored[i, :, v])}
+                for i, sp in enumerate(entry.species)
+            }
+            for v, lv in enumerate(entry.levels)
         }
         predictors = await asyncio.to_thread(
             self.catalog.read, lambda: read_predictors(reader, entry.encoder, t0, lead)
         )
         sample = make_sample(
-            entry, species, run, lead, reader.spec.domain, reader.spec.domain, fields, predictors,
-            f"which the store lacks for run {t0}",
+            entry, species, run, lead, reader.spec.domain, reader.spec.domain, fields[level], predictors,
+            f"which the store lacks for run {t0}", level, fields,
         )  # fmt: skip
         rows, cols = _crop(reader.spec.domain, crop)
         dlens = (await self.predictor.predict(sample))[k][rows, cols]
-        median = _median(members[k])[rows, cols]
+        median = _median(members)[rows, cols]
         meta = _meta(entry, species, run, lead, level, crop, sample.members_used(k))
         if format == "png":
             valid = t0 + np.timedelta64(lead, "h")
-            title = f"{species} run {t0} +{lead} h (valid {valid}) · model {entry.model_id}"
+            at = f" at {level} m" if level else ""
+            title = f"{species}{at} run {t0} +{lead} h (valid {valid}) · model {entry.model_id}"
             return Response(
                 await asyncio.to_thread(render_png, species, dlens, median, crop, title), media_type=PNG
             )
