@@ -11,7 +11,6 @@ from datetime import datetime
 import httpx
 import numpy as np
 import pytest
-import torch
 
 from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBERS
@@ -22,12 +21,8 @@ from dlens.serve.args import ServeArgs
 from dlens.testing.mock_store import build_mock_store
 from dlens.testing.plugin import free_port
 from dlens.train.config import TrainConfig
-from dlens.train.dataset import store_normaliser
 from dlens.train.fit import fit
-from dlens.train.loop import make_model
 from dlens.train.predict import predict
-from dlens.train.predictor_stats import store_standardisation
-from dlens.train.registry import publish
 
 TOKEN = "test-token"
 START = datetime(2025, 3, 1)
@@ -54,19 +49,14 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, ray_cluster) -> tuple[str, dict[str, str], dict]:
-    """The store, the ids of the fitted 2-level model and of a (randomly initialised) model of 500 m alone,
-    both predicted for the test runs, and the metrics of `dlens-evaluate` over them."""
+    """The store, the ids of the fitted 2-level model and of one fitted on 500 m alone, both predicted for the
+    test runs, and the metrics of `dlens-evaluate` over the first."""
     root = tmp_path_factory.mktemp("levels")
     url = str(root / "mock.zarr")
-    spec = build_mock_store(url, START, days=6, leads=LEADS, levels=LEVELS)
+    build_mock_store(url, START, days=6, leads=LEADS, levels=LEVELS)
     ids = {"two": fit(url, TrainConfig.model_validate(CONFIG), storage=str(root / "ray-results"))}
     high = TrainConfig.model_validate(CONFIG | {"name": "high", "data": CONFIG["data"] | {"levels": [500]}})
-    torch.manual_seed(1)
-    stats = store_standardisation(url, high.data.train, high.data.predictors)
-    weights = make_model(high, spec.domain.shape).state_dict()
-    ids["high"] = publish(
-        url, high, store_normaliser(url, high.data.train), stats, weights, spec.domain.shape, {}
-    )
+    ids["high"] = fit(url, high, storage=str(root / "ray-results"))
     for model_id in ids.values():
         _, done, report = predict(url, model_id, TEST_RUNS)
         assert done == TEST_RUNS and not report.failed
