@@ -4,8 +4,10 @@ level 500 m alone) predicts at its levels only."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ import torch
 
 from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBERS
+from dlens.model.bundle import model_card
 from dlens.model.features import assemble_inputs, block_labels, blocks, channel_names
 from dlens.model.inference import ensemble
 from dlens.model.predictors import Standardisation
@@ -20,6 +23,7 @@ from dlens.model.registry import ModelEntry, load_model, resolve
 from dlens.testing.mock_store import build_mock_store, level_factor
 from dlens.train.config import DataConfig, Period, TrainConfig
 from dlens.train.dataset import StoreDataset, store_normaliser
+from dlens.train.export import report_scores
 from dlens.train.loop import input_channels, make_model
 from dlens.train.predict import predict
 from dlens.train.registry import publish
@@ -157,3 +161,37 @@ def test_a_registered_model_predicts_at_its_levels_only(store, ray_cluster, tmp_
     ):
         predict(surface, model_id, [run])
     assert not StoreReader(surface).has(f"products/dlens-{model_id}")
+
+
+def test_the_bundle_card_gives_the_test_scores_of_each_level(store, tmp_path):
+    url = str(tmp_path / "scores.zarr")
+    shutil.copytree(store, url)
+    config = train_config("scores", [0, 500])
+    weights = make_model(config, SHAPE).state_dict()
+    entry = resolve(url, publish(url, config, store_normaliser(url), NO_METEO, weights, SHAPE, {}))
+    overall = {"lead_block": "all", "region": "domain", "season": "all", "lead": None}
+    product = f"dlens-{entry.model_id}"
+    rows = [
+        overall | {"product": p, "species": "o3", "level": level, "rmse": rmse + level / 100}
+        for p, rmse in ((product, 1.0), ("median", 2.0), ("weighted", 1.5))
+        for level in LEVELS
+        if p != product or level < 1000
+    ]
+    meta = {"created": "2026-01-01T00:00:00", "period": {"start": "2025-03-05", "days": 1, "runs": []}}
+    (Path(url) / "reports" / "r1").mkdir(parents=True)
+    (Path(url) / "reports" / "r1" / "metrics.json").write_text(json.dumps({"meta": meta, "continuous": rows}))
+    scores = report_scores(url, entry.model_id, levels=entry.levels)
+    assert [(r["level"], r["dlens"], r["median"], r["weighted"]) for r in scores] == [
+        (0, 1.0, 2.0, 1.5),
+        (500, 6.0, 7.0, 6.5),
+    ]
+    card = model_card(entry.card | {"test_scores": scores})
+    assert "| species | level (m) | DL-ENS |" in card and "| o3 | 500 | 6.000 | 7.000 | 6.500 |" in card
+    assert "members (0 and 500 m, read together, concentrations" in card
+    # a surface model's card keeps its table and says "surface"
+    assert report_scores(url, entry.model_id)[0]["level"] == 0
+    surface = entry.card | {
+        "config": entry.card["config"] | {"data": entry.card["config"]["data"] | {"levels": [0]}}
+    }
+    text = model_card(surface | {"test_scores": scores[:1]})
+    assert "| o3 | 1.000 | 2.000 | 1.500 |" in text and "members (surface concentrations" in text

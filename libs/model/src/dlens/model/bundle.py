@@ -87,11 +87,26 @@ def predictors_text(card: dict) -> str:
     return f"{', '.join(enabled)} (their channels and normalisation: `predictors` in `model.json`)"
 
 
+def level_text(levels: list[int]) -> str:
+    """`surface`, `500 m` or `0 and 500 m` (the members read together, as channels)."""
+    if levels == [0]:
+        return "surface"
+    if len(levels) == 1:
+        return f"{levels[0]} m"
+    return f"{', '.join(map(str, levels[:-1]))} and {levels[-1]} m, read together,"
+
+
+def level_cell(row: dict) -> str:
+    """` 500 |`: a test-score row's level cell (a row from before the levels: 0)."""
+    return f" {row.get('level', 0)} |"
+
+
 def model_card(card: dict) -> str:
     """The bundle's README: a model card for the people who will use it."""
     config, periods, validation = card["config"], card["periods"], card["validation"]
     species = ", ".join(f"{s} ({SPECIES[s].long_name})" for s in config["data"]["species"])
     height, width = card["input_shape"]
+    levels = list(config["data"].get("levels", [0]))  # cards before data.levels: the surface
     target = TARGET_NAMES[config["data"].get("target", "analysis")]  # cards before data.target: the analysis
     lines = [
         f"# DL-ENS model `{card['id']}`",
@@ -103,11 +118,11 @@ def model_card(card: dict) -> str:
         "",
         "## Intended use",
         "",
-        "Post-processing the 11 CAMS Regional members (surface concentrations, µg/m³) into a sharper "
-        "ensemble forecast than their median, for the species listed, over the grid and lead times it was "
-        "trained on, run by run as the members arrive: it was trained with member dropout "
+        f"Post-processing the 11 CAMS Regional members ({level_text(levels)} concentrations, µg/m³) into "
+        "a sharper ensemble forecast than their median, for the species listed, over the grid and lead times "
+        "it was trained on, run by run as the members arrive: it was trained with member dropout "
         f"(p = {config['data']['member_dropout']}) and takes any subset of members, more members giving "
-        "better fields. Not for other species, levels above the surface, other grids or resolutions, "
+        "better fields. Not for other species, other levels, other grids or resolutions, "
         f"or as an analysis: it forecasts what the {target} will say, with its errors.",
         "",
         "## Data",
@@ -124,14 +139,16 @@ def model_card(card: dict) -> str:
         "",
     ]  # fmt: skip
     if card["test_scores"]:
+        aloft = levels != [0]  # a level column where the model is not the surface's
         lines += [
             f"Test period ({period_text(card['test_scores'])}), RMSE (µg/m³) over the domain and every lead, "
             "from the store's verification report:",
             "",
-            "| species | DL-ENS | Median ENSEMBLE | Weighted ENSEMBLE |",
-            "| --- | ---: | ---: | ---: |",
+            f"| species |{' level (m) |' if aloft else ''} DL-ENS | Median ENSEMBLE | Weighted ENSEMBLE |",
+            f"| --- |{' ---: |' if aloft else ''} ---: | ---: | ---: |",
             *(
-                f"| {r['species']} | {r['dlens']:.3f} | {r['median']:.3f} | {r['weighted']:.3f} |"
+                f"| {r['species']} |{level_cell(r) if aloft else ''} {r['dlens']:.3f} | {r['median']:.3f} | "
+                f"{r['weighted']:.3f} |"
                 for r in card["test_scores"]
             ),
         ]

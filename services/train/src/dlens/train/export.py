@@ -31,10 +31,13 @@ OPSET = 17
 TOLERANCE = 1e-4
 
 
-def report_scores(url: str, model_id: str, target: str = "analysis") -> list[dict]:
-    """Per species: RMSE of dlens-<id>, the median and the weighted ENSEMBLE over the domain and every lead,
-    from the newest report under `reports/` that scored the model against `target` (the one it was trained
-    on; a report from before `--target` scored against the analysis); empty when none did."""
+def report_scores(
+    url: str, model_id: str, target: str = "analysis", levels: tuple[int, ...] = (0,)
+) -> list[dict]:
+    """Per species and level of the model (`levels`, metres): RMSE of dlens-<id>, the median and the weighted
+    ENSEMBLE over the domain and every lead, from the newest report under `reports/` that scored the model
+    against `target` (the one it was trained on; a report from before `--target` scored against the
+    analysis); empty when none did."""
     product, found = f"dlens-{model_id}", []
     for report in list_directory(url, REPORTS):
         try:
@@ -44,19 +47,20 @@ def report_scores(url: str, model_id: str, target: str = "analysis") -> list[dic
         if metrics["meta"].get("target", {"name": "analysis"})["name"] != target:
             continue
         overall = {"lead_block": "all", "region": "domain", "season": "all", "lead": None}
-        rmse = {
-            (r["product"], r["species"]): r["rmse"]
+        rmse = {  # a report from before the levels' rows scored level 0
+            (r["product"], r["species"], r.get("level", 0)): r["rmse"]
             for r in metrics["continuous"]
             if all(r[k] == v for k, v in overall.items())
         }
-        species = [sp for p, sp in rmse if p == product]
-        if species:
+        scored = [(sp, level) for p, sp, level in rmse if p == product and level in levels]
+        if scored:
             nan = float("nan")
             rows = [
-                {"species": sp, "dlens": rmse[(product, sp)], "median": rmse.get(("median", sp), nan),
-                 "weighted": rmse.get(("weighted", sp), nan), "report": f"{REPORTS}/{report}",
+                {"species": sp, "level": level, "dlens": rmse[(product, sp, level)],
+                 "median": rmse.get(("median", sp, level), nan),
+                 "weighted": rmse.get(("weighted", sp, level), nan), "report": f"{REPORTS}/{report}",
                  "period": {k: metrics["meta"]["period"][k] for k in ("start", "days")}}
-                for sp in species
+                for sp, level in scored
             ]  # fmt: skip
             found.append((metrics["meta"]["created"], rows))
     return max(found, key=lambda f: f[0])[1] if found else []
@@ -73,7 +77,7 @@ def export(url: str, model_id: str, out: Path, onnx: bool = False) -> tuple[str,
     if onnx:
         check_exportable(entry)
     network = load_model(url, entry)
-    scores = report_scores(url, entry.model_id, entry.card.get("target", "analysis"))
+    scores = report_scores(url, entry.model_id, entry.card.get("target", "analysis"), entry.levels)
     exported = export_onnx(url, entry, network) if onnx else None
     write_bundle(entry, network.state_dict(), out, scores, exported)
     return entry.model_id, out
