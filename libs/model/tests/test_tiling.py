@@ -99,8 +99,8 @@ def test_ensemble_runs_on_tiles_where_a_tiling_is_given():
     species = ("o3", "no2")
     normaliser = Normaliser({sp: 3.0 for sp in species}, {sp: 0.5 for sp in species})
     entry = SimpleNamespace(
-        model_id="tiled", species=species, normaliser=normaliser, encoder=SimpleNamespace(names=()), fixed_shape=None,
-        predictors=SimpleNamespace(statistics_quantiles=None),
+        model_id="tiled", species=species, block_species=species, normaliser=normaliser,
+        encoder=SimpleNamespace(names=()), fixed_shape=None, predictors=SimpleNamespace(statistics_quantiles=None),
     )  # fmt: skip  # what `ensemble` reads of a registry entry
     rng = np.random.default_rng(0)
     members = np.exp(rng.normal(3, 0.5, (1, 2, 11, *SHAPE))).astype(np.float32)
