@@ -1,6 +1,8 @@
 """`make deploy`: the DL-ENS pipeline on a Ray cluster through its dashboard, then the Serve application.
 
-Submits the ingest, train (fit, then predict the test period) and evaluate jobs in order with the job
+First submits a preflight job that checks the cluster can run the pipeline's entry points (a cluster
+started outside the project's environment cannot: it stops there, saying how to start one that can). Then
+submits the ingest, train (fit, then predict the test period) and evaluate jobs in order with the job
 submission API, streams each job's logs, stops at the first failure with its message, then deploys
 infra/serve/config.yaml (its `args` set from the options) and waits until the application answers.
 
@@ -58,6 +60,28 @@ SERVE_CONFIG = REPO / "infra" / "serve" / "config.yaml"
 #: nodes' own environment (compose's x-dlens-env, a Kubernetes Secret, an instance or workload identity).
 FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "DLENS_LOG_LEVEL", "MLFLOW_TRACKING_URI",
                  "DLENS_MLFLOW_TRACKING_URI", "DLENS_MLFLOW_EXPERIMENT")  # fmt: skip
+#: What the pipeline runs where its jobs run: the services' console scripts, and the package that the
+#: Serve application imports.
+ENTRY_POINTS = ("dlens-ingest", "dlens-train", "dlens-evaluate")
+SERVE_PACKAGE = "dlens.serve"
+START_CLUSTER = ("Start the cluster from the project's environment (`ray stop`, then `uv run ray start "
+                 "--head` in the repository) or from the dlens-cluster image (`make up`).")  # fmt: skip
+
+
+class JobFailed(RuntimeError):
+    """A job that did not succeed, with the logs it printed."""
+
+    def __init__(self, message: str, logs: str) -> None:
+        super().__init__(message)
+        self.logs = logs
+
+
+def preflight_job() -> str:
+    """A shell line that fails, printing `missing: <names>`, unless every ENTRY_POINTS is on the PATH and
+    `python` imports SERVE_PACKAGE."""
+    checks = [f'command -v {name} >/dev/null || m="$m {name}"' for name in ENTRY_POINTS]
+    checks.append(f'python -c "import {SERVE_PACKAGE}" 2>/dev/null || m="$m {SERVE_PACKAGE}"')
+    return "m=; " + "; ".join(checks) + '; [ -z "$m" ] || { echo "missing:$m"; exit 1; }'
 
 
 def ingest_job(args: argparse.Namespace) -> str:
@@ -104,7 +128,7 @@ def submit_when_ready(client: JobSubmissionClient, timeout_s: float = 180, **job
 
 
 def run_job(client: JobSubmissionClient, name: str, entrypoint: str, runtime_env: dict) -> str:
-    """Submit one job, stream its logs and return them; RuntimeError with its message if it fails."""
+    """Submit one job, stream its logs and return them; JobFailed with its message if it fails."""
     submission = f"dlens-{name}-{time.strftime('%Y%m%dt%H%M%S')}"
     print(f"== {name}: submitting {submission}\n   $ {entrypoint}", flush=True)
     submit_when_ready(client, entrypoint=entrypoint, submission_id=submission, runtime_env=runtime_env)
@@ -122,9 +146,25 @@ def run_job(client: JobSubmissionClient, name: str, entrypoint: str, runtime_env
         time.sleep(1)
         info = client.get_job_info(submission)
     if info.status != JobStatus.SUCCEEDED:
-        raise RuntimeError(f"job {name} ({submission}) {info.status.value}: {info.message}")
+        raise JobFailed(f"job {name} ({submission}) {info.status.value}: {info.message}", "".join(logs))
     print(f"== {name}: succeeded", flush=True)
     return "".join(logs)
+
+
+def check_entry_points(client: JobSubmissionClient, runtime_env: dict) -> None:
+    """Run preflight_job as the pipeline's jobs run (same runtime env, on the node that runs their drivers);
+    RuntimeError naming what is missing there, with how to start a cluster that has it."""
+    try:
+        run_job(client, "preflight", preflight_job(), runtime_env)
+    except JobFailed as exc:
+        missing = re.search(r"^missing: (.+)$", exc.logs, re.MULTILINE)
+        if missing is None:
+            raise
+        raise RuntimeError(
+            f"the cluster cannot run {', '.join(missing.group(1).split())} (not on its nodes' PATH, or not "
+            "importable by their `python`): it was not started from the project's environment, and no "
+            f"pipeline job was submitted. {START_CLUSTER}"
+        ) from None
 
 
 def serve_config(args: argparse.Namespace) -> dict:
@@ -189,6 +229,7 @@ def deploy(args: argparse.Namespace) -> int:
     client = JobSubmissionClient(args.address)
     try:
         with job_runtime_env(args) as runtime_env:
+            check_entry_points(client, runtime_env)
             run_job(client, "ingest", ingest_job(args), runtime_env)
             fitted = re.search(
                 r"^model: (\S+)", run_job(client, "train", train_job(args), runtime_env), re.MULTILINE
@@ -288,8 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return status(args) if args.command == "status" else deploy(args)
     except ConnectionError as exc:  # Ray's SDK: nothing answers at the address, or not a dashboard
-        print(f"deploy: no Ray dashboard answers at {args.address} ({exc}); start a cluster "
-              "(`ray start --head`, `make up`) or point RAY_ADDRESS at one", file=sys.stderr)  # fmt: skip
+        print(f"deploy: no Ray dashboard answers at {args.address} ({exc}); start a cluster (`uv run ray "
+              "start --head`, `make up`) or point RAY_ADDRESS at one", file=sys.stderr)  # fmt: skip
         return 1
 
 
