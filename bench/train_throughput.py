@@ -10,10 +10,14 @@ or reused), with the training config given (default configs/train/demo.yaml, eve
      (bf16 autocast on a GPU, as in training), for the configured model and for each architecture with
      mfai's default settings;
   3. the ratio loader / step: the loader must deliver at least twice what a step consumes (target).
-With --gpu (on a CUDA machine) the steps run on the GPU; `--domain full` builds a full-grid store.
+With --gpu (on a CUDA machine) the steps run on the GPU; `--domain full` builds a full-grid store. A config
+that trains on patches (configs/train/patches.yaml, on a full-grid store) counts patches: each sample read
+gives `per_sample` of them, and a step trains on batch_size × per_sample.
 
     uv run python bench/train_throughput.py [--domain demo] [--architectures HalfUNet,UNet] [--gpu]
         [--reuse-store PATH] [--json bench/results/train_throughput.json]
+    uv run python bench/train_throughput.py --domain full --config configs/train/patches.yaml \
+        --json bench/results/train_throughput-patches.json
 """
 
 from __future__ import annotations
@@ -53,19 +57,21 @@ def build_store(path: Path, domain: str, days: int, leads: str) -> str:
 
 
 def loader_rate(dataset: StoreDataset, batch_size: int, workers: int, batches: int) -> float:
-    """Samples per second through the training DataLoader, after a first epoch that starts its workers."""
+    """Samples (patches, where the dataset cuts them) per second through the training DataLoader, after a first
+    epoch that starts its workers."""
     loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=True, drop_last=True, **loader_options(workers)
-    )
+        dataset, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=dataset.collate,
+        **loader_options(workers),
+    )  # fmt: skip
     for _ in loader:  # warm-up: every worker process started, imported and opened the store
         pass
-    seen, started = 0, time.perf_counter()
+    seen, samples, started = 0, 0, time.perf_counter()
     while seen < batches:
-        for _ in loader:
-            seen += 1
+        for batch in loader:
+            seen, samples = seen + 1, samples + len(batch["members"])
             if seen == batches:
                 break
-    return batches * batch_size / (time.perf_counter() - started)
+    return samples / (time.perf_counter() - started)
 
 
 def step_rate(config, normaliser, shape, batch: dict, device: torch.device, steps: int) -> float:
@@ -128,11 +134,14 @@ def measure(args: argparse.Namespace, url: str) -> int:
         return 2
     batch_size, workers = config.optim.batch_size, config.data.loader_workers
     device = torch.device("cuda" if args.gpu else "cpu")
-    print(f"store {url}: {len(dataset)} training samples of {dataset.shape}, batch {batch_size}, "
+    patches = config.data.patches
+    per_step = f"{batch_size} × {patches.per_sample} patches" if patches else f"{batch_size}"
+    print(f"store {url}: {len(dataset)} training samples of {dataset.domain_shape}, trained on {dataset.shape}, batch {per_step}, "
           f"{workers} loader workers, {torch.get_num_threads()} torch threads, device {device}", flush=True)  # fmt: skip
 
     loader = loader_rate(dataset, batch_size, workers, args.batches)
-    sample = next(iter(DataLoader(dataset, batch_size=batch_size)))
+    sample = next(iter(DataLoader(dataset, batch_size=batch_size, collate_fn=dataset.collate)))
+    sample.pop("origin", None)
     # The configured model, then each architecture with mfai's default settings.
     models = [(f"{config.model.architecture} {config.model.settings}", raw["model"])]
     models += [
@@ -157,7 +166,8 @@ def measure(args: argparse.Namespace, url: str) -> int:
         "benchmark": "train_throughput", "date": f"{datetime.now():%Y-%m-%d %H:%M}", "command": shlex.join(sys.argv),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "device": str(device),
                     "gpu": torch.cuda.get_device_name() if args.gpu else None},
-        "store": url, "shape": list(dataset.shape), "samples": len(dataset), "batch_size": batch_size,
+        "store": url, "shape": list(dataset.domain_shape), "trained_shape": list(dataset.shape), "samples": len(dataset),
+        "batch_size": batch_size, "patches_per_sample": patches.per_sample if patches else None,
         "loader_workers": workers, "rows": rows, "passed": passed,
     }, indent=1))  # fmt: skip
     print(("PASS" if passed else "FAIL") + f"; JSON: {args.json}")

@@ -44,6 +44,21 @@ class Period(_Strict):
         return self.start <= other.end and other.start <= self.end
 
 
+class Patches(_Strict):
+    """Training on crops of the fields: each (run, lead) read gives `per_sample` patches of `size` cells, with
+    their static fields and positions (`dlens.train.patches`)."""
+
+    size: tuple[int, int] = Field(description="rows and columns of a patch (at most the store's domain)")
+    per_sample: int = Field(4, ge=1, le=256, description="patches cut from each (run, lead) read")
+
+    @field_validator("size")
+    @classmethod
+    def _positive(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if min(value) < 1:
+            raise ValueError(f"patch size {list(value)}: expected rows and columns ≥ 1")
+        return value
+
+
 class DataConfig(_Strict):
     """What the model sees: species, leads, levels, periods split by date, member dropout, predictors."""
 
@@ -70,6 +85,11 @@ class DataConfig(_Strict):
     )
     predictors: Predictors = Field(
         Predictors(), description="the phase-two predictors, each off unless switched on (docs/train.md)"
+    )
+    patches: Patches | None = Field(
+        None,
+        description="train and validate on crops of the fields (a full-grid store); a batch holds batch_size "
+        "× per_sample patches. Default: whole fields",
     )
     loader_workers: int = Field(2, ge=0, le=32, description="DataLoader processes per training worker")
 

@@ -7,6 +7,9 @@ opened lazily in each process that reads samples (DataLoader workers, Ray Train 
 pickled with the dataset. Only runs of the split's period are indexed, so the test period is never
 read by training or model selection. A run whose meteo or recent analysis a predictor needs is indexed only
 where the store holds it, unless the config trains with predictor dropout (then it counts as dropped).
+
+With `data.patches`, a sample is the patches cut from one (run, lead) (`dlens.train.patches`): random places
+in training, the same places at every epoch in validation; `collate` makes their batches.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from dlens.model.predictor_store import missing_predictors, read_predictors, run
 from dlens.model.predictors import PredictorEncoder, RawPredictors, Standardisation
 from dlens.model.static import STATIC_FIELDS, static_fields
 from dlens.train.config import DataConfig, Period
+from dlens.train.patches import collate_patches, crop_sample, patch_origins
 
 Split = Literal["train", "validation", "test"]
 #: The most each process keeps of the runs' shared predictors (a full-grid run's recent analysis is ≈ 85 MB).
@@ -107,7 +111,18 @@ class StoreDataset(Dataset):
         self.block_species = tuple(sp for sp, _ in blocks(config.species, config.levels))
         if config.predictors.meteo_change and 0 not in reader.spec.leads:
             raise ValueError(f"meteo_change needs lead 0 in store {url!r} (it has {list(reader.spec.leads)})")
-        self.shape = reader.spec.domain.shape
+        self.domain_shape = reader.spec.domain.shape
+        if config.patches is not None:
+            rows, cols = config.patches.size
+            if rows > self.domain_shape[0] or cols > self.domain_shape[1]:
+                raise ValueError(
+                    f"patches of {rows} × {cols} do not fit in store {url!r}'s domain of "
+                    f"{self.domain_shape[0]} × {self.domain_shape[1]}"
+                )
+        #: the shape of the fields the model trains on: the patches', else the domain's
+        self.shape = self.domain_shape if config.patches is None else config.patches.size
+        #: the DataLoader's collate_fn: None (torch's default) for whole fields
+        self.collate = None if config.patches is None else collate_patches
         self.grid = (reader.spec.domain.latitude, reader.spec.domain.longitude)
         self.samples = self._index(reader)
         if not self.samples:
@@ -183,10 +198,22 @@ class StoreDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        """One sample: normalised members (block, member, H, W; NaN where absent or dropped), static fields,
-        time encodings, the encoded predictors (`predictors.encoded_names`; none: 0 channels), the normalised
-        target (block, H, W) and its mask; `features.assemble_inputs` makes the model inputs of a batch. The
-        blocks are `features.blocks`: per species, its configured levels."""
+        """One sample (`field`), or with `data.patches` its patches (`patches.crop_sample`: a leading patch
+        dimension and each patch's `origin`)."""
+        sample = self.field(index)
+        patches = self.config.patches
+        if patches is None:
+            return sample
+        # training: new places every time; validation and test: the same places at every epoch
+        rng = self.rng if self.training else np.random.default_rng(index)
+        origins = patch_origins(self.domain_shape, patches.size, patches.per_sample, rng)
+        return crop_sample(sample, origins, patches.size)
+
+    def field(self, index: int) -> dict[str, torch.Tensor]:
+        """One sample over the whole domain: normalised members (block, member, H, W; NaN where absent or
+        dropped), static fields, time encodings, the encoded predictors (`predictors.encoded_names`; none: 0
+        channels), the normalised target (block, H, W) and its mask; `features.assemble_inputs` makes the
+        model inputs of a batch. The blocks are `features.blocks`: per species, its configured levels."""
         run, lead = self.samples[index]
         species = self.config.species
         members, analysis = self.reader.sample(species, run, lead, target=self.config.target)

@@ -72,8 +72,12 @@ def train_loop(params: dict) -> None:
     val_set = StoreDataset(params["store"], config.data, "validation", normaliser, standardisation)
     batch = config.optim.batch_size
     options = loader_options(config.data.loader_workers)
-    train_loader = ray.train.torch.prepare_data_loader(DataLoader(train_set, batch, shuffle=True, **options))
-    val_loader = ray.train.torch.prepare_data_loader(DataLoader(val_set, batch, **options))
+    train_loader = ray.train.torch.prepare_data_loader(
+        DataLoader(train_set, batch, shuffle=True, collate_fn=train_set.collate, **options)
+    )
+    val_loader = ray.train.torch.prepare_data_loader(
+        DataLoader(val_set, batch, collate_fn=val_set.collate, **options)
+    )
     model = ray.train.torch.prepare_model(make_model(config, train_set.shape))
     device = ray.train.torch.get_device()
     optimiser = torch.optim.AdamW(
