@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     inference_overlap: int = Field(
         32, ge=0, description="Inference on tiles: cells by which neighbouring tiles overlap at least"
     )
+    inference_batch_cells: int = Field(
+        2**19,
+        ge=1,
+        description="Inference (predict): the most cells (leads × rows × columns) one forward pass takes, "
+        "at least one lead: bounds memory on large grids (one full-grid lead at the default)",
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     progress: bool = Field(True, description="Show progress bars on long work")
     weight_window_days: int = Field(

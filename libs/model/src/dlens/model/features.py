@@ -176,11 +176,22 @@ def assemble_inputs(
     mean = z.sum(dim=2) / count
     spread = ((torch.where(present, z - mean[:, :, None], 0.0) ** 2).sum(dim=2) / count).sqrt()
     batch, species, members, h, w = z.shape
-    per_species = torch.cat([z, present.float(), median[:, :, None], spread[:, :, None]], dim=2)
-    constants = time[:, :, None, None].expand(-1, -1, h, w)
-    parts = [per_species.reshape(batch, species * (2 * members + 2), h, w), static, constants]
+    per_species = 2 * members + 2
+    statistics = None
     if quantiles is not None:
-        parts.append(member_statistics(z, present, quantiles).reshape(batch, -1, h, w))
-    if encoded is not None:
-        parts.append(encoded)
-    return torch.cat(parts, dim=1).float(), median
+        statistics = member_statistics(z, present, quantiles).reshape(batch, -1, h, w)
+    tail = [static, time[:, :, None, None], statistics, encoded]
+    channels = species * per_species + sum(part.shape[1] for part in tail if part is not None)
+    # written in place, part by part: a full-grid batch is too large to copy once more
+    inputs = torch.empty((batch, channels, h, w), dtype=torch.float32, device=z.device)
+    blocks = inputs[:, : species * per_species].view(batch, species, per_species, h, w)
+    blocks[:, :, :members] = z
+    blocks[:, :, members : 2 * members] = present
+    blocks[:, :, 2 * members] = median
+    blocks[:, :, 2 * members + 1] = spread
+    start = species * per_species
+    for part in tail:
+        if part is not None:
+            inputs[:, start : start + part.shape[1]] = part
+            start += part.shape[1]
+    return inputs, median

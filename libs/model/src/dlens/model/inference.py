@@ -51,30 +51,55 @@ def ensemble(
     """DL-ENS fields (batch, block, H, W) in µg/m³ from raw members (batch, block, member, H, W; NaN where a
     member is absent; the blocks are `entry.blocks`: one per species for a model of one level, one per species
     and level otherwise), the static channels (C, H, W), each sample's lead and valid time and, for a model
-    with phase-two predictors, their channels (batch, C, H, W) from `entry.encoder`; on overlapping tiles
-    where `tiling` is given (`dlens.model.tiling`), or where the model is built for one shape and the field is
-    larger (tiles of that shape), else the whole field at once.
-
-    Runs where the model's parameters are: on a GPU under bf16 autocast; on the CPU without oneDNN, whose
-    kernels change with the batch size (1.8e-4 µg/m³ on the demo model), so that a field does not depend on
-    which other requests shared its batch (at about twice the CPU time).
+    with phase-two predictors, their channels (batch, C, H, W) from `entry.encoder`: `ensemble_inputs`, then
+    `run_model`.
     """
+    device = next(model.parameters()).device
+    inputs = ensemble_inputs(entry, members, static, leads, valid_times, encoded, device)
+    return run_model(model, entry, inputs, tiling)
+
+
+def ensemble_inputs(
+    entry: ModelEntry,
+    members: np.ndarray,
+    static: np.ndarray,
+    leads: Sequence[int],
+    valid_times: Sequence[np.datetime64],
+    encoded: np.ndarray | None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """The inputs (batch, C, H, W) on `device` of the model of `entry` (arguments as `ensemble`'s); ValueError
+    where the encoded predictors are not the model's."""
     expected = len(entry.encoder.names)
     if (encoded is None and expected) or (encoded is not None and encoded.shape[1] != expected):
         got = "none" if encoded is None else f"{encoded.shape[1]}"
         raise ValueError(
             f"model {entry.model_id} reads {expected} encoded predictor channels (entry.encoder), got {got}"
         )
-    device = next(model.parameters()).device
     quantiles = entry.predictors.statistics_quantiles
     inputs, _ = model_inputs(
         members, entry.block_species, entry.normaliser, static, leads, valid_times, device, encoded, quantiles
     )
-    tiling = model_tiling(entry.fixed_shape, members.shape[-2:], tiling)
+    return inputs
+
+
+def run_model(
+    model: torch.nn.Module, entry: ModelEntry, inputs: torch.Tensor, tiling: Tiling | None = None
+) -> np.ndarray:
+    """DL-ENS fields (batch, block, H, W) in µg/m³ from the model's inputs (`ensemble_inputs`): on overlapping
+    tiles where `tiling` is given (`dlens.model.tiling`), or where the model is built for one shape and the
+    field is larger (tiles of that shape), else the whole field at once.
+
+    Runs where the model's parameters are: on a GPU under bf16 autocast; on the CPU without oneDNN, whose
+    kernels change with the batch size (1.8e-4 µg/m³ on the demo model), so that a field does not depend on
+    which other requests shared its batch (at about twice the CPU time).
+    """
+    device = next(model.parameters()).device
+    tiling = model_tiling(entry.fixed_shape, inputs.shape[-2:], tiling)
     on_gpu = device.type == "cuda"
     with (
         torch.no_grad(),
-        _onednn(enabled=on_gpu),
+        onednn(enabled=on_gpu),
         torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_gpu),
     ):
         out = (
@@ -85,7 +110,7 @@ def ensemble(
 
 
 @contextmanager
-def _onednn(enabled: bool) -> Iterator[None]:
+def onednn(enabled: bool) -> Iterator[None]:
     """oneDNN (mkldnn) kernels on or off inside the block (`mkldnn.flags` also sets TF32, warning)."""
     before = torch.backends.mkldnn.enabled
     torch.backends.mkldnn.enabled = enabled

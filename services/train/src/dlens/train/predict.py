@@ -1,7 +1,8 @@
 """`dlens-train predict`: a registered model's DL-ENS fields written to `products/dlens-<id>`.
 
 One Ray task per run loads the model once and predicts the leads in batches with the members present
-(missing members are masked, as in training); the coordinator then records which members went into
+(missing members are masked, as in training), reading and assembling the next batch (in a second thread)
+while the model runs on one; the coordinator then records which members went into
 each (run, species) (`members_used`) and which optional phase-two predictors into each run
 (`predictors_used`), and marks it COMPLETE, or ABSENT where no member was there.
 
@@ -18,8 +19,10 @@ the product is NaN at the store's other levels (and at the leads the model was n
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import torch
 
 from dlens.common.config import get_settings
 from dlens.common.layout import OPTIONAL_PREDICTORS, Status, product_group
@@ -28,14 +31,14 @@ from dlens.common.reader import StoreReader
 from dlens.common.species import MEMBER_GROUPS, MEMBERS, SPECIES_NAMES
 from dlens.common.writer import FieldWriter, StoreCoordinator
 from dlens.model.features import level_blocks, level_positions
-from dlens.model.inference import ensemble
+from dlens.model.inference import ensemble_inputs, run_model
 from dlens.model.predictor_store import missing_predictors, read_predictors, run_predictors
 from dlens.model.predictors import MissingPredictor, PredictorEncoder, RawPredictors
 from dlens.model.registry import ModelEntry, load_model, resolve
 from dlens.model.static import static_fields
 from dlens.model.tiling import configured_tiling
 
-#: Leads predicted in one forward pass.
+#: The most leads predicted in one forward pass (fewer on large grids: `leads_per_batch`).
 LEAD_BATCH = 8
 #: Product array (run, species, member): 1 where the member went into the field, 0 where not.
 MEMBERS_USED = "members_used"
@@ -78,29 +81,51 @@ def predict_unit(
     leads = [lead for lead in reader.spec.leads if entry.leads is None or lead in entry.leads]
     settings = get_settings()
     tiling = configured_tiling(settings.inference_tile, settings.inference_overlap)
-    for start in range(0, len(leads) if any(u.any() for u in used.values()) else 0, LEAD_BATCH):
-        batch = leads[start : start + LEAD_BATCH]
-        inputs = np.stack(
+    per_batch = leads_per_batch(reader.spec.domain.shape, settings.inference_batch_cells)
+    batches = [leads[i : i + per_batch] for i in range(0, len(leads), per_batch)]
+    if not any(u.any() for u in used.values()):
+        batches = []
+    device = next(model.parameters()).device
+
+    def inputs_of(batch: list[int]) -> torch.Tensor:
+        """The model's inputs for a batch of leads, read from the store and assembled."""
+        members = np.stack(
             [
                 level_blocks(np.stack([reader.members(sp, t0, lead) for sp in species]), positions)
                 for lead in batch
             ]
         )  # (lead, block, member, H, W)
         for k, sp in enumerate(entry.block_species):
-            inputs[:, k, ~used[sp]] = np.nan
+            members[:, k, ~used[sp]] = np.nan
         valid = [t0 + np.timedelta64(lead, "h") for lead in batch]
         encoded = np.stack([store_predictors(reader, entry, t0, lead, shared) for lead in batch])
-        fields = ensemble(model, entry, inputs, static, batch, valid, encoded, tiling)
-        for b, lead in enumerate(batch):
-            lead_pos = reader.spec.leads.index(lead)
-            for sp in species:
-                if used[sp].any():
-                    # every level of the store at once (one chunk): NaN at those the model does not predict
-                    stack = np.full((len(reader.spec.levels), *fields.shape[-2:]), np.nan, np.float32)
-                    for level, at in zip(entry.levels, positions):
-                        stack[at] = fields[b, entry.block(sp, level)]
-                    writer.write(f"products/{product}", sp, (position, lead_pos), stack)
+        return ensemble_inputs(entry, members, static, batch, valid, encoded, device)
+
+    # the next batch is read and assembled (one thread) while the model runs on this one
+    with ThreadPoolExecutor(max_workers=1) as prefetch:
+        upcoming = prefetch.submit(inputs_of, batches[0]) if batches else None
+        for k, batch in enumerate(batches):
+            inputs = upcoming.result()
+            if k + 1 < len(batches):
+                upcoming = prefetch.submit(inputs_of, batches[k + 1])
+            fields = run_model(model, entry, inputs, tiling)
+            del inputs
+            for b, lead in enumerate(batch):
+                lead_pos = reader.spec.leads.index(lead)
+                for sp in species:
+                    if used[sp].any():
+                        # every level of the store at once (one chunk): NaN where the model does not predict
+                        stack = np.full((len(reader.spec.levels), *fields.shape[-2:]), np.nan, np.float32)
+                        for level, at in zip(entry.levels, positions):
+                            stack[at] = fields[b, entry.block(sp, level)]
+                        writer.write(f"products/{product}", sp, (position, lead_pos), stack)
     return {"run": run, "used": {sp: used[sp].tolist() for sp in species}, "predictors": present.tolist()}
+
+
+def leads_per_batch(shape: tuple[int, int], cells: int) -> int:
+    """Leads per forward pass on a field of `shape`: `LEAD_BATCH`, fewer where they would exceed `cells`
+    (DLENS_INFERENCE_BATCH_CELLS), at least one."""
+    return max(1, min(LEAD_BATCH, cells // (shape[0] * shape[1])))
 
 
 def held_predictors(reader: StoreReader, encoder: PredictorEncoder, run: np.datetime64) -> np.ndarray:
