@@ -17,6 +17,7 @@ import pytest
 import torch
 import yaml
 import zarr
+from ray.util.state import list_actors
 from safetensors import safe_open
 
 from dlens.common.layout import FORECASTS, STATUS, Status
@@ -83,17 +84,18 @@ def test_two_worker_ddp_fit_publishes_a_model(store, tmp_path, ray_cluster, monk
 
 
 def _kill_a_worker_after_first_checkpoint(storage: Path, killed: list[int]) -> None:
+    """SIGKILL one Ray Train worker of this session's cluster (its State API: not a worker of another Ray on
+    the machine, such as a benchmark's) once the run has written its first checkpoint."""
     deadline = time.time() + 300
     while time.time() < deadline and not list(storage.rglob("checkpoint_*/state.pt")):
         time.sleep(0.2)
     time.sleep(3)  # let the controller register the reported checkpoint
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+    workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    for worker in workers:
         try:
-            if b"RayTrainWorker" in cmdline.read_bytes():
-                pid = int(cmdline.parent.name)
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-                return
+            os.kill(worker.pid, signal.SIGKILL)
+            killed.append(worker.pid)
+            return
         except OSError:  # the process ended meanwhile
             continue
 
