@@ -16,7 +16,7 @@ import ray.train
 import ray.train.torch
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from dlens.model.architectures import build_ensemble_model
 from dlens.model.features import Normaliser, assemble_inputs, blocks, channel_names
@@ -61,6 +61,19 @@ def loader_options(workers: int) -> dict:
     }
 
 
+def worker_loader(dataset: StoreDataset, batch: int, shuffle: bool, options: dict, seed: int) -> DataLoader:
+    """This Train worker's DataLoader of a split: under DDP its shard (a DistributedSampler, shuffled with the
+    run's seed), with `options` kept (Ray's own sampler would rebuild the loader without the spawned,
+    persistent workers), on the worker's device."""
+    world = ray.train.get_context().get_world_size()
+    sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed) if world > 1 else None
+    loader = DataLoader(
+        dataset, batch, shuffle=shuffle and sampler is None, sampler=sampler, collate_fn=dataset.collate,
+        **options,
+    )  # fmt: skip
+    return ray.train.torch.prepare_data_loader(loader, add_dist_sampler=False)
+
+
 def train_loop(params: dict) -> None:
     """Ray Train entry point; `params`: store, config (dict), normaliser (dict), standardisation (dict, the
     meteo predictors'), progress (queue or None)."""
@@ -72,12 +85,8 @@ def train_loop(params: dict) -> None:
     val_set = StoreDataset(params["store"], config.data, "validation", normaliser, standardisation)
     batch = config.optim.batch_size
     options = loader_options(config.data.loader_workers)
-    train_loader = ray.train.torch.prepare_data_loader(
-        DataLoader(train_set, batch, shuffle=True, collate_fn=train_set.collate, **options)
-    )
-    val_loader = ray.train.torch.prepare_data_loader(
-        DataLoader(val_set, batch, collate_fn=val_set.collate, **options)
-    )
+    train_loader = worker_loader(train_set, batch, True, options, config.seed)
+    val_loader = worker_loader(val_set, batch, False, options, config.seed)
     model = ray.train.torch.prepare_model(make_model(config, train_set.shape))
     device = ray.train.torch.get_device()
     optimiser = torch.optim.AdamW(
