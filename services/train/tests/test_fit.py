@@ -30,6 +30,7 @@ from dlens.testing.mock_store import MockSkill, build_mock_store
 from dlens.train.cli import main
 from dlens.train.config import TrainConfig
 from dlens.train.fit import fit
+from dlens.train.predict import predict
 from dlens.train.tracking import client as tracking_client
 from dlens.train.tracking import runs_of_model
 
@@ -83,15 +84,21 @@ def test_two_worker_ddp_fit_publishes_a_model(store, tmp_path, ray_cluster, monk
     assert logged == card["config"]
 
 
-def _kill_a_worker_after_first_checkpoint(storage: Path, killed: list[int]) -> None:
+def _kill_a_worker_after_first_checkpoint(storage: Path, killed: list[int], errors: list[Exception]) -> None:
     """SIGKILL one Ray Train worker of this session's cluster (its State API: not a worker of another Ray on
     the machine, such as a benchmark's) once the run has written its first checkpoint."""
     deadline = time.time() + 300
     while time.time() < deadline and not list(storage.rglob("checkpoint_*/state.pt")):
         time.sleep(0.2)
     time.sleep(3)  # let the controller register the reported checkpoint
-    workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    try:
+        workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    except Exception as exc:  # re-raised by the test, not lost with the thread
+        errors.append(exc)
+        return
     for worker in workers:
+        if not worker.pid:  # an actor not yet started has pid 0, which would name our process group
+            continue
         try:
             os.kill(worker.pid, signal.SIGKILL)
             killed.append(worker.pid)
@@ -105,10 +112,13 @@ def test_killed_worker_resumes_from_its_checkpoint(store, tmp_path, ray_cluster)
     config = TrainConfig.model_validate({**CONFIG, "name": "resume", "optim": {"epochs": 5, "batch_size": 4}})
     storage = tmp_path / "ray"
     killed: list[int] = []
-    killer = threading.Thread(target=_kill_a_worker_after_first_checkpoint, args=(storage, killed))
+    errors: list[Exception] = []
+    killer = threading.Thread(target=_kill_a_worker_after_first_checkpoint, args=(storage, killed, errors))
     killer.start()
     model_id = fit(store, config, workers=2, storage=str(storage))
     killer.join()
+    if errors:
+        raise errors[0]
     assert killed, "no Ray Train worker process was found to kill"
     last = resolve(store, model_id).card["validation"]["last"]
     # The restarted group resumed from a checkpoint rather than from scratch.
@@ -177,6 +187,29 @@ def test_predict_updates_a_run_as_its_members_arrive(store, ray_cluster, tmp_pat
         and (used(early)[0] == np.isin(MEMBERS, EARLY_MEMBERS)).all()
     )
     np.testing.assert_array_equal(StoreReader(url).product(early, "o3", run, 24), first)
+
+
+def test_predict_one_lead_per_forward_pass_equals_all_leads_at_once(store, ray_cluster, tmp_path):
+    """A batch of one lead (the full grid's default), with the next read while the model runs, writes the
+    fields of one batch of every lead."""
+    if not entries(store):
+        fit(store, TrainConfig.model_validate(CONFIG), workers=1)
+    url = str(tmp_path / "batches.zarr")
+    shutil.copytree(store, url)
+    runs = [np.datetime64("2025-03-07T00", "h"), np.datetime64("2025-03-08T00", "h")]
+    model_id = resolve(url, "latest").model_id
+    one, _, report = predict(url, model_id, runs, product="one-lead", batch_cells=1)
+    every, _, _ = predict(
+        url, model_id, runs, product="every-lead"
+    )  # 8 leads per pass: the store's 3 at once
+    assert not report.failed
+    reader = StoreReader(url)
+    for run in runs:
+        for sp in ("o3", "no2"):
+            for lead in (0, 24, 48):
+                field = reader.product(one, sp, run, lead)
+                assert field is not None and np.isfinite(field).all()
+                np.testing.assert_array_equal(field, reader.product(every, sp, run, lead))
 
 
 def test_predict_refuses_unknown_members(store, capsys):

@@ -36,7 +36,7 @@ from dlens.model.predictor_store import missing_predictors, read_predictors, run
 from dlens.model.predictors import MissingPredictor, PredictorEncoder, RawPredictors
 from dlens.model.registry import ModelEntry, load_model, resolve
 from dlens.model.static import static_fields
-from dlens.model.tiling import configured_tiling
+from dlens.model.tiling import Tiling, configured_tiling
 
 #: The most leads predicted in one forward pass (fewer on large grids: `leads_per_batch`).
 LEAD_BATCH = 8
@@ -61,10 +61,18 @@ def usable(reader: StoreReader, species: str, run: np.datetime64, members: Seque
 
 
 def predict_unit(
-    url: str, model_id: str, product: str, run: str, position: int, members: tuple[str, ...]
+    url: str,
+    model_id: str,
+    product: str,
+    run: str,
+    position: int,
+    members: tuple[str, ...],
+    per_batch: int = LEAD_BATCH,
+    tiling: Tiling | None = None,
 ) -> dict:
     """Predict one run at every lead of the store the model was trained on (all where its config names
-    none) and each of its levels, from the usable members, into `product`; return what it used."""
+    none) and each of its levels, from the usable members, into `product`, `per_batch` leads per forward
+    pass, on `tiling`'s tiles (None: the whole field); return what it used."""
     reader = StoreReader(url)
     entry = resolve(url, model_id)
     model = load_model(url, entry)
@@ -79,9 +87,6 @@ def predict_unit(
     shared = run_predictors(reader, entry.encoder, t0)  # the meteo at the run and the recent analysis, once
     # the leads the model was trained on: a model trained on a few does not extrapolate to the others
     leads = [lead for lead in reader.spec.leads if entry.leads is None or lead in entry.leads]
-    settings = get_settings()
-    tiling = configured_tiling(settings.inference_tile, settings.inference_overlap)
-    per_batch = leads_per_batch(reader.spec.domain.shape, settings.inference_batch_cells)
     batches = [leads[i : i + per_batch] for i in range(0, len(leads), per_batch)]
     if not any(u.any() for u in used.values()):
         batches = []
@@ -197,9 +202,11 @@ def predict(
     runs: Sequence[np.datetime64],
     members: Sequence[str] = MEMBERS,
     product: str | None = None,
+    batch_cells: int | None = None,
 ) -> tuple[str, list[np.datetime64], FanOutReport]:
     """Write the product of model `model_id` (or `latest`) for the stale `runs` from `members`; return its
-    name, the runs (re)predicted and the report."""
+    name, the runs (re)predicted and the report. The inference settings (`batch_cells`, default
+    DLENS_INFERENCE_BATCH_CELLS; the tiling) are this process's, passed to the Ray tasks."""
     entry = resolve(url, model_id)
     name = product or product_name(entry.model_id, members)
     reader = StoreReader(url)
@@ -231,11 +238,14 @@ def predict(
             record[pos, k] = np.asarray(used, dtype=np.float32)
             coordinator.mark(path, pos, int(Status.COMPLETE if any(used) else Status.ABSENT), (k,))
 
+    settings = get_settings()
+    tiling = configured_tiling(settings.inference_tile, settings.inference_overlap)
+    per_batch = leads_per_batch(reader.spec.domain.shape, batch_cells or settings.inference_batch_cells)
     units = [
         Unit(
             f"predict {np.datetime64(r, 'D')}",
             predict_unit,
-            (url, entry.model_id, name, str(r), p, tuple(members)),
+            (url, entry.model_id, name, str(r), p, tuple(members), per_batch, tiling),
         )
         for r, p in zip(todo, positions)
     ]
