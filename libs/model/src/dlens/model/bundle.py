@@ -79,6 +79,16 @@ def validation_line(validation: dict) -> str:
     return f"Validation{epoch}: {scores}."
 
 
+def shape_text(card: dict) -> str:
+    """The fields the model trained on: the grid, or patches of the grid (`data.patches`)."""
+    height, width = card["input_shape"]
+    patches = card["config"]["data"].get("patches")
+    if patches:
+        per_sample = patches["per_sample"]
+        return f"trained on {height} × {width} patches of the grid ({per_sample} per sample read), run on all"
+    return f"on a {height} × {width} grid"
+
+
 def predictors_text(card: dict) -> str:
     """`meteo, zenith (their channels and normalisation: `predictors` in model.json)`, or `none`."""
     enabled = card.get("predictors", {}).get("enabled", [])
@@ -105,7 +115,6 @@ def model_card(card: dict) -> str:
     """The bundle's README: a model card for the people who will use it."""
     config, periods, validation = card["config"], card["periods"], card["validation"]
     species = ", ".join(f"{s} ({SPECIES[s].long_name})" for s in config["data"]["species"])
-    height, width = card["input_shape"]
     levels = list(config["data"].get("levels", [0]))  # cards before data.levels: the surface
     target = TARGET_NAMES[config["data"].get("target", "analysis")]  # cards before data.target: the analysis
     lines = [
@@ -127,8 +136,8 @@ def model_card(card: dict) -> str:
         "",
         "## Data",
         "",
-        f"- Input: {len(card['input_channels'])} channels on a {height} × {width} grid "
-        f"(`{', '.join(card['input_channels'][:6])}`, …; `model.json` lists them).",
+        f"- Input: {len(card['input_channels'])} channels "
+        f"(`{', '.join(card['input_channels'][:6])}`, …; `model.json` lists them), {shape_text(card)}.",
         *(f"- {name}: runs {p['start']} to {p['end']}" for name, p in periods.items()),
         "- Normalisation: `normalisation.json` (log1p mean and standard deviation per species).",
         f"- Phase-two predictors: {predictors_text(card)}.",
