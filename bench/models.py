@@ -30,7 +30,14 @@ from pathlib import Path
 
 import numpy as np
 from predictors import fit_config, ingest_fold, variant_config
-from skill import BASELINES, BIN, LEADS, fold_name, parse_starts, step, training_config
+from skill import (
+    BASELINES,
+    LEADS,
+    fold_name,
+    predict_and_score,
+    protocol_arguments,
+    training_config,
+)
 
 
 def poc_config(args: argparse.Namespace, start: datetime, species: str) -> dict:
@@ -108,14 +115,8 @@ def run_fold(args: argparse.Namespace, start: datetime, fold: str, workdir: Path
     models |= {name: fit_config(config, name, store, workdir, timings) for name, config in configs.items()}
     test_start = one_config["data"]["test"]["start"]
     test = ["--start", test_start, "--days", str(args.test_days)]
-    for name, model_id in models.items():
-        step(f"predict {name}", [str(BIN / "dlens-train"), "--no-progress", "predict", "--store", store,
-                                 "--model", model_id, *test], timings)  # fmt: skip
-    products = {name: f"dlens-{m}" for name, m in models.items()}
     report = workdir / "report-models"
-    step("evaluate", [str(BIN / "dlens-evaluate"), "--no-progress", "--store", store, *test, "--products",
-                      ",".join([*products.values(), *BASELINES]), "--out", str(report)], timings)  # fmt: skip
-    metrics = json.loads((report / "metrics.json").read_text())
+    products, metrics = predict_and_score(store, models, test, report, timings)
     own = {sp: products[f"poc-{sp}"] for sp in species}
     return {
         "fold": fold, "start": f"{start:%Y-%m-%d}", "models": models, "leads": leads,
@@ -127,20 +128,9 @@ def run_fold(args: argparse.Namespace, start: datetime, fold: str, workdir: Path
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seed", type=int, default=23, help="generator seed (default 23, held out)")
-    parser.add_argument("--start", type=parse_starts, default=parse_starts("2026-06-01,2026-01-05"),
-                        help="first training run of each fold (default: bench/skill.py's held-out folds)")  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="the first fold only")
-    parser.add_argument("--domain", default="demo", help="domain (default demo)")
-    parser.add_argument("--train-days", type=int, default=28)
-    parser.add_argument("--validation-days", type=int, default=4)
-    parser.add_argument("--test-days", type=int, default=10)
-    parser.add_argument("--gap-days", type=int, default=4, help="days without runs between the periods (4)")
-    parser.add_argument("--epochs", type=int, help="override both configs' epochs")
+    protocol_arguments(parser)
     parser.add_argument("--config", default="configs/train/skill.yaml", help="the one model")
     parser.add_argument("--poc-config", default="configs/train/poc.yaml", help="the per-species model")
-    parser.add_argument("--workdir", type=Path, help="stores and runs (default: a temporary directory); "
-                        "bench/predictors.py's workdir reuses its stores and members-only models")  # fmt: skip
     parser.add_argument("--json", type=Path, default=Path("bench/results/models.json"))
     args = parser.parse_args()
     starts = args.start[:1] if args.quick else args.start

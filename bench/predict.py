@@ -13,8 +13,11 @@ the prediction code first (timed apart: paid once per process). Then, measured i
   2. predict: its wall time (the Ray task, the store reads, input assembly, the forward passes, the writes
      and the commit), and the peak RSS (VmHWM) of the Ray worker that ran it;
   3. predict / forward: target ≤ 1.3 on the CPU; peak RSS ≤ 8 GB.
-The inference tiling is predict's (DLENS_INFERENCE_TILE / _OVERLAP; default the whole field). Linux only
-(peak RSS from /proc). Prints a table, writes JSON.
+Predict's task asks Ray for one CPU but runs two threads (the model, and the reading of the next lead), so
+the CPU time of both is reported beside the wall time. The inference settings are predict's
+(DLENS_INFERENCE_TILE / _OVERLAP, default the whole field; DLENS_INFERENCE_BATCH_CELLS). Needs a local Ray
+(RAY_ADDRESS unset) and Linux (CPU time and peak RSS from /proc). A reused store keeps the product
+`bench-predict-<time>` it wrote. Prints a table, writes JSON.
 
     uv run python bench/predict.py [--config configs/train/demo.yaml] [--reuse-store PATH [--model ID]]
         [--json bench/results/predict.json]
@@ -45,7 +48,7 @@ from dlens.model.features import level_blocks, level_positions
 from dlens.model.inference import model_inputs, onednn
 from dlens.model.registry import load_model, resolve
 from dlens.model.static import static_fields
-from dlens.model.tiling import configured_tiling, model_tiling, tiled_forward
+from dlens.model.tiling import Tiling, configured_tiling, model_tiling, tiled_forward
 from dlens.train.config import load_config
 from dlens.train.dataset import store_normaliser
 from dlens.train.loop import make_model
@@ -114,9 +117,20 @@ def start_worker() -> float:
     return time.perf_counter() - started
 
 
-def bare_forward(url: str, model_id: str, run: str, driver: int) -> dict:
-    """Seconds of the model's forward passes alone over every lead of `run` (inputs assembled beforehand,
-    untimed), in predict's batches and tiling; with the worker's torch threads and peak RSS."""
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process `pid` so far (0 once it has ended)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bare_forward(
+    url: str, model_id: str, run: str, driver: int, per_batch: int, tiling: Tiling | None
+) -> dict:
+    """Seconds (wall and CPU) of the model's forward passes alone over every lead of `run` (inputs assembled
+    beforehand, untimed), in predict's batches and tiling; with the worker's torch threads and peak RSS."""
     reader = StoreReader(url)
     entry = resolve(url, model_id)
     model = load_model(url, entry)
@@ -124,9 +138,7 @@ def bare_forward(url: str, model_id: str, run: str, driver: int) -> dict:
     static = static_fields(reader, entry.static_names)
     leads = [lead for lead in reader.spec.leads if entry.leads is None or lead in entry.leads]
     positions = level_positions(entry.levels, reader.spec.levels)
-    settings = get_settings()
-    seconds, fields = 0.0, 0
-    per_batch = leads_per_batch(reader.spec.domain.shape, settings.inference_batch_cells)
+    seconds, cpu, fields = 0.0, 0.0, 0
     for start in range(0, len(leads), per_batch):
         batch = leads[start : start + per_batch]
         members = np.stack([
@@ -137,15 +149,15 @@ def bare_forward(url: str, model_id: str, run: str, driver: int) -> dict:
         encoded = np.stack([store_predictors(reader, entry, t0, lead) for lead in batch])
         inputs, _ = model_inputs(members, entry.block_species, entry.normaliser, static, batch, valid, "cpu",
                                  encoded, entry.predictors.statistics_quantiles)  # fmt: skip
-        tiling = model_tiling(entry.fixed_shape, inputs.shape[-2:], configured_tiling(
-            settings.inference_tile, settings.inference_overlap))  # fmt: skip
+        tiles = model_tiling(entry.fixed_shape, inputs.shape[-2:], tiling)
         with torch.no_grad(), onednn(enabled=False):
-            started = time.perf_counter()
-            out = model(inputs) if tiling is None else tiled_forward(model, inputs, tiling)
+            started, cpu_started = time.perf_counter(), time.process_time()
+            out = model(inputs) if tiles is None else tiled_forward(model, inputs, tiles)
             seconds += time.perf_counter() - started
+            cpu += time.process_time() - cpu_started
         fields += out.shape[0] * out.shape[1]
         del inputs, out
-    return {"seconds": seconds, "fields": fields, "threads": torch.get_num_threads(),
+    return {"seconds": seconds, "cpu_seconds": cpu, "fields": fields, "threads": torch.get_num_threads(),
             "pid": os.getpid(), "peak_rss": peak_rss_of_ray_workers(driver).get(os.getpid())}  # fmt: skip
 
 
@@ -176,14 +188,24 @@ def measure(args: argparse.Namespace, url: str) -> int:
     shape = reader.spec.domain.shape
     print(f"store {url}: run {run}, {shape[0]} × {shape[1]}, model {model_id} ({entry.card['architecture']}, "
           f"{parameters:,} parameters)", flush=True)  # fmt: skip
-    ensure_ray()
+    if not ensure_ray():
+        print("error: the benchmark measures the workers of a local Ray it starts: unset RAY_ADDRESS",
+              file=sys.stderr)  # fmt: skip
+        return 2
     driver = os.getpid()
+    settings = get_settings()
+    tiling = configured_tiling(settings.inference_tile, settings.inference_overlap)
+    per_batch = leads_per_batch(shape, settings.inference_batch_cells)
     # workers started, with the prediction code imported, before the clock (timed apart)
     imports = max(ray.get([ray.remote(num_cpus=1)(start_worker).remote() for _ in range(2)]))
     # the bare forward passes first, in a worker that exits after them (max_calls=1), so that the worker
     # predict runs in has only imported the code before: its peak RSS is predict's
-    forward = ray.get(ray.remote(num_cpus=1, max_calls=1)(bare_forward).remote(url, model_id, run, driver))
-    before = set(peak_rss_of_ray_workers(driver))
+    forward = ray.get(
+        ray.remote(num_cpus=1, max_calls=1)(bare_forward).remote(
+            url, model_id, run, driver, per_batch, tiling
+        )
+    )
+    before = {pid: cpu_seconds(pid) for pid in peak_rss_of_ray_workers(driver)}
     product = f"bench-predict-{datetime.now():%H%M%S}"
     started = time.perf_counter()
     _, done, report = predict(url, model_id, [np.datetime64(run, "h")], product=product)
@@ -193,26 +215,31 @@ def measure(args: argparse.Namespace, url: str) -> int:
         return 2
     peaks = {pid: peak for pid, peak in peak_rss_of_ray_workers(driver).items() if pid != forward["pid"]}
     predict_rss = max(peaks.values())  # the worker that ran the run's task (the others are idle)
-    new_workers = sorted(set(peaks) - before)
+    new_workers = sorted(set(peaks) - set(before))
+    # the CPU time of the worker that ran predict: the one that used most since before
+    predict_cpu = max(cpu_seconds(pid) - before.get(pid, 0.0) for pid in peaks)
     fields = forward["fields"]
     written = reader.product(product, entry.species[0], np.datetime64(run, "h"), reader.spec.leads[-1])
     assert written is not None and np.isfinite(written).all(), "predict wrote no finite field"
     ratio = predict_s / forward["seconds"]
     rows = [
-        {"step": "predict (one run, through dlens-train predict)", "seconds": predict_s,
+        {"step": "predict (one run, through dlens-train predict)", "seconds": predict_s, "cpu_seconds": predict_cpu,
          "per_field_ms": 1000 * predict_s / fields, "peak_rss_gb": predict_rss / 1e9},
         {"step": "bare forward passes of the same fields", "seconds": forward["seconds"],
-         "per_field_ms": 1000 * forward["seconds"] / fields, "peak_rss_gb": (forward["peak_rss"] or 0) / 1e9},
+         "cpu_seconds": forward["cpu_seconds"], "per_field_ms": 1000 * forward["seconds"] / fields,
+         "peak_rss_gb": (forward["peak_rss"] or 0) / 1e9},
     ]  # fmt: skip
-    header = f"{'step':<48} {'seconds':>9} {'ms / field':>11} {'peak RSS (GB)':>14}"
+    header = f"{'step':<48} {'seconds':>9} {'CPU seconds':>12} {'ms / field':>11} {'peak RSS (GB)':>14}"
     print("\n" + header + "\n" + "-" * len(header))
     for r in rows:
-        print(f"{r['step']:<48} {r['seconds']:9.1f} {r['per_field_ms']:11.0f} {r['peak_rss_gb']:14.2f}")
+        print(f"{r['step']:<48} {r['seconds']:9.1f} {r['cpu_seconds']:12.1f} {r['per_field_ms']:11.0f} "
+              f"{r['peak_rss_gb']:14.2f}")  # fmt: skip
     met_ratio, met_rss = ratio <= RATIO_TARGET, predict_rss / 1e9 <= RSS_TARGET_GB
     print(
         f"\n{fields} fields ({len(entry.species)} species × {fields // len(entry.species)} leads), "
-        f"{forward['threads']} torch thread(s) in each task; before both, a fresh worker took {imports:.1f} s "
-        "to import the prediction code (once per process)"
+        f"{forward['threads']} torch thread(s) in each task, and in predict's a second thread reading the next "
+        f"lead: CPU time {predict_cpu / forward['cpu_seconds']:.2f} × the forward passes'; before both, a fresh "
+        f"worker took {imports:.1f} s to import the prediction code (once per process)"
     )
     print(
         f"predict / forward: {ratio:.2f} (target ≤ {RATIO_TARGET}: {'met' if met_ratio else 'MISSED'}); "
@@ -225,8 +252,8 @@ def measure(args: argparse.Namespace, url: str) -> int:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "device": "cpu"},
         "store": url, "shape": list(shape), "run": run, "model": model_id, "architecture": entry.card["architecture"],
         "parameters": parameters, "fields": fields, "threads": forward["threads"], "worker_import_seconds": imports,
-        "tiling": {"tile": get_settings().inference_tile, "overlap": get_settings().inference_overlap},
-        "rows": rows, "ratio": ratio, "ratio_target": RATIO_TARGET, "peak_rss_target_gb": RSS_TARGET_GB,
+        "tiling": {"tile": settings.inference_tile, "overlap": settings.inference_overlap}, "leads_per_pass": per_batch,
+        "rows": rows, "ratio": ratio, "cpu_ratio": predict_cpu / forward["cpu_seconds"], "ratio_target": RATIO_TARGET, "peak_rss_target_gb": RSS_TARGET_GB,
         "ray_workers_started_by_predict": len(new_workers), "passed": passed,
     }, indent=1))  # fmt: skip
     print(("PASS" if passed else "FAIL") + f"; JSON: {args.json}")

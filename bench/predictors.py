@@ -43,7 +43,18 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from skill import BASELINES, BIN, LEADS, fold_name, hours, parse_starts, step, training_config
+from skill import (
+    BASELINES,
+    BIN,
+    LEADS,
+    block_rmse,
+    fold_name,
+    hours,
+    predict_and_score,
+    protocol_arguments,
+    step,
+    training_config,
+)
 
 from dlens.common.species import LEAD_BLOCKS
 from dlens.evaluate.metrics import holm
@@ -110,11 +121,7 @@ def ablation_rows(metrics: dict, products: dict[str, str], species: list[str], f
     """One row per species and lead block of a fold: RMSE of each variant (`products`: variant → product)
     and baseline, the strongest baseline, each variant's gain over members-only and ratio to the strongest,
     and the bootstrap p-values of each variant against members-only and the strongest baseline."""
-    rmse = {
-        (r["product"], r["species"], r["lead_block"]): r["rmse"]
-        for r in metrics["continuous"]
-        if r["region"] == "domain" and r["season"] == "all" and r["lead"] is None
-    }
+    rmse = block_rmse(metrics)
     p_value = {(r["product"], r["species"], r["lead_block"], r["reference"]): r["p_value"]
                for r in metrics["significance"]}  # fmt: skip
     members = products["members"]
@@ -250,16 +257,9 @@ def run_fold(args: argparse.Namespace, start: datetime, fold: str, workdir: Path
     ingest_fold(args, start, store, timings)
     models = {v: fit_config(variant_config(args, start, v), v, store, workdir, timings) for v in VARIANTS}
     test = ["--start", f"{test_start:%Y-%m-%d}", "--days", str(args.test_days)]
-    for variant, model_id in models.items():
-        step(f"predict {variant}", [str(BIN / "dlens-train"), "--no-progress", "predict", "--store", store,
-                                    "--model", model_id, *test], timings)  # fmt: skip
-    products = {v: f"dlens-{m}" for v, m in models.items()}
     report = workdir / "report"
-    step("evaluate", [str(BIN / "dlens-evaluate"), "--no-progress", "--store", store, *test, "--products",
-                      ",".join([*products.values(), *BASELINES]),
-                      "--compare-to", ",".join([*BASELINES[1:], products["members"]]), "--out", str(report)],
-         timings)  # fmt: skip
-    metrics = json.loads((report / "metrics.json").read_text())
+    compare_to = [*BASELINES[1:], f"dlens-{models['members']}"]
+    products, metrics = predict_and_score(store, models, test, report, timings, compare_to)
     return {
         "fold": fold, "start": f"{start:%Y-%m-%d}", "models": models,
         "periods": {k: config["data"][k] for k in ("train", "validation", "test")},
@@ -286,20 +286,8 @@ def print_summary(result: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seed", type=int, default=23, help="generator seed (default 23, held out)")
-    parser.add_argument("--start", type=parse_starts, default=parse_starts("2026-06-01,2026-01-05"),
-                        help="first training run of each fold, YYYY-MM-DD, comma-separated "
-                             "(default 2026-06-01,2026-01-05: bench/skill.py's held-out folds)")  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="the first fold only")
-    parser.add_argument("--domain", default="demo", help="domain (default demo)")
-    parser.add_argument("--train-days", type=int, default=28)
-    parser.add_argument("--validation-days", type=int, default=4)
-    parser.add_argument("--test-days", type=int, default=10)
-    parser.add_argument("--gap-days", type=int, default=4, help="days without runs between the periods (4)")
-    parser.add_argument("--epochs", type=int, help="override the config's epochs")
+    protocol_arguments(parser)
     parser.add_argument("--config", default="configs/train/skill.yaml", help="the model and optimiser")
-    parser.add_argument("--workdir", type=Path, help="stores and runs (default: a temporary directory); "
-                        "rerun on it, a variant's model is reused when its config is unchanged")  # fmt: skip
     parser.add_argument("--json", type=Path, default=Path("bench/results/predictors.json"))
     args = parser.parse_args()
     starts = args.start[:1] if args.quick else args.start

@@ -53,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -83,6 +84,38 @@ SEASON_NAMES = {"DJF": "winter", "MAM": "spring", "JJA": "summer", "SON": "autum
 def parse_starts(text: str) -> list[datetime]:
     """'2025-06-01,2025-01-06' → the first training run of each fold."""
     return [datetime.strptime(day.strip(), "%Y-%m-%d") for day in text.split(",") if day.strip()]
+
+
+#: The held-out draw of the benchmarks built on this protocol: seed 23's summer and winter folds.
+HELD_OUT_SEED, HELD_OUT_STARTS = 23, "2026-06-01,2026-01-05"
+
+
+def protocol_arguments(
+    parser: argparse.ArgumentParser, seed: int = HELD_OUT_SEED, starts: str = HELD_OUT_STARTS, quick: str = ""
+) -> None:
+    """The protocol's options, shared by the benchmarks built on it: the draw (--seed, --start), --quick,
+    the domain and the periods (days of training, validation and test, the gaps), --epochs and --workdir."""
+    parser.add_argument("--seed", type=int, default=seed, help=f"generator seed (default {seed})")
+    parser.add_argument("--start", type=parse_starts, default=parse_starts(starts),
+                        help=f"first training run of each fold, YYYY-MM-DD, comma-separated (default {starts})")  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help=quick or "the first fold only")
+    parser.add_argument("--domain", default="demo", help="domain (default demo)")
+    parser.add_argument("--train-days", type=int, default=28)
+    parser.add_argument("--validation-days", type=int, default=4)
+    parser.add_argument("--test-days", type=int, default=10)
+    parser.add_argument("--gap-days", type=int, default=4, help="days without runs between the periods (4)")
+    parser.add_argument("--epochs", type=int, help="override the configs' epochs")
+    parser.add_argument("--workdir", type=Path, help="stores and runs (default: a temporary directory); "
+                        "rerun on it, a model is reused when its config is unchanged")  # fmt: skip
+
+
+def block_rmse(metrics: dict) -> dict[tuple[str, str, str], float]:
+    """RMSE by (product, species, lead block) over the domain and every season, from evaluate's metrics."""
+    return {
+        (r["product"], r["species"], r["lead_block"]): r["rmse"]
+        for r in metrics["continuous"]
+        if r["region"] == "domain" and r["season"] == "all" and r["lead"] is None
+    }
 
 
 def fold_name(args: argparse.Namespace, start: datetime) -> str:
@@ -124,6 +157,27 @@ def step(name: str, command: list[str], timings: dict) -> str:
     return done.stdout
 
 
+def predict_and_score(
+    store: str,
+    models: dict[str, str],
+    test: list[str],
+    report: Path,
+    timings: dict,
+    compare_to: Sequence[str] = (),
+) -> tuple[dict[str, str], dict]:
+    """Predict the test period (`test`: --start, --days) with each model (name → id) through `dlens-train
+    predict`, then score their products beside the baselines in one `dlens-evaluate` into `report`, with the
+    paired bootstrap against `compare_to`; the products (name → product) and the metrics."""
+    for name, model_id in models.items():
+        step(f"predict {name}", [str(BIN / "dlens-train"), "--no-progress", "predict", "--store", store,
+                                 "--model", model_id, *test], timings)  # fmt: skip
+    products = {name: f"dlens-{m}" for name, m in models.items()}
+    compare = ["--compare-to", ",".join(compare_to)] if compare_to else []
+    step("evaluate", [str(BIN / "dlens-evaluate"), "--no-progress", "--store", store, *test, "--products",
+                      ",".join([*products.values(), *BASELINES]), *compare, "--out", str(report)], timings)  # fmt: skip
+    return products, json.loads((report / "metrics.json").read_text())
+
+
 def floor_by_block(
     domain: str, seed: int, runs: list[datetime], species: list[str], leads: list[int]
 ) -> dict:
@@ -153,11 +207,7 @@ def floor_by_block(
 def skill_table(metrics: dict, product: str, floors: dict, species: list[str], fold: str) -> list[dict]:
     """One row per species and lead block of a fold: the RMSEs, the ratios, the removable share, the
     bootstrap against the median and against the strongest baseline."""
-    rmse = {
-        (r["product"], r["species"], r["lead_block"]): r["rmse"]
-        for r in metrics["continuous"]
-        if r["region"] == "domain" and r["season"] == "all" and r["lead"] is None
-    }
+    rmse = block_rmse(metrics)
     significance = {
         (r["species"], r["lead_block"], r["reference"]): r
         for r in metrics["significance"]
@@ -430,24 +480,10 @@ def run_fold(args: argparse.Namespace, start: datetime, fold: str, workdir: Path
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--seed", type=int, default=0, help="generator seed (default 0, the development draw)"
-    )
-    parser.add_argument("--start", type=parse_starts, default=parse_starts("2025-06-01,2025-01-06"),
-                        help="first training run of each fold, YYYY-MM-DD, comma-separated "
-                             "(default 2025-06-01,2025-01-06: a summer and a winter fold)")  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="the first fold only (about half the time)")
-    parser.add_argument("--domain", default="demo", help="domain (default demo)")
-    parser.add_argument("--train-days", type=int, default=28)
-    parser.add_argument("--validation-days", type=int, default=4)
-    parser.add_argument("--test-days", type=int, default=10)
-    parser.add_argument("--gap-days", type=int, default=4, help="days without runs between the periods (4)")
-    parser.add_argument("--epochs", type=int, help="override the config's epochs")
+    protocol_arguments(parser, 0, "2025-06-01,2025-01-06", "the first fold only (about half the time)")
     parser.add_argument(
         "--config", default="configs/train/skill.yaml", help="the model and optimiser to train"
     )
-    parser.add_argument("--workdir", type=Path, help="stores and runs (default: a temporary directory); "
-                        "rerun on it, a fold's model is reused when its config is unchanged")  # fmt: skip
     parser.add_argument("--json", type=Path, default=Path("bench/results/skill.json"))
     args = parser.parse_args()
     starts = args.start[:1] if args.quick else args.start
