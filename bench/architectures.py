@@ -38,17 +38,15 @@ from pathlib import Path
 import numpy as np
 from predictors import fit_config, ingest_fold
 from skill import (
-    BASELINES,
     LEADS,
-    block_rmse,
     fold_name,
     hours,
     predict_and_score,
+    product_rows,
     protocol_arguments,
     training_config,
 )
 
-from dlens.common.species import LEAD_BLOCKS
 from dlens.model.architectures import SMALL_SETTINGS
 from dlens.model.registry import load_model, resolve
 
@@ -165,19 +163,10 @@ def training_rate(config: dict, store: str, gpu: bool, steps: int = 5) -> float:
 def comparison_rows(metrics: dict, products: dict[str, str], species: list[str], fold: str) -> list[dict]:
     """Per species and lead block: RMSE of each architecture (`products`: architecture → product) and of each
     baseline, the strongest baseline, each architecture's ratio to the median and to the strongest."""
-    rmse = block_rmse(metrics)
-    rows = []
-    for sp in species:
-        for block in LEAD_BLOCKS:
-            baselines = {name: rmse[(name, sp, block)] for name in BASELINES}
-            strongest = min(baselines, key=baselines.get)
-            models = {a: rmse[(p, sp, block)] for a, p in products.items()}
-            rows.append({
-                "fold": fold, "species": sp, "lead_block": block, "rmse": models, "baselines": baselines,
-                "strongest": strongest,
-                "ratio_median": {a: x / baselines["median"] for a, x in models.items()},
-                "ratio_strongest": {a: x / baselines[strongest] for a, x in models.items()},
-            })  # fmt: skip
+    rows = product_rows(metrics, products, species, fold)
+    for row in rows:
+        for key, reference in (("ratio_median", "median"), ("ratio_strongest", row["strongest"])):
+            row[key] = {a: x / row["baselines"][reference] for a, x in row["rmse"].items()}
     return rows
 
 

@@ -44,15 +44,16 @@ import torch
 from dlens.common.config import get_settings
 from dlens.common.parallel import ensure_ray
 from dlens.common.reader import StoreReader
-from dlens.model.features import level_blocks, level_positions
-from dlens.model.inference import model_inputs, onednn
+from dlens.common.species import MEMBERS
+from dlens.model.features import level_positions
+from dlens.model.inference import onednn
 from dlens.model.registry import load_model, resolve
 from dlens.model.static import static_fields
 from dlens.model.tiling import Tiling, configured_tiling, model_tiling, tiled_forward
 from dlens.train.config import load_config
 from dlens.train.dataset import store_normaliser
 from dlens.train.loop import make_model
-from dlens.train.predict import leads_per_batch, predict, store_predictors
+from dlens.train.predict import lead_inputs, leads_per_batch, predict, usable
 from dlens.train.predictor_stats import store_standardisation
 from dlens.train.registry import publish
 
@@ -138,17 +139,11 @@ def bare_forward(
     static = static_fields(reader, entry.static_names)
     leads = [lead for lead in reader.spec.leads if entry.leads is None or lead in entry.leads]
     positions = level_positions(entry.levels, reader.spec.levels)
+    used = {sp: usable(reader, sp, t0, MEMBERS) for sp in entry.species}  # as predict: every member present
     seconds, cpu, fields = 0.0, 0.0, 0
     for start in range(0, len(leads), per_batch):
         batch = leads[start : start + per_batch]
-        members = np.stack([
-            level_blocks(np.stack([reader.members(sp, t0, lead) for sp in entry.species]), positions)
-            for lead in batch
-        ])  # fmt: skip
-        valid = [t0 + np.timedelta64(lead, "h") for lead in batch]
-        encoded = np.stack([store_predictors(reader, entry, t0, lead) for lead in batch])
-        inputs, _ = model_inputs(members, entry.block_species, entry.normaliser, static, batch, valid, "cpu",
-                                 encoded, entry.predictors.statistics_quantiles)  # fmt: skip
+        inputs = lead_inputs(reader, entry, t0, batch, positions, used, static, None, "cpu")
         tiles = model_tiling(entry.fixed_shape, inputs.shape[-2:], tiling)
         with torch.no_grad(), onednn(enabled=False):
             started, cpu_started = time.perf_counter(), time.process_time()

@@ -47,10 +47,10 @@ from skill import (
     BASELINES,
     BIN,
     LEADS,
-    block_rmse,
     fold_name,
     hours,
     predict_and_score,
+    product_rows,
     protocol_arguments,
     step,
     training_config,
@@ -121,24 +121,18 @@ def ablation_rows(metrics: dict, products: dict[str, str], species: list[str], f
     """One row per species and lead block of a fold: RMSE of each variant (`products`: variant → product)
     and baseline, the strongest baseline, each variant's gain over members-only and ratio to the strongest,
     and the bootstrap p-values of each variant against members-only and the strongest baseline."""
-    rmse = block_rmse(metrics)
     p_value = {(r["product"], r["species"], r["lead_block"], r["reference"]): r["p_value"]
                for r in metrics["significance"]}  # fmt: skip
     members = products["members"]
-    rows = []
-    for sp in species:
-        for block in LEAD_BLOCKS:
-            baselines = {name: rmse[(name, sp, block)] for name in BASELINES}
-            strongest = min(baselines, key=baselines.get)
-            dl = {variant: rmse[(product, sp, block)] for variant, product in products.items()}
-            rows.append({
-                "fold": fold, "species": sp, "lead_block": block, "rmse": dl, "baselines": baselines,
-                "strongest": strongest,
-                "gain": {v: 1 - x / dl["members"] for v, x in dl.items()},
-                "ratio_strongest": {v: x / baselines[strongest] for v, x in dl.items()},
-                "p_members": {v: p_value.get((p, sp, block, members)) for v, p in products.items() if p != members},
-                "p_strongest": {v: p_value.get((p, sp, block, strongest)) for v, p in products.items()},
-            })  # fmt: skip
+    rows = product_rows(metrics, products, species, fold)
+    for row in rows:
+        dl, sp, block, strongest = row["rmse"], row["species"], row["lead_block"], row["strongest"]
+        row.update({
+            "gain": {v: 1 - x / dl["members"] for v, x in dl.items()},
+            "ratio_strongest": {v: x / row["baselines"][strongest] for v, x in dl.items()},
+            "p_members": {v: p_value.get((p, sp, block, members)) for v, p in products.items() if p != members},
+            "p_strongest": {v: p_value.get((p, sp, block, strongest)) for v, p in products.items()},
+        })  # fmt: skip
     return rows
 
 

@@ -118,6 +118,22 @@ def block_rmse(metrics: dict) -> dict[tuple[str, str, str], float]:
     }
 
 
+def product_rows(metrics: dict, products: dict[str, str], species: list[str], fold: str) -> list[dict]:
+    """One row per species and lead block of a fold: RMSE of each model (`products`: name → product) and of
+    each baseline, and the strongest baseline (the lowest RMSE of `BASELINES`)."""
+    rmse = block_rmse(metrics)
+    rows = []
+    for sp in species:
+        for block in LEAD_BLOCKS:
+            baselines = {name: rmse[(name, sp, block)] for name in BASELINES}
+            rows.append({
+                "fold": fold, "species": sp, "lead_block": block,
+                "rmse": {name: rmse[(product, sp, block)] for name, product in products.items()},
+                "baselines": baselines, "strongest": min(baselines, key=baselines.get),
+            })  # fmt: skip
+    return rows
+
+
 def fold_name(args: argparse.Namespace, start: datetime) -> str:
     """'summer 2025': the season and year of the fold's test period."""
     test_start = datetime.strptime(training_config(args, start)["data"]["test"]["start"], "%Y-%m-%d")

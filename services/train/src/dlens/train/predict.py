@@ -93,18 +93,7 @@ def predict_unit(
     device = next(model.parameters()).device
 
     def inputs_of(batch: list[int]) -> torch.Tensor:
-        """The model's inputs for a batch of leads, read from the store and assembled."""
-        members = np.stack(
-            [
-                level_blocks(np.stack([reader.members(sp, t0, lead) for sp in species]), positions)
-                for lead in batch
-            ]
-        )  # (lead, block, member, H, W)
-        for k, sp in enumerate(entry.block_species):
-            members[:, k, ~used[sp]] = np.nan
-        valid = [t0 + np.timedelta64(lead, "h") for lead in batch]
-        encoded = np.stack([store_predictors(reader, entry, t0, lead, shared) for lead in batch])
-        return ensemble_inputs(entry, members, static, batch, valid, encoded, device)
+        return lead_inputs(reader, entry, t0, batch, positions, used, static, shared, device)
 
     # the next batch is read and assembled (one thread) while the model runs on this one
     with ThreadPoolExecutor(max_workers=1) as prefetch:
@@ -125,6 +114,32 @@ def predict_unit(
                             stack[at] = fields[b, entry.block(sp, level)]
                         writer.write(f"products/{product}", sp, (position, lead_pos), stack)
     return {"run": run, "used": {sp: used[sp].tolist() for sp in species}, "predictors": present.tolist()}
+
+
+def lead_inputs(
+    reader: StoreReader,
+    entry: ModelEntry,
+    run: np.datetime64,
+    leads: list[int],
+    positions: tuple[int, ...],
+    used: dict[str, np.ndarray],
+    static: np.ndarray,
+    shared: RawPredictors | None,
+    device: torch.device | str,
+) -> torch.Tensor:
+    """The model's inputs for a batch of `leads` of `run`: the members (at the store's level `positions`; NaN
+    where not `used`, per species) and the encoded predictors read from the store, assembled on `device`."""
+    members = np.stack(
+        [
+            level_blocks(np.stack([reader.members(sp, run, lead) for sp in entry.species]), positions)
+            for lead in leads
+        ]
+    )  # (lead, block, member, H, W)
+    for k, sp in enumerate(entry.block_species):
+        members[:, k, ~used[sp]] = np.nan
+    valid = [run + np.timedelta64(lead, "h") for lead in leads]
+    encoded = np.stack([store_predictors(reader, entry, run, lead, shared) for lead in leads])
+    return ensemble_inputs(entry, members, static, leads, valid, encoded, device)
 
 
 def leads_per_batch(shape: tuple[int, int], cells: int) -> int:
