@@ -341,3 +341,28 @@ def test_error_floor(gen):
     hourly = gen.analysis_floor("no2", RUN + timedelta(hours=5))
     assert set(hourly) == {"n", "analysis_sq", "interim_sq", "validated_sq"}
     assert hourly["validated_sq"] > 0 and hourly["analysis_sq"] > 0
+
+
+def _daily_log_means_and_stagnation(gen: SyntheticGenerator, species: str, start: datetime, days: int):
+    """Log daily means (every 3 h) of the truth at the one cell of `gen`, and the day's stagnation driver."""
+    log_means, stagnation = [], []
+    for d in range(days):
+        times = [start + timedelta(days=d, hours=h) for h in range(0, 24, 3)]
+        log_means.append(np.log(np.mean([gen.truth(species, t)[0, 0] for t in times])))
+        hours = [int((t - datetime(2000, 1, 1)).total_seconds()) // 3600 for t in times]
+        stagnation.append(np.mean([gen.chemistry.hour(h).hw.stagnation[0, 0] for h in hours]))
+    return np.array(log_means), np.array(stagnation)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_winter_stagnation_builds_more_pm10_and_regional_so2(seed):
+    """At Milan, a stagnant day raises PM10 more in winter than in summer (secondary aerosol and inversions),
+    and SO2's daily means follow the stagnation driver in both seasons (the regional background builds up)."""
+    gen = SyntheticGenerator(parse_domain("45.45,45.45,9.15,9.15"), seed)
+    slopes = {}
+    for season, start in (("winter", datetime(2025, 1, 1)), ("summer", datetime(2025, 6, 15))):
+        pm10, stagnation = _daily_log_means_and_stagnation(gen, "pm10", start, 60)
+        slopes[season] = np.polyfit(stagnation, pm10, 1)[0]
+        so2, _ = _daily_log_means_and_stagnation(gen, "so2", start, 60)
+        assert np.corrcoef(stagnation, so2)[0, 1] > 0.4, season
+    assert slopes["winter"] > 1.1 * slopes["summer"] > 0, slopes

@@ -44,7 +44,7 @@ MOUNTAIN_BIAS_MEAN = {"o3": -0.1, "no2": 0.0, "so2": 0.0, "pm10": 0.05}
 #: The models' shared bias in the densely populated regions (PM10's missing secondary aerosol).
 REGIONAL_BIAS_MEAN = {"o3": 0.0, "no2": 0.0, "so2": 0.0, "pm10": -0.03}
 COAST_BIAS_MEAN = {"o3": 0.06, "no2": 0.0, "so2": 0.0, "pm10": 0.0}
-STABILITY_MEAN = {"o3": 0.16, "no2": -0.06, "so2": -0.1, "pm10": -0.09}
+STABILITY_MEAN = {"o3": 0.16, "no2": -0.06, "so2": -0.15, "pm10": -0.14}
 SEASON_MEAN = {"o3": 0.0, "no2": 0.0, "so2": 0.0, "pm10": -0.02}
 SATURATION_MEAN = {"o3": 0.08, "no2": 0.08, "so2": 0.10, "pm10": 0.05}
 #: Mean drift (log, at 96 h) of the forecasts away from the models' analyses as the lead grows.

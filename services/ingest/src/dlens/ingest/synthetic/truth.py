@@ -43,14 +43,21 @@ class ChemistryParams:
     o3_saturation: float = 185.0  # O3 (µg/m3) above which production saturates
     o3_weather: float = 0.5  # log response of O3 to the regional ozone driver
     o3_titration: float = 42.0  # NO2 (µg/m3) that divides ozone by e
-    o3_titration_season: float = 14.0
+    o3_titration_season: float = (
+        20.0  # the NO2 that divides ozone by e is this much lower in winter, higher in summer
+    )
     o3_night_loss: float = 0.06  # per hour of stable night-time boundary layer, over land
     k_so2: float = 380.0
+    so2_dilution: float = 0.4  # exponent of the boundary-layer dilution of SO2 plumes
+    so2_stagnation: float = 0.3  # log response of the regional SO2 background to the stagnation driver
     k_pm: float = 140.0
     pm_background: float = 17.0
     pm_background_season: float = 6.5
     pm_stagnation: float = 0.5  # log response of PM to the stagnation driver
+    pm_stagnation_season: float = 0.25  # the response is larger in winter, smaller in summer, by this share
+    pm_dilution: float = 0.4  # exponent of the boundary-layer dilution of primary PM
     dust_peak: float = 35.0  # PM10 (µg/m3) of a strong dust episode at the source latitudes
+    dust_onset: float = 0.7  # dust driver (unit variance) above which an episode carries dust
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -148,24 +155,24 @@ class HourChemistry:
     @cached_property
     def so2_factor(self) -> np.ndarray:
         fumigation = 1.0 + 0.5 * _bump(self.hw.local_hour, 9.0, 2.5)[None, :]
-        return (self.p.k_so2 * (1.0 - 0.3 * self.hw.s)) * self._dilution(0.4) * fumigation
+        return (self.p.k_so2 * (1.0 - 0.3 * self.hw.s)) * self._dilution(self.p.so2_dilution) * fumigation
 
     @cached_property
     def so2_background(self) -> np.ndarray:
-        return (0.6 + 1.0 * self.c.land) * (1.0 - 0.3 * self.hw.s)
+        stagnation = np.exp(self.p.so2_stagnation * self.hw.stagnation * self.c.land)
+        return (0.6 + 1.0 * self.c.land) * (1.0 - 0.3 * self.hw.s) * stagnation
 
     @cached_property
     def pm_factor(self) -> np.ndarray:
         heating = 1.0 - 0.5 * self.hw.s + 0.3 * _bump(self.hw.local_hour, 20.0, 3.0)[None, :]
-        return self.p.k_pm * heating * self._dilution(0.3)
+        return self.p.k_pm * heating * self._dilution(self.p.pm_dilution)
 
     @cached_property
     def pm_background(self) -> np.ndarray:
         hw, p, land = self.hw, self.p, self.c.land
         bg = (p.pm_background - p.pm_background_season * hw.s) * (0.6 + 0.4 * land)
-        secondary = np.exp(
-            p.pm_stagnation * hw.stagnation * (0.5 + 0.5 * self.c.static.regional_index) - 0.12
-        )
+        response = p.pm_stagnation * (1.0 - p.pm_stagnation_season * hw.s)
+        secondary = np.exp(response * hw.stagnation * (0.5 + 0.5 * self.c.static.regional_index) - 0.12)
         u, v = hw.wind10
         sea_salt = (1.0 - land) * (2.0 + 0.12 * (u * u + v * v))
         return bg * secondary + sea_salt + self.dust
@@ -173,7 +180,7 @@ class HourChemistry:
     @cached_property
     def dust(self) -> np.ndarray:
         """Saharan dust: strong near Africa; a strong episode reaches further north."""
-        strength = np.clip(self.hw.dust - 0.8, 0.0, None)
+        strength = np.clip(self.hw.dust - self.p.dust_onset, 0.0, None)
         reach = 2.5 + 3.8 * strength  # degrees of latitude over which it fades
         north = np.exp(-np.clip(self.c.lat[:, None] - 34.0, 0.0, None) / reach)
         return self.p.dust_peak * strength**2 * north
