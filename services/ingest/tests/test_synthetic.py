@@ -15,6 +15,7 @@ from dlens.common.species import MEMBERS, SPECIES_NAMES
 from dlens.ingest.synthetic import METEO_VARIABLES, SyntheticGenerator
 from dlens.ingest.synthetic.members import MISSING_RATE, member_median, version_changes
 from dlens.ingest.synthetic.observing import eea_stations
+from dlens.ingest.synthetic.seeding import hour_index
 
 TINY = parse_domain("tiny")
 DEMO = parse_domain("demo")
@@ -343,15 +344,16 @@ def test_error_floor(gen):
     assert hourly["validated_sq"] > 0 and hourly["analysis_sq"] > 0
 
 
-def _daily_log_means_and_stagnation(gen: SyntheticGenerator, species: str, start: datetime, days: int):
-    """Log daily means (every 3 h) of the truth at the one cell of `gen`, and the day's stagnation driver."""
-    log_means, stagnation = [], []
+def _daily_log_means_and_stagnation(gen: SyntheticGenerator, start: datetime, days: int):
+    """Per species, the log daily means (every 3 h) of the truth at the one cell of `gen`; and each day's
+    mean stagnation driver."""
+    log_means, stagnation = {sp: [] for sp in ("pm10", "so2")}, []
     for d in range(days):
         times = [start + timedelta(days=d, hours=h) for h in range(0, 24, 3)]
-        log_means.append(np.log(np.mean([gen.truth(species, t)[0, 0] for t in times])))
-        hours = [int((t - datetime(2000, 1, 1)).total_seconds()) // 3600 for t in times]
-        stagnation.append(np.mean([gen.chemistry.hour(h).hw.stagnation[0, 0] for h in hours]))
-    return np.array(log_means), np.array(stagnation)
+        for sp, means in log_means.items():
+            means.append(np.log(np.mean([gen.truth(sp, t)[0, 0] for t in times])))
+        stagnation.append(np.mean([gen.chemistry.hour(hour_index(t)).hw.stagnation[0, 0] for t in times]))
+    return {sp: np.array(v) for sp, v in log_means.items()}, np.array(stagnation)
 
 
 @pytest.mark.parametrize("seed", [0, 3])
@@ -361,8 +363,7 @@ def test_winter_stagnation_builds_more_pm10_and_regional_so2(seed):
     gen = SyntheticGenerator(parse_domain("45.45,45.45,9.15,9.15"), seed)
     slopes = {}
     for season, start in (("winter", datetime(2025, 1, 1)), ("summer", datetime(2025, 6, 15))):
-        pm10, stagnation = _daily_log_means_and_stagnation(gen, "pm10", start, 60)
-        slopes[season] = np.polyfit(stagnation, pm10, 1)[0]
-        so2, _ = _daily_log_means_and_stagnation(gen, "so2", start, 60)
-        assert np.corrcoef(stagnation, so2)[0, 1] > 0.4, season
+        log_means, stagnation = _daily_log_means_and_stagnation(gen, start, 60)
+        slopes[season] = np.polyfit(stagnation, log_means["pm10"], 1)[0]
+        assert np.corrcoef(stagnation, log_means["so2"])[0, 1] > 0.4, season
     assert slopes["winter"] > 1.1 * slopes["summer"] > 0, slopes

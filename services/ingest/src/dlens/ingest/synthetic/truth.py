@@ -43,9 +43,7 @@ class ChemistryParams:
     o3_saturation: float = 185.0  # O3 (µg/m3) above which production saturates
     o3_weather: float = 0.5  # log response of O3 to the regional ozone driver
     o3_titration: float = 42.0  # NO2 (µg/m3) that divides ozone by e
-    o3_titration_season: float = (
-        20.0  # the NO2 that divides ozone by e is this much lower in winter, higher in summer
-    )
+    o3_titration_season: float = 20.0  # o3_titration this much lower in winter, higher in summer
     o3_night_loss: float = 0.06  # per hour of stable night-time boundary layer, over land
     k_so2: float = 380.0
     so2_dilution: float = 0.4  # exponent of the boundary-layer dilution of SO2 plumes
